@@ -1,0 +1,289 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/landscaper-nix/landscaper/proto/internal/resourcev1"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// grpcServer serves a resource.Provider over gRPC. A panic inside the
+// provider becomes an error diagnostic that names the resource, so one bad
+// resource does not take the other in-flight operations down with it.
+type grpcServer struct {
+	resourcev1.UnimplementedProviderServiceServer
+	impl   resource.Provider
+	logger hclog.Logger
+}
+
+func (s *grpcServer) recoverPanic(op, typ, name string, diags *resource.Diagnostics) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.logger.Error("provider panic", "operation", op, "type", typ, "resource", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	*diags = append(*diags, resource.Diagnostic{
+		Severity: resource.SeverityError,
+		Summary:  fmt.Sprintf("provider panicked during %s of %s (%s)", op, name, typ),
+		Detail:   fmt.Sprint(r),
+	})
+}
+
+func (s *grpcServer) GetSchema(ctx context.Context, _ *resourcev1.GetSchemaRequest) (resp *resourcev1.GetSchemaResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("provider panicked in GetSchema: %v", r)
+		}
+	}()
+	schema, err := s.impl.GetSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return schemaToProto(schema), nil
+}
+
+func (s *grpcServer) Validate(ctx context.Context, req *resourcev1.ValidateRequest) (*resourcev1.ValidateResponse, error) {
+	var diags resource.Diagnostics
+	err := func() error {
+		defer s.recoverPanic("validate", req.Type, req.Name, &diags)
+		d, err := s.impl.Validate(ctx, resource.ValidateRequest{Type: req.Type, Name: req.Name, Inputs: valuesFromProto(req.Inputs), Unknown: pathsFromProto(req.Unknown)})
+		diags = append(diags, d...)
+		return err
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return &resourcev1.ValidateResponse{Diagnostics: diagsToProto(diags)}, nil
+}
+
+func (s *grpcServer) Plan(ctx context.Context, req *resourcev1.PlanRequest) (resp *resourcev1.PlanResponse, err error) {
+	var diags resource.Diagnostics
+	defer func() {
+		if len(diags) > 0 {
+			resp = &resourcev1.PlanResponse{Diagnostics: diagsToProto(diags)}
+			err = nil
+		}
+	}()
+	defer s.recoverPanic("plan", req.Type, req.Name, &diags)
+	r, err := s.impl.Plan(ctx, resource.PlanRequest{
+		Type: req.Type, Name: req.Name, Prior: stateFromProto(req.Prior),
+		Desired: valuesFromProto(req.Desired), Unknown: pathsFromProto(req.Unknown),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &resourcev1.PlanResponse{
+		Action:             resourcev1.Action(r.Action),
+		Changed:            pathsToProto(r.Changed),
+		RequiresReplace:    pathsToProto(r.RequiresReplace),
+		PlannedOutputsJson: r.PlannedOutputs,
+		UnknownOutputs:     r.UnknownOutputs,
+		Diagnostics:        diagsToProto(r.Diagnostics),
+	}, nil
+}
+
+// streamSink sends events on a server stream; providers may log from
+// several goroutines, so sends are serialised.
+type streamSink struct {
+	mu   sync.Mutex
+	send func(*resourcev1.Event) error
+}
+
+func (s *streamSink) Log(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.send(&resourcev1.Event{Event: &resourcev1.Event_Log{Log: &resourcev1.LogLine{Text: text}}})
+}
+
+func (s *streamSink) Progress(message string, fraction float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.send(&resourcev1.Event{Event: &resourcev1.Event_Progress{Progress: &resourcev1.Progress{Message: message, Fraction: fraction}}})
+}
+
+// runOperation runs one streaming operation and sends its result last.
+func (s *grpcServer) runOperation(op, typ, name string, send func(*resourcev1.Event) error, call func(resource.EventSink) (*resource.Result, error)) error {
+	sink := &streamSink{send: send}
+	result, err := func() (result *resource.Result, err error) {
+		var diags resource.Diagnostics
+		defer func() {
+			if len(diags) > 0 {
+				result, err = &resource.Result{Diagnostics: diags}, nil
+			}
+		}()
+		defer s.recoverPanic(op, typ, name, &diags)
+		return call(sink)
+	}()
+	if err != nil {
+		return err
+	}
+	if result == nil {
+		result = &resource.Result{}
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	return send(&resourcev1.Event{Event: &resourcev1.Event_Result{Result: resultToProto(result)}})
+}
+
+func (s *grpcServer) Create(req *resourcev1.CreateRequest, stream resourcev1.ProviderService_CreateServer) error {
+	send := func(e *resourcev1.Event) error { return stream.Send(&resourcev1.CreateResponse{Event: e}) }
+	return s.runOperation("create", req.Type, req.Name, send, func(sink resource.EventSink) (*resource.Result, error) {
+		return s.impl.Create(stream.Context(), resource.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesFromProto(req.Inputs)}, sink)
+	})
+}
+
+func (s *grpcServer) Update(req *resourcev1.UpdateRequest, stream resourcev1.ProviderService_UpdateServer) error {
+	send := func(e *resourcev1.Event) error { return stream.Send(&resourcev1.UpdateResponse{Event: e}) }
+	return s.runOperation("update", req.Type, req.Name, send, func(sink resource.EventSink) (*resource.Result, error) {
+		prior := stateFromProto(req.Prior)
+		if prior == nil {
+			prior = &resource.State{}
+		}
+		return s.impl.Update(stream.Context(), resource.UpdateRequest{Type: req.Type, Name: req.Name, Prior: *prior, Inputs: valuesFromProto(req.Inputs)}, sink)
+	})
+}
+
+func (s *grpcServer) Delete(req *resourcev1.DeleteRequest, stream resourcev1.ProviderService_DeleteServer) error {
+	send := func(e *resourcev1.Event) error { return stream.Send(&resourcev1.DeleteResponse{Event: e}) }
+	return s.runOperation("delete", req.Type, req.Name, send, func(sink resource.EventSink) (*resource.Result, error) {
+		prior := stateFromProto(req.Prior)
+		if prior == nil {
+			prior = &resource.State{}
+		}
+		return s.impl.Delete(stream.Context(), resource.DeleteRequest{Type: req.Type, Name: req.Name, Prior: *prior}, sink)
+	})
+}
+
+func (s *grpcServer) Read(ctx context.Context, req *resourcev1.ReadRequest) (resp *resourcev1.ReadResponse, err error) {
+	var diags resource.Diagnostics
+	defer func() {
+		if len(diags) > 0 {
+			resp = &resourcev1.ReadResponse{Exists: true, Diagnostics: diagsToProto(diags)}
+			err = nil
+		}
+	}()
+	defer s.recoverPanic("read", req.Type, req.Name, &diags)
+	prior := stateFromProto(req.Prior)
+	if prior == nil {
+		prior = &resource.State{}
+	}
+	r, err := s.impl.Read(ctx, resource.ReadRequest{Type: req.Type, Name: req.Name, Prior: *prior})
+	if err != nil {
+		return nil, err
+	}
+	return &resourcev1.ReadResponse{Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}, nil
+}
+
+// grpcClient implements resource.Provider by calling a plugin.
+type grpcClient struct {
+	client resourcev1.ProviderServiceClient
+}
+
+var _ resource.Provider = (*grpcClient)(nil)
+
+func (c *grpcClient) GetSchema(ctx context.Context) (*resource.ProviderSchema, error) {
+	r, err := c.client.GetSchema(ctx, &resourcev1.GetSchemaRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return schemaFromProto(r), nil
+}
+
+func (c *grpcClient) Validate(ctx context.Context, req resource.ValidateRequest) (resource.Diagnostics, error) {
+	r, err := c.client.Validate(ctx, &resourcev1.ValidateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs), Unknown: pathsToProto(req.Unknown)})
+	if err != nil {
+		return nil, err
+	}
+	return diagsFromProto(r.Diagnostics), nil
+}
+
+func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
+	r, err := c.client.Plan(ctx, &resourcev1.PlanRequest{
+		Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior),
+		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &resource.PlanResponse{
+		Action:          resource.Action(r.Action),
+		Changed:         pathsFromProto(r.Changed),
+		RequiresReplace: pathsFromProto(r.RequiresReplace),
+		PlannedOutputs:  r.PlannedOutputsJson,
+		UnknownOutputs:  r.UnknownOutputs,
+		Diagnostics:     diagsFromProto(r.Diagnostics),
+	}, nil
+}
+
+// eventStream is what the three streaming clients have in common.
+type eventStream[T interface{ GetEvent() *resourcev1.Event }] interface {
+	Recv() (T, error)
+}
+
+func receive[T interface{ GetEvent() *resourcev1.Event }](stream eventStream[T], sink resource.EventSink) (*resource.Result, error) {
+	if sink == nil {
+		sink = resource.DiscardEvents{}
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("provider closed the operation without a result")
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch e := msg.GetEvent().GetEvent().(type) {
+		case *resourcev1.Event_Log:
+			sink.Log(e.Log.Text)
+		case *resourcev1.Event_Progress:
+			sink.Progress(e.Progress.Message, e.Progress.Fraction)
+		case *resourcev1.Event_Result:
+			return resultFromProto(e.Result), nil
+		}
+	}
+}
+
+func (c *grpcClient) Create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
+	stream, err := c.client.Create(ctx, &resourcev1.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs)})
+	if err != nil {
+		return nil, err
+	}
+	return receive(stream, sink)
+}
+
+func (c *grpcClient) Update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
+	stream, err := c.client.Update(ctx, &resourcev1.UpdateRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior), Inputs: valuesToProto(req.Inputs)})
+	if err != nil {
+		return nil, err
+	}
+	return receive(stream, sink)
+}
+
+func (c *grpcClient) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
+	stream, err := c.client.Delete(ctx, &resourcev1.DeleteRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)})
+	if err != nil {
+		return nil, err
+	}
+	return receive(stream, sink)
+}
+
+func (c *grpcClient) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
+	r, err := c.client.Read(ctx, &resourcev1.ReadRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)})
+	if err != nil {
+		return nil, err
+	}
+	return &resource.ReadResponse{Exists: r.Exists, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics)}, nil
+}
+
+// newGRPCClient wraps a connection to a plugin.
+func newGRPCClient(conn *grpc.ClientConn) *grpcClient {
+	return &grpcClient{client: resourcev1.NewProviderServiceClient(conn)}
+}

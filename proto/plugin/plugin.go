@@ -1,0 +1,252 @@
+// Package plugin serves and launches Landscaper providers over
+// hashicorp/go-plugin: gRPC only, AutoMTLS, a handshake cookie and
+// versioned plugin sets, so a future protocol version 2 can live beside 1.
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/landscaper-nix/landscaper/proto/internal/resourcev1"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// ProtocolVersion is the resource protocol's major version.
+const ProtocolVersion = 1
+
+// Handshake is shared by the engine and every provider. The cookie only
+// keeps people from running a provider binary by hand by mistake.
+var Handshake = goplugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "LANDSCAPER_PROVIDER_COOKIE",
+	MagicCookieValue: "2f6c0a3e9d1b4c7e8a5f6d2b1c9e7a43",
+}
+
+const pluginName = "provider"
+
+// grpcPlugin adapts a resource.Provider to go-plugin.
+type grpcPlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+	impl   resource.Provider
+	logger hclog.Logger
+}
+
+func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
+	resourcev1.RegisterProviderServiceServer(s, &grpcServer{impl: p.impl, logger: p.logger})
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return newGRPCClient(conn), nil
+}
+
+func pluginSets(impl resource.Provider, logger hclog.Logger) map[int]goplugin.PluginSet {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return map[int]goplugin.PluginSet{
+		ProtocolVersion: {pluginName: &grpcPlugin{impl: impl, logger: logger}},
+	}
+}
+
+// Serve runs a provider until the engine closes it. It never returns
+// normally. It exits by itself when the engine dies, even by SIGKILL.
+func Serve(impl resource.Provider) {
+	logger := hclog.New(&hclog.LoggerOptions{
+		Level:      hclog.LevelFromString(envOr("LANDSCAPER_PROVIDER_LOG", "info")),
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+	go exitWhenParentDies(os.Getppid(), time.Second)
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSets(impl, logger),
+		GRPCServer:       goplugin.DefaultGRPCServer,
+		Logger:           logger,
+	})
+	os.Exit(0)
+}
+
+// exitWhenParentDies is the fallback for the parent-death signal the engine
+// asks the kernel for: if we are reparented, the engine is gone.
+func exitWhenParentDies(parent int, every time.Duration) {
+	for {
+		time.Sleep(every)
+		if os.Getppid() != parent {
+			fmt.Fprintln(os.Stderr, "landscaper provider: engine exited; stopping")
+			os.Exit(3)
+		}
+	}
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// Client is a running provider plugin.
+type Client struct {
+	// Path is the provider binary.
+	Path string
+	resource.Provider
+	plugin *goplugin.Client
+	stderr *tail
+}
+
+// LaunchOptions tune how a plugin is started.
+type LaunchOptions struct {
+	// Logger receives the plugin's log lines; nil drops them.
+	Logger hclog.Logger
+	// Env is added to the plugin's environment.
+	Env []string
+	// StartTimeout bounds the handshake (default 30s).
+	StartTimeout time.Duration
+}
+
+// Launch starts the provider binary at path and connects to it.
+func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), opts.Env...)
+	// The kernel kills the plugin when the engine dies, so a SIGKILLed engine
+	// leaves no plugin behind; the plugin also watches its parent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr := newTail(40)
+	pc := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSets(nil, nil),
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           logger.Named(filepath.Base(path)),
+		Stderr:           stderr,
+		SyncStdout:       io.Discard,
+		SyncStderr:       io.Discard,
+		StartTimeout:     opts.StartTimeout,
+	})
+	type started struct {
+		p   resource.Provider
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		rpc, err := pc.Client()
+		if err != nil {
+			done <- started{err: err}
+			return
+		}
+		raw, err := rpc.Dispense(pluginName)
+		if err != nil {
+			done <- started{err: err}
+			return
+		}
+		done <- started{p: raw.(resource.Provider)}
+	}()
+	select {
+	case s := <-done:
+		if s.err != nil {
+			pc.Kill()
+			return nil, fmt.Errorf("start provider %s: %w%s", path, s.err, stderr.suffix())
+		}
+		return &Client{Path: path, Provider: s.p, plugin: pc, stderr: stderr}, nil
+	case <-ctx.Done():
+		pc.Kill()
+		return nil, fmt.Errorf("start provider %s: %w", path, ctx.Err())
+	}
+}
+
+// Kill stops the plugin: a graceful shutdown request, then SIGKILL after
+// two seconds.
+func (c *Client) Kill() { c.plugin.Kill() }
+
+// Exited reports whether the plugin process has ended.
+func (c *Client) Exited() bool { return c.plugin.Exited() }
+
+// Pid returns the plugin's process id, or 0.
+func (c *Client) Pid() int {
+	if rc := c.plugin.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// StderrTail returns the last lines the plugin wrote to stderr.
+func (c *Client) StderrTail() string { return c.stderr.String() }
+
+// ExplainFailure turns a transport error into one that says the plugin
+// died and shows what it last wrote.
+func (c *Client) ExplainFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	// Give a crashing plugin a moment to be reaped, so Exited is true.
+	for i := 0; i < 20 && !c.plugin.Exited(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.plugin.Exited() {
+		return fmt.Errorf("provider %s exited unexpectedly: %w%s", filepath.Base(c.Path), err, c.stderr.suffix())
+	}
+	return err
+}
+
+// tail keeps the last lines written to it.
+type tail struct {
+	mu      sync.Mutex
+	max     int
+	lines   []string
+	partial string
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	parts := strings.Split(t.partial+string(p), "\n")
+	t.partial = parts[len(parts)-1]
+	for _, l := range parts[:len(parts)-1] {
+		t.lines = append(t.lines, l)
+	}
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if t.partial != "" {
+		lines = append(lines[:len(lines):len(lines)], t.partial)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (t *tail) suffix() string {
+	s := strings.TrimSpace(t.String())
+	if s == "" {
+		return ""
+	}
+	return "\nlast lines of its stderr:\n" + s
+}

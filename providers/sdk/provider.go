@@ -1,0 +1,107 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/landscaper-nix/landscaper/proto/plugin"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Provider is a set of resource types served by one binary.
+type Provider struct {
+	Name    string
+	Version string
+	// Types maps a type name ("file") to its implementation.
+	Types map[string]Resource
+}
+
+// Serve runs the provider as a plugin of the engine. Call it from main.
+func Serve(p *Provider) {
+	plugin.Serve(p)
+}
+
+var _ resource.Provider = (*Provider)(nil)
+
+func (p *Provider) lookup(typ string) (Resource, error) {
+	name := strings.TrimPrefix(typ, p.Name+".")
+	r, ok := p.Types[name]
+	if !ok {
+		known := make([]string, 0, len(p.Types))
+		for n := range p.Types {
+			known = append(known, p.Name+"."+n)
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("provider %s has no resource type %q (it has %s)", p.Name, typ, strings.Join(known, ", "))
+	}
+	return r, nil
+}
+
+func unknownType(err error) resource.Diagnostics {
+	return resource.Diagnostics{{Severity: resource.SeverityError, Summary: "unknown resource type", Detail: err.Error()}}
+}
+
+// GetSchema describes the provider's types.
+func (p *Provider) GetSchema(context.Context) (*resource.ProviderSchema, error) {
+	s := &resource.ProviderSchema{Name: p.Name, Version: p.Version, Types: make(map[string]*resource.TypeSchema, len(p.Types))}
+	for name, t := range p.Types {
+		s.Types[name] = t.schema()
+	}
+	return s, nil
+}
+
+// Validate checks inputs against the type's schema and its own rules.
+func (p *Provider) Validate(_ context.Context, req resource.ValidateRequest) (resource.Diagnostics, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return unknownType(err), nil
+	}
+	return r.validate(req), nil
+}
+
+// Plan decides the action for one resource.
+func (p *Provider) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return &resource.PlanResponse{Diagnostics: unknownType(err)}, nil
+	}
+	return r.plan(ctx, req)
+}
+
+// Create makes a resource.
+func (p *Provider) Create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return &resource.Result{Diagnostics: unknownType(err)}, nil
+	}
+	return r.create(ctx, req, sink)
+}
+
+// Update changes a resource in place.
+func (p *Provider) Update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: unknownType(err)}, nil
+	}
+	return r.update(ctx, req, sink)
+}
+
+// Delete removes a resource.
+func (p *Provider) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: unknownType(err)}, nil
+	}
+	return r.delete(ctx, req, sink)
+}
+
+// Read reports what exists now.
+func (p *Provider) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: unknownType(err)}, nil
+	}
+	return r.read(ctx, req)
+}

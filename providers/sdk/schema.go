@@ -1,0 +1,79 @@
+// Package sdk is how Landscaper providers are written: declare each resource
+// type's inputs and outputs, give typed Create/Update/Delete/Read functions,
+// and call Serve from main. The SDK decodes and checks inputs against the
+// schema (unknown names, missing required inputs, wrong types, defaults),
+// plans by comparing inputs, marks sensitive outputs and serves the whole
+// through the resource protocol.
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Attr declares one input or output. Build it with String, Number, Bool,
+// List, Map or Object and refine it with the methods.
+type Attr struct {
+	resource.Attribute
+}
+
+func attr(name, typ, description string) Attr {
+	return Attr{resource.Attribute{Name: name, Type: typ, Description: description}}
+}
+
+// String declares a string attribute.
+func String(name, description string) Attr { return attr(name, "string", description) }
+
+// Number declares a number attribute.
+func Number(name, description string) Attr { return attr(name, "number", description) }
+
+// Bool declares a boolean attribute.
+func Bool(name, description string) Attr { return attr(name, "bool", description) }
+
+// List declares a list whose elements have type elem ("string", ...).
+func List(name, elem, description string) Attr {
+	return attr(name, "list("+elem+")", description)
+}
+
+// Map declares an attribute set whose values have type elem.
+func Map(name, elem, description string) Attr {
+	return attr(name, "map("+elem+")", description)
+}
+
+// Object declares an attribute set with the given attributes.
+func Object(name, description string, attrs ...Attr) Attr {
+	a := attr(name, "object", description)
+	for _, sub := range attrs {
+		a.Attributes = append(a.Attributes, sub.Attribute)
+	}
+	return a
+}
+
+// Required marks the input as one that must be given.
+func (a Attr) Required() Attr { a.Attribute.Required = true; return a }
+
+// Sensitive marks the value as secret: it is never shown or logged.
+func (a Attr) Sensitive() Attr { a.Attribute.Sensitive = true; return a }
+
+// ForceNew makes a change of this input replace the resource.
+func (a Attr) ForceNew() Attr { a.Attribute.ForceNew = true; return a }
+
+// Default sets the value used when the input is not given.
+func (a Attr) Default(v any) Attr {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sdk: default of %s: %v", a.Name, err))
+	}
+	a.Attribute.Default = b
+	return a
+}
+
+func attributes(as []Attr) []resource.Attribute {
+	out := make([]resource.Attribute, len(as))
+	for i, a := range as {
+		out[i] = a.Attribute
+	}
+	return out
+}

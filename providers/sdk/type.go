@@ -1,0 +1,307 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// State is a resource as the engine recorded it, decoded.
+type State[In, Out any] struct {
+	Inputs  In
+	Outputs Out
+	// Private is the provider's own opaque data.
+	Private []byte
+	// HasOutputs is false for a resource whose create was interrupted: the
+	// engine knows its inputs only.
+	HasOutputs bool
+}
+
+// Plan is the plan of one resource, decided by the SDK from the inputs and
+// open to refinement by Type.Plan.
+type Plan[In, Out any] struct {
+	Desired In
+	// Prior is nil when the resource does not exist yet.
+	Prior *State[In, Out]
+	// Unknown lists desired input paths known only after apply.
+	Unknown         []resource.Path
+	Action          resource.Action
+	Changed         []resource.Path
+	RequiresReplace []resource.Path
+	// Planned holds outputs known already; by default the prior outputs for
+	// a no-op and nothing otherwise.
+	Planned map[string]any
+	// UnknownOutputs lists outputs known only after apply; by default all
+	// of them unless the action is a no-op.
+	UnknownOutputs []string
+	Diagnostics    resource.Diagnostics
+}
+
+// IsUnknown reports whether the desired input at path is not known yet.
+func (p *Plan[In, Out]) IsUnknown(path ...string) bool {
+	return resource.IsSensitive(resource.AttrPath(path...), p.Unknown)
+}
+
+// Op is the context of one operation: who it is for and where its events go.
+type Op struct {
+	Type string
+	Name string
+	sink resource.EventSink
+}
+
+// Logf sends a log line to the engine, shown with the resource's progress.
+// Never log a secret.
+func (o *Op) Logf(format string, args ...any) {
+	o.sink.Log(fmt.Sprintf(format, args...))
+}
+
+// Progress reports how far the operation is (fraction 0..1, or -1).
+func (o *Op) Progress(message string, fraction float64) {
+	o.sink.Progress(message, fraction)
+}
+
+// Type is a resource type with inputs In and outputs Out, both structs with
+// json tags matching the declared attribute names.
+type Type[In, Out any] struct {
+	Description string
+	Inputs      []Attr
+	Outputs     []Attr
+	// Validate checks decoded inputs beyond their declared types. Inputs
+	// at paths in unknown are zero values and must not be judged.
+	Validate func(in In, unknown []resource.Path) resource.Diagnostics
+	// Plan refines the plan the SDK made by comparing inputs.
+	Plan func(ctx context.Context, p *Plan[In, Out])
+	// Create makes the resource.
+	Create func(ctx context.Context, op *Op, in In) (Out, error)
+	// Update changes it in place; nil means every change replaces.
+	Update func(ctx context.Context, op *Op, prior State[In, Out], in In) (Out, error)
+	// Delete removes it; it must succeed when the resource is gone already.
+	Delete func(ctx context.Context, op *Op, prior State[In, Out]) error
+	// Read reports whether the resource exists and its outputs now; nil
+	// means the recorded outputs are always right.
+	Read func(ctx context.Context, prior State[In, Out]) (out Out, exists bool, err error)
+}
+
+// Resource is a resource type the SDK can serve; *Type is one.
+type Resource interface {
+	schema() *resource.TypeSchema
+	validate(req resource.ValidateRequest) resource.Diagnostics
+	plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error)
+	create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error)
+	update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error)
+	delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error)
+	read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error)
+}
+
+var _ Resource = (*Type[struct{}, struct{}])(nil)
+
+func (t *Type[In, Out]) schema() *resource.TypeSchema {
+	return &resource.TypeSchema{Description: t.Description, Inputs: attributes(t.Inputs), Outputs: attributes(t.Outputs)}
+}
+
+// decode checks inputs against the schema and decodes them.
+func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In, map[string]json.RawMessage, resource.Diagnostics) {
+	var in In
+	obj, diags := checkObject(attributes(t.Inputs), doc, nil, unknown)
+	if diags.HasError() {
+		return in, nil, diags
+	}
+	known := make(map[string]json.RawMessage, len(obj))
+	for name, v := range obj {
+		if !resource.IsSensitive(resource.AttrPath(name), unknown) {
+			known[name] = v
+		}
+	}
+	b, _ := json.Marshal(known)
+	if err := json.Unmarshal(b, &in); err != nil {
+		return in, nil, resource.Diagnostics{resource.Error(nil, "cannot decode inputs", "%v", err)}
+	}
+	if t.Validate != nil {
+		diags = append(diags, t.Validate(in, unknown)...)
+	}
+	return in, obj, diags
+}
+
+func (t *Type[In, Out]) decodeState(s resource.State) (State[In, Out], error) {
+	var st State[In, Out]
+	st.Private = s.Private
+	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 {
+		obj, _ := checkObject(attributes(t.Inputs), s.Inputs.JSON, nil, nil)
+		b, _ := json.Marshal(obj)
+		if err := json.Unmarshal(b, &st.Inputs); err != nil {
+			return st, fmt.Errorf("decode recorded inputs: %w", err)
+		}
+	}
+	if len(bytes.TrimSpace(s.Outputs.JSON)) > 0 && !isNull(s.Outputs.JSON) {
+		if err := json.Unmarshal(s.Outputs.JSON, &st.Outputs); err != nil {
+			return st, fmt.Errorf("decode recorded outputs: %w", err)
+		}
+		st.HasOutputs = true
+	}
+	return st, nil
+}
+
+func (t *Type[In, Out]) validate(req resource.ValidateRequest) resource.Diagnostics {
+	_, _, diags := t.decode(req.Inputs.JSON, req.Unknown)
+	return diags
+}
+
+func (t *Type[In, Out]) outputNames() []string {
+	names := make([]string, len(t.Outputs))
+	for i, o := range t.Outputs {
+		names[i] = o.Name
+	}
+	return names
+}
+
+func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
+	desired, desiredObj, diags := t.decode(req.Desired.JSON, req.Unknown)
+	if diags.HasError() {
+		return &resource.PlanResponse{Diagnostics: diags}, nil
+	}
+	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags}
+	if req.Prior == nil {
+		p.Action = resource.ActionCreate
+		p.UnknownOutputs = t.outputNames()
+	} else {
+		prior, err := t.decodeState(*req.Prior)
+		if err != nil {
+			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
+		}
+		p.Prior = &prior
+		priorObj, _ := checkObject(attributes(t.Inputs), req.Prior.Inputs.JSON, nil, nil)
+		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
+		switch {
+		case !prior.HasOutputs:
+			p.Action = resource.ActionCreate
+		case len(p.RequiresReplace) > 0 || (len(p.Changed) > 0 && t.Update == nil):
+			p.Action = resource.ActionReplace
+		case len(p.Changed) > 0:
+			p.Action = resource.ActionUpdate
+		default:
+			p.Action = resource.ActionNoop
+		}
+		if p.Action == resource.ActionNoop {
+			p.Planned = structToMap(prior.Outputs)
+		} else {
+			p.UnknownOutputs = t.outputNames()
+		}
+	}
+	if t.Plan != nil {
+		t.Plan(ctx, p)
+	}
+	planned, _ := json.Marshal(p.Planned)
+	if p.Planned == nil {
+		planned = []byte("{}")
+	}
+	return &resource.PlanResponse{
+		Action: p.Action, Changed: p.Changed, RequiresReplace: p.RequiresReplace,
+		PlannedOutputs: planned, UnknownOutputs: p.UnknownOutputs, Diagnostics: p.Diagnostics,
+	}, nil
+}
+
+func structToMap(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// result turns an operation's outcome into a protocol result, marking the
+// sensitive outputs.
+func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
+	if err != nil {
+		return &resource.Result{Diagnostics: errorDiagnostics(err)}
+	}
+	b, mErr := json.Marshal(out)
+	if mErr != nil {
+		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot encode outputs", "%v", mErr)}}
+	}
+	var sensitive []resource.Path
+	for _, o := range t.Outputs {
+		if o.Attribute.Sensitive {
+			sensitive = append(sensitive, resource.AttrPath(o.Name))
+		}
+	}
+	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: sensitive}}
+}
+
+// errorDiagnostics turns an error into diagnostics; an error that carries
+// diagnostics (an attribute path, say) keeps them.
+func errorDiagnostics(err error) resource.Diagnostics {
+	if de, ok := err.(*resource.DiagnosticsError); ok {
+		return de.Diagnostics
+	}
+	return resource.Diagnostics{{Severity: resource.SeverityError, Summary: err.Error()}}
+}
+
+func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
+	in, _, diags := t.decode(req.Inputs.JSON, nil)
+	if diags.HasError() {
+		return &resource.Result{Diagnostics: diags}, nil
+	}
+	out, err := t.Create(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, in)
+	return t.result(out, err), nil
+}
+
+func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
+	in, _, diags := t.decode(req.Inputs.JSON, nil)
+	if diags.HasError() {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags}, nil
+	}
+	prior, err := t.decodeState(req.Prior)
+	if err != nil {
+		return &resource.Result{Diagnostics: errorDiagnostics(err)}, nil
+	}
+	if t.Update == nil {
+		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}}, nil
+	}
+	out, err := t.Update(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, prior, in)
+	if err != nil {
+		// The resource is as it was: keep the prior state with the error.
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+	}
+	return t.result(out, nil), nil
+}
+
+func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
+	prior, err := t.decodeState(req.Prior)
+	if err != nil {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+	}
+	if t.Delete != nil {
+		if err := t.Delete(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, prior); err != nil {
+			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		}
+	}
+	return &resource.Result{}, nil
+}
+
+func (t *Type[In, Out]) read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
+	prior, err := t.decodeState(req.Prior)
+	if err != nil {
+		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+	}
+	if t.Read == nil {
+		// Nothing to look at: a resource whose create was interrupted is
+		// taken as absent, anything recorded as present.
+		return &resource.ReadResponse{Exists: prior.HasOutputs, Outputs: req.Prior.Outputs, Private: req.Prior.Private}, nil
+	}
+	out, exists, err := t.Read(ctx, prior)
+	if err != nil {
+		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+	}
+	if !exists {
+		return &resource.ReadResponse{}, nil
+	}
+	r := t.result(out, nil)
+	return &resource.ReadResponse{Exists: true, Outputs: r.Outputs, Private: req.Prior.Private}, nil
+}
