@@ -15,8 +15,10 @@ func InProcess(t testing.TB, impl resource.Provider) resource.Provider {
 	t.Helper()
 	client, server := goplugin.TestPluginGRPCConn(t, false, pluginSets(impl, nil)[ProtocolVersion])
 	t.Cleanup(func() {
-		client.Close()
+		// Stop the server before the client's Close asks it to shut down:
+		// both stopping it at once races inside go-plugin.
 		server.Stop()
+		client.Close()
 	})
 	raw, err := client.Dispense(pluginName)
 	if err != nil {

@@ -162,11 +162,28 @@ func (p Path) HasPrefix(q Path) bool {
 		return false
 	}
 	for i := range q {
-		if p[i] != q[i] {
+		if !p[i].same(q[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// same compares steps; an attribute and a map key with the same name are
+// the same step (both are members of a JSON object, and the text form of a
+// path does not tell them apart).
+func (s Step) same(o Step) bool {
+	if s.Kind == StepIndex || o.Kind == StepIndex {
+		return s.Kind == o.Kind && s.Index == o.Index
+	}
+	return s.objectKey() == o.objectKey()
+}
+
+func (s Step) objectKey() string {
+	if s.Kind == StepKey {
+		return s.Key
+	}
+	return s.Name
 }
 
 func isPlainName(s string) bool {

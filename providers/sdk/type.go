@@ -55,11 +55,17 @@ type Op struct {
 // Logf sends a log line to the engine, shown with the resource's progress.
 // Never log a secret.
 func (o *Op) Logf(format string, args ...any) {
+	if o.sink == nil {
+		return
+	}
 	o.sink.Log(fmt.Sprintf(format, args...))
 }
 
 // Progress reports how far the operation is (fraction 0..1, or -1).
 func (o *Op) Progress(message string, fraction float64) {
+	if o.sink == nil {
+		return
+	}
 	o.sink.Progress(message, fraction)
 }
 
@@ -257,17 +263,20 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	if diags.HasError() {
 		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags}, nil
 	}
+	keep := func(diags resource.Diagnostics) *resource.Result {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags}
+	}
 	prior, err := t.decodeState(req.Prior)
 	if err != nil {
-		return &resource.Result{Diagnostics: errorDiagnostics(err)}, nil
+		return keep(errorDiagnostics(err)), nil
 	}
 	if t.Update == nil {
-		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}}, nil
+		return keep(resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}), nil
 	}
 	out, err := t.Update(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
-		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		return keep(errorDiagnostics(err)), nil
 	}
 	return t.result(out, nil), nil
 }

@@ -32,8 +32,8 @@ func New(t testing.TB, p resource.Provider) *Harness {
 
 // Events records what an operation streamed.
 type Events struct {
-	mu       sync.Mutex
-	Logs     []string
+	mu               sync.Mutex
+	Logs             []string
 	ProgressMessages []string
 }
 

@@ -1,0 +1,43 @@
+# Landscaper. `make build` puts landscaper and every provider in ./bin.
+GO        ?= go
+BIN       := $(CURDIR)/bin
+TOOLS     := $(CURDIR)/.tools
+BUF_VERSION            := v1.75.0
+PROTOC_GEN_GO_VERSION  := v1.36.12
+PROTOC_GEN_GRPC_VERSION := v1.6.2
+PROVIDERS := $(notdir $(wildcard providers/*/cmd/landscaper-provider-*))
+
+.PHONY: build test test-short generate lint bench demo clean install-deps fuzz
+
+build:
+	$(GO) build -o $(BIN)/ ./landscaper/cmd/landscaper $(addprefix ./providers/,$(foreach p,$(PROVIDERS),$(patsubst landscaper-provider-%,%,$(p))/cmd/$(p)))
+
+# The README's test command: installs what the tests need, then runs them
+# with the race detector.
+test: install-deps build
+	$(GO) test -race -count=1 -timeout 45m ./...
+
+install-deps:
+	bash scripts/install-deps.sh
+
+$(TOOLS)/buf:
+	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+
+generate: $(TOOLS)/buf
+	PATH=$(TOOLS):$$PATH buf generate
+
+lint: $(TOOLS)/buf
+	PATH=$(TOOLS):$$PATH buf lint
+	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))"
+	$(GO) vet ./...
+
+bench: build
+	bash scripts/bench.sh
+
+demo: build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,426 @@
+// Package cli is the landscaper command line: it parses flags, wires the
+// engine, state, providers and display together, and maps outcomes to exit
+// codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/term"
+
+	"github.com/landscaper-nix/landscaper/landscaper/engine"
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/providerset"
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/landscaper/ui"
+)
+
+// Version is the landscaper version, set at build time.
+var Version = "0.1.0-dev"
+
+// Env is what a command sees of the world.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// IsTerminal reports whether stdin and stdout are terminals.
+	IsTerminal bool
+	Getenv     func(string) string
+}
+
+// System returns the process's own environment.
+func System() Env {
+	return Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		IsTerminal: term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())),
+		Getenv:     os.Getenv,
+	}
+}
+
+// exitError carries an exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+const usage = `Usage: landscaper <command> [flags]
+
+Commands:
+  plan       show what apply would change
+  apply      make the world match the deployment
+  destroy    delete everything the state records
+  state      list | show NAME | rm NAME: read and edit the recorded state
+  providers  show the providers' schemas
+  provider   schema|call: drive one provider by hand
+  version    print the version
+
+Run "landscaper <command> -h" for a command's flags.
+`
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, env Env) int {
+	ctx, stop := signalContext(env)
+	defer stop()
+	err := run(ctx, args, env)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	return 1
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; the run then
+// stops its operations, saves state and stops the providers. A second
+// signal exits at once: every result is recorded already, and operations in
+// flight have pending records the next run settles.
+func signalContext(env Env) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		fmt.Fprintln(env.Stderr, "\nInterrupted: stopping operations in flight and saving state (interrupt again to quit at once)...")
+		cancel()
+		select {
+		case <-ch:
+			fmt.Fprintln(env.Stderr, "Quitting now; the next run settles what was in flight.")
+			os.Exit(130)
+		case <-time.After(time.Hour):
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return &exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "plan":
+		return runPlan(ctx, rest, env)
+	case "apply":
+		return runApply(ctx, rest, env, false)
+	case "destroy":
+		return runApply(ctx, rest, env, true)
+	case "state":
+		return runState(ctx, rest, env)
+	case "providers":
+		return runProviders(ctx, rest, env)
+	case "provider":
+		return runProvider(ctx, rest, env)
+	case "version", "--version", "-v":
+		fmt.Fprintf(env.Stdout, "landscaper %s\n", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(env.Stderr, usage)
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// common holds the flags every deployment command takes.
+type common struct {
+	file        string
+	flake       string
+	statePath   string
+	lockTimeout time.Duration
+	parallelism int
+	targets     multiFlag
+	json        bool
+	noRefresh   bool
+}
+
+func (c *common) register(fs *flag.FlagSet, deployment bool) {
+	fs.StringVar(&c.file, "file", "", "the deployment `file` (default ./landscaper.nix)")
+	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment")
+	fs.StringVar(&c.statePath, "state", "", "the state file (default .landscaper/state.json beside the deployment; also LANDSCAPER_STATE)")
+	fs.DurationVar(&c.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (e.g. 30s)")
+	fs.BoolVar(&c.json, "json", false, "print JSON events instead of text")
+	if deployment {
+		fs.IntVar(&c.parallelism, "parallelism", 10, "how many operations may run at once")
+		fs.Var(&c.targets, "target", "apply only this `member` and what it needs (repeatable)")
+		fs.BoolFunc("refresh", "ask providers what exists before planning (default true; -refresh=false trusts the state)", func(v string) error {
+			on, err := strconv.ParseBool(v)
+			c.noRefresh = !on
+			return err
+		})
+	}
+}
+
+// source finds the deployment.
+func (c *common) source() (eval.Source, string, error) {
+	if c.flake != "" {
+		dir := "."
+		if !strings.Contains(c.flake, ":") {
+			dir = c.flake
+		}
+		return eval.Source{Flake: c.flake}, dir, nil
+	}
+	file := c.file
+	if file == "" {
+		file = "landscaper.nix"
+		if _, err := os.Stat(file); err != nil {
+			return eval.Source{}, "", eval.ErrNoDeployment
+		}
+	}
+	return eval.Source{File: file}, filepath.Dir(file), nil
+}
+
+func (c *common) backend(env Env, dir string) state.Backend {
+	path := c.statePath
+	if path == "" {
+		path = env.Getenv("LANDSCAPER_STATE")
+	}
+	if path == "" {
+		path = filepath.Join(dir, ".landscaper", "state.json")
+	}
+	return state.NewFile(path)
+}
+
+func lockInfo() state.LockInfo {
+	host, _ := os.Hostname()
+	return state.LockInfo{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Since: time.Now().UTC()}
+}
+
+func pluginLogger(env Env) hclog.Logger {
+	level := env.Getenv("LANDSCAPER_LOG")
+	if level == "" {
+		return nil
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "landscaper", Level: hclog.LevelFromString(level), Output: env.Stderr})
+}
+
+func style(env Env) ui.Style {
+	return ui.Style{Color: env.IsTerminal && env.Getenv("NO_COLOR") == ""}
+}
+
+// display picks how progress is shown.
+type display struct {
+	observer engine.Observer
+	json     *ui.JSON
+	close    func()
+}
+
+func newDisplay(env Env, asJSON bool) display {
+	switch {
+	case asJSON:
+		j := ui.NewJSON(env.Stdout)
+		return display{observer: j, json: j, close: func() {}}
+	case env.IsTerminal:
+		t := ui.NewTerminal(env.Stdout, style(env))
+		return display{observer: t, close: t.Close}
+	default:
+		return display{observer: ui.NewPlain(env.Stdout), close: func() {}}
+	}
+}
+
+func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, needDeployment bool) (*engine.Engine, error) {
+	src, dir, err := c.source()
+	if err != nil && needDeployment {
+		return nil, err
+	}
+	if err != nil {
+		dir = "."
+	}
+	opts := engine.Options{
+		Source: src, Backend: c.backend(env, dir), LockInfo: lockInfo(), LockTimeout: c.lockTimeout,
+		Parallelism: c.parallelism, Targets: c.targets, NoRefresh: c.noRefresh,
+		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
+	}
+	return engine.Open(ctx, opts)
+}
+
+func runPlan(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var c common
+	c.register(fs, true)
+	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 1 for an error, 2 for changes")
+	if _, err := parse(fs, args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	disp := newDisplay(env, c.json)
+	defer disp.close()
+	e, err := openEngine(ctx, &c, env, disp.observer, true)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	plan, err := e.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		disp.json.Write(ui.PlanToJSON(plan))
+	} else {
+		ui.RenderPlan(env.Stdout, plan, style(env))
+	}
+	if *detailed && plan.HasChanges() {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
+	name := "apply"
+	if destroy {
+		name = "destroy"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var c common
+	c.register(fs, true)
+	autoApprove := fs.Bool("auto-approve", false, "apply without asking")
+	if _, err := parse(fs, args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if !*autoApprove && !env.IsTerminal {
+		return &exitError{code: 1, err: fmt.Errorf("%s needs confirmation, but there is no terminal to ask on; run with --auto-approve", name)}
+	}
+	disp := newDisplay(env, c.json)
+	defer disp.close()
+	e, err := openEngine(ctx, &c, env, disp.observer, !destroy)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var plan *engine.Plan
+	if destroy {
+		plan, err = e.PlanDestroy(ctx)
+	} else {
+		plan, err = e.Plan(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if c.json {
+		disp.json.Write(ui.PlanToJSON(plan))
+	} else {
+		ui.RenderPlan(env.Stdout, plan, style(env))
+	}
+	if !plan.HasChanges() {
+		return nil
+	}
+	if !*autoApprove {
+		fmt.Fprintf(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ")
+		answer, _ := readLine(env.Stdin)
+		if strings.TrimSpace(answer) != "yes" {
+			return &exitError{code: 1, err: fmt.Errorf("%s cancelled", name)}
+		}
+	}
+	if !c.json {
+		fmt.Fprintln(env.Stdout)
+	}
+	start := time.Now()
+	summary, err := e.Apply(ctx, plan)
+	disp.close()
+	disp.close = func() {}
+	stats := e.Stats()
+	if c.json {
+		disp.json.Write(map[string]any{
+			"kind": "summary", "created": len(summary.Created), "updated": len(summary.Updated),
+			"replaced": len(summary.Replaced), "deleted": len(summary.Deleted), "failed": summary.Failed,
+			"skipped": summary.Skipped, "elapsed_ms": time.Since(start).Milliseconds(),
+			"nix_invocations": stats.NixInvocations, "plugin_processes": stats.PluginProcesses,
+		})
+	} else {
+		printSummary(env.Stdout, summary, style(env), time.Since(start))
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return &exitError{code: 130, err: errors.New("interrupted; state saved; run again to continue")}
+		}
+		return err
+	}
+	if !summary.OK() {
+		return &exitError{code: 1, err: summary.Err()}
+	}
+	return nil
+}
+
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if buf[0] == '\n' {
+				return b.String(), nil
+			}
+			b.WriteByte(buf[0])
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
+}
+
+func printSummary(w io.Writer, s *engine.Summary, st ui.Style, elapsed time.Duration) {
+	msg := fmt.Sprintf("Apply complete! Resources: %d added, %d changed, %d replaced, %d destroyed (%s).",
+		len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), elapsed.Round(10*time.Millisecond))
+	if !s.OK() {
+		msg = fmt.Sprintf("Apply failed. Resources: %d added, %d changed, %d replaced, %d destroyed; %d failed, %d skipped (%s).",
+			len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), len(s.Failed), len(s.Skipped), elapsed.Round(10*time.Millisecond))
+		fmt.Fprintln(w, "\n"+st.Red(msg))
+		return
+	}
+	fmt.Fprintln(w, "\n"+st.Green(msg))
+}

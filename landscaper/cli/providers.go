@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/landscaper-nix/landscaper/landscaper/providerset"
+	"github.com/landscaper-nix/landscaper/proto/plugin"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// runProviders prints the schemas of the built-in providers.
+func runProviders(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("providers", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	asJSON := fs.Bool("json", false, "print the schemas as JSON")
+	if _, err := parse(fs, args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	found := providerset.Discover()
+	names := make([]string, 0, len(found))
+	for n := range found {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	set := providerset.New(pluginLogger(env))
+	defer set.Close()
+	all := map[string]any{}
+	for _, n := range names {
+		schema, err := set.Add(ctx, n, found[n])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			all[n] = schemaJSON(schema, found[n])
+			continue
+		}
+		printSchema(env, n, found[n], schema)
+	}
+	if *asJSON {
+		return writeJSON(env, all)
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(env.Stdout, "No providers found next to landscaper or on PATH (binaries named landscaper-provider-*).")
+	}
+	return nil
+}
+
+func printSchema(env Env, name, path string, s *resource.ProviderSchema) {
+	fmt.Fprintf(env.Stdout, "provider %s %s (%s)\n", name, s.Version, path)
+	types := make([]string, 0, len(s.Types))
+	for t := range s.Types {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		ts := s.Types[t]
+		fmt.Fprintf(env.Stdout, "\n  %s.%s: %s\n", name, t, ts.Description)
+		fmt.Fprintln(env.Stdout, "    inputs:")
+		for _, a := range ts.Inputs {
+			fmt.Fprintf(env.Stdout, "      %-18s %-14s %s%s\n", a.Name, a.Type, attrFlags(a), a.Description)
+		}
+		fmt.Fprintln(env.Stdout, "    outputs:")
+		for _, a := range ts.Outputs {
+			fmt.Fprintf(env.Stdout, "      %-18s %-14s %s%s\n", a.Name, a.Type, attrFlags(a), a.Description)
+		}
+	}
+	fmt.Fprintln(env.Stdout)
+}
+
+func attrFlags(a resource.Attribute) string {
+	var f []string
+	if a.Required {
+		f = append(f, "required")
+	}
+	if len(a.Default) > 0 {
+		f = append(f, "default "+string(a.Default))
+	}
+	if a.Sensitive {
+		f = append(f, "sensitive")
+	}
+	if a.ForceNew {
+		f = append(f, "forces replacement")
+	}
+	if len(f) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(f, ", ") + "] "
+}
+
+func schemaJSON(s *resource.ProviderSchema, path string) any {
+	type attr struct {
+		Name        string          `json:"name"`
+		Type        string          `json:"type"`
+		Required    bool            `json:"required,omitempty"`
+		Default     json.RawMessage `json:"default,omitempty"`
+		Sensitive   bool            `json:"sensitive,omitempty"`
+		ForceNew    bool            `json:"forces_replacement,omitempty"`
+		Description string          `json:"description,omitempty"`
+	}
+	conv := func(as []resource.Attribute) []attr {
+		out := make([]attr, len(as))
+		for i, a := range as {
+			out[i] = attr{a.Name, a.Type, a.Required, a.Default, a.Sensitive, a.ForceNew, a.Description}
+		}
+		return out
+	}
+	types := map[string]any{}
+	for t, ts := range s.Types {
+		types[t] = map[string]any{"description": ts.Description, "inputs": conv(ts.Inputs), "outputs": conv(ts.Outputs)}
+	}
+	return map[string]any{"name": s.Name, "version": s.Version, "path": path, "types": types}
+}
+
+// callRecord is what `provider call` prints and reads back as --prior.
+type callRecord struct {
+	Action      string            `json:"action,omitempty"`
+	Exists      *bool             `json:"exists,omitempty"`
+	Inputs      json.RawMessage   `json:"inputs,omitempty"`
+	Outputs     json.RawMessage   `json:"outputs,omitempty"`
+	Sensitive   []resource.Path   `json:"sensitiveOutputs,omitempty"`
+	Private     []byte            `json:"private,omitempty"`
+	Diagnostics []json.RawMessage `json:"diagnostics,omitempty"`
+}
+
+// runProvider drives one provider by hand.
+func runProvider(ctx context.Context, args []string, env Env) error {
+	if len(args) < 2 || (args[0] != "schema" && args[0] != "call") {
+		return &exitError{code: 2, err: errors.New("usage: landscaper provider schema NAME|PATH\n       landscaper provider call NAME|PATH validate|plan|create|update|delete|read --type TYPE [--inputs JSON|@FILE] [--prior JSON|@FILE]")}
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("provider "+sub, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	typ := fs.String("type", "", "the resource `type` (e.g. file or local.file)")
+	name := fs.String("name", "manual", "the member `name` to report")
+	inputs := fs.String("inputs", "{}", "the inputs as JSON, or @FILE")
+	prior := fs.String("prior", "", "the prior state as printed by an earlier call, as JSON or @FILE")
+	showSensitive := fs.Bool("show-sensitive", false, "print sensitive outputs")
+	positional, err := parse(fs, args[1:])
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(positional) == 0 {
+		return &exitError{code: 2, err: errors.New("name a provider (e.g. local) or a provider binary")}
+	}
+	path := positional[0]
+	if !strings.Contains(path, "/") {
+		found := providerset.Discover()
+		p, ok := found[path]
+		if !ok {
+			return fmt.Errorf("provider %s not found next to landscaper or on PATH", path)
+		}
+		path = p
+	}
+	client, err := plugin.Launch(ctx, path, plugin.LaunchOptions{Logger: pluginLogger(env)})
+	if err != nil {
+		return err
+	}
+	defer client.Kill()
+	schema, err := client.GetSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if sub == "schema" {
+		return writeJSON(env, schemaJSON(schema, path))
+	}
+	if len(positional) < 2 {
+		return &exitError{code: 2, err: errors.New("name an operation: validate, plan, create, update, delete or read")}
+	}
+	op := positional[1]
+	if *typ == "" {
+		return &exitError{code: 2, err: errors.New("--type is required")}
+	}
+	fullType := *typ
+	if !strings.Contains(fullType, ".") {
+		fullType = schema.Name + "." + fullType
+	}
+	in, err := jsonArg(*inputs)
+	if err != nil {
+		return fmt.Errorf("--inputs: %w", err)
+	}
+	var priorState *resource.State
+	if *prior != "" {
+		raw, err := jsonArg(*prior)
+		if err != nil {
+			return fmt.Errorf("--prior: %w", err)
+		}
+		var rec callRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("--prior: %w", err)
+		}
+		priorState = &resource.State{Inputs: resource.Values{JSON: rec.Inputs}, Outputs: resource.Values{JSON: rec.Outputs, Sensitive: rec.Sensitive}, Private: rec.Private}
+	}
+	needPrior := op == "update" || op == "delete" || op == "read"
+	if needPrior && priorState == nil {
+		return &exitError{code: 2, err: fmt.Errorf("%s needs --prior (the output of an earlier create)", op)}
+	}
+	sink := stderrSink{env: env, name: *name}
+	values := resource.Values{JSON: in}
+	out := callRecord{Inputs: in}
+	var diags resource.Diagnostics
+	var result *resource.Result
+	switch op {
+	case "validate":
+		diags, err = client.Validate(ctx, resource.ValidateRequest{Type: fullType, Name: *name, Inputs: values})
+	case "plan":
+		var r *resource.PlanResponse
+		r, err = client.Plan(ctx, resource.PlanRequest{Type: fullType, Name: *name, Prior: priorState, Desired: values})
+		if err == nil {
+			diags, out.Action, out.Outputs = r.Diagnostics, r.Action.String(), r.PlannedOutputs
+		}
+	case "create":
+		result, err = client.Create(ctx, resource.CreateRequest{Type: fullType, Name: *name, Inputs: values}, sink)
+	case "update":
+		result, err = client.Update(ctx, resource.UpdateRequest{Type: fullType, Name: *name, Prior: *priorState, Inputs: values}, sink)
+	case "delete":
+		out.Inputs = nil
+		result, err = client.Delete(ctx, resource.DeleteRequest{Type: fullType, Name: *name, Prior: *priorState}, sink)
+	case "read":
+		var r *resource.ReadResponse
+		r, err = client.Read(ctx, resource.ReadRequest{Type: fullType, Name: *name, Prior: *priorState})
+		if err == nil {
+			exists := r.Exists
+			diags, out.Exists, out.Inputs = r.Diagnostics, &exists, priorState.Inputs.JSON
+			out.Outputs, out.Sensitive, out.Private = r.Outputs.JSON, r.Outputs.Sensitive, r.Private
+		}
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("unknown operation %q", op)}
+	}
+	if err != nil {
+		return client.ExplainFailure(err)
+	}
+	if result != nil {
+		diags = result.Diagnostics
+		out.Outputs, out.Sensitive, out.Private = result.Outputs.JSON, result.Outputs.Sensitive, result.Private
+	}
+	if !*showSensitive && len(out.Outputs) > 0 {
+		if b, err := json.Marshal(masked(out.Outputs, out.Sensitive, false)); err == nil {
+			out.Outputs = b
+		}
+	}
+	for _, d := range diags {
+		b, _ := json.Marshal(map[string]string{"severity": map[resource.Severity]string{resource.SeverityError: "error", resource.SeverityWarning: "warning"}[d.Severity], "summary": d.Summary, "detail": d.Detail, "attribute": d.Attribute.String()})
+		out.Diagnostics = append(out.Diagnostics, b)
+	}
+	if err := writeJSON(env, out); err != nil {
+		return err
+	}
+	if diags.HasError() {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func jsonArg(v string) (json.RawMessage, error) {
+	if strings.HasPrefix(v, "@") {
+		b, err := os.ReadFile(v[1:])
+		if err != nil {
+			return nil, err
+		}
+		v = string(b)
+	}
+	if !json.Valid([]byte(v)) {
+		return nil, errors.New("not valid JSON")
+	}
+	return json.RawMessage(v), nil
+}
+
+type stderrSink struct {
+	env  Env
+	name string
+}
+
+func (s stderrSink) Log(text string) { fmt.Fprintf(s.env.Stderr, "%s: %s\n", s.name, text) }
+func (s stderrSink) Progress(message string, fraction float64) {
+	fmt.Fprintf(s.env.Stderr, "%s: %s (%.0f%%)\n", s.name, message, fraction*100)
+}

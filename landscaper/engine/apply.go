@@ -1,0 +1,480 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Summary is the outcome of an apply.
+type Summary struct {
+	Created, Updated, Replaced, Deleted []string
+	Failed                              []string
+	Skipped                             []string
+	// Errors holds one error per failed member (a *MemberError).
+	Errors []error
+	// Rounds counts plan-and-apply rounds (more than one when members
+	// appeared once outputs were known).
+	Rounds int
+}
+
+// OK reports whether everything succeeded.
+func (s *Summary) OK() bool { return len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Errors) == 0 }
+
+// Err returns the run's errors as one error, or nil.
+func (s *Summary) Err() error { return errors.Join(s.Errors...) }
+
+type applyRun struct {
+	e       *Engine
+	rec     *state.Recorder
+	changes map[string]*Change
+	// prewritten: members whose pending record was written before the walk,
+	// with the inputs it recorded.
+	prewritten map[string]json.RawMessage
+	mu         sync.Mutex
+	summary    *Summary
+}
+
+// Apply carries out a plan, recording state after every result, then
+// evaluates again with every output known: if that shows members or inputs
+// the plan could not know, it plans and applies those too.
+func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
+	rec := state.NewRecorder(e.opts.Backend, e.state)
+	summary := &Summary{}
+	err := e.applyRounds(ctx, rec, plan, summary)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if cerr := rec.Close(closeCtx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("save state: %w", cerr))
+	}
+	e.state = rec.Snapshot()
+	return summary, err
+}
+
+func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Plan, summary *Summary) error {
+	const maxRounds = 10
+	for round := 1; ; round++ {
+		summary.Rounds = round
+		if err := e.applyPlan(ctx, rec, plan, summary); err != nil {
+			return err
+		}
+		if !summary.OK() || ctx.Err() != nil || e.evaluator == nil {
+			return ctx.Err()
+		}
+		again, err := e.needsAnotherRound(ctx, plan)
+		if err != nil || !again {
+			return err
+		}
+		if round == maxRounds {
+			return fmt.Errorf("the deployment still changed after %d rounds of evaluation", maxRounds)
+		}
+		e.state = rec.Snapshot()
+		e.emit(Event{Kind: EventInfo, Message: "evaluating again with the outputs now known"})
+		members, uncertain, err := e.evaluateAll(ctx)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		e.members = members
+		e.mu.Unlock()
+		plan, err = e.planMembers(ctx, &Plan{Uncertain: uncertain})
+		if err != nil {
+			return err
+		}
+		if !plan.HasChanges() {
+			return nil
+		}
+	}
+}
+
+// needsAnotherRound evaluates with every output known and compares with
+// what was applied. It is skipped when nothing was unknown.
+func (e *Engine) needsAnotherRound(ctx context.Context, plan *Plan) (bool, error) {
+	anyUnknown := plan.Uncertain
+	for _, c := range plan.Changes {
+		if c.Deferred || len(c.Unknown) > 0 || (c.Action != resource.ActionNoop && c.Action != resource.ActionDelete && len(c.UnknownOutputs) > 0) {
+			anyUnknown = true
+		}
+	}
+	if !anyUnknown {
+		return false, nil
+	}
+	known, _ := e.knownForNix()
+	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Known: known})
+	if err != nil {
+		return false, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(res.Members) != len(e.members) && len(e.opts.Targets) == 0 {
+		return true, nil
+	}
+	for _, em := range res.Members {
+		m, ok := e.members[em.Path]
+		if !ok {
+			if len(e.opts.Targets) == 0 {
+				return true, nil
+			}
+			continue
+		}
+		if em.Type != m.typ {
+			return true, nil
+		}
+		now, err := e.tokens.Substitute(em.Inputs, func(k eval.Key) eval.Value { return e.values[k] })
+		if err != nil {
+			return false, err
+		}
+		before, err := e.tokens.Substitute(m.inputs, func(k eval.Key) eval.Value { return e.values[k] })
+		if err != nil {
+			return false, err
+		}
+		if !jsonSame(now.JSON, before.JSON) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan, summary *Summary) error {
+	run := &applyRun{e: e, rec: rec, changes: map[string]*Change{}, prewritten: map[string]json.RawMessage{}, summary: summary}
+	var deletes, others []string
+	for _, c := range plan.Changes {
+		run.changes[c.Member] = c
+		if c.Action == resource.ActionDelete {
+			deletes = append(deletes, c.Member)
+		} else {
+			others = append(others, c.Member)
+		}
+	}
+	// One durable write records every operation whose inputs are known
+	// already, before any of them starts.
+	for _, c := range plan.Changes {
+		if c.Action == resource.ActionNoop || c.Deferred || len(c.Unknown) > 0 {
+			continue
+		}
+		rec.SetPending(c.Member, run.pendingFor(c, c.Inputs, c.Sensitive))
+		run.prewritten[c.Member] = c.Inputs
+	}
+	if err := rec.Sync(ctx); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	// Deletions first, dependents before what they depended on.
+	dependents := reverseDeps(deletes, func(p string) []string { return run.changes[p].Deps })
+	w := &walker{
+		parallelism: e.opts.Parallelism,
+		deps:        func(p string) []string { return dependents[p] },
+		handle:      run.applyMember,
+		evaluate:    func(context.Context, []string) error { return nil },
+		skipped:     run.skip,
+	}
+	if _, err := w.run(ctx, deletes); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	w = &walker{
+		parallelism: e.opts.Parallelism,
+		deps:        e.depsOf,
+		handle:      run.applyMember,
+		evaluate:    e.reevaluate,
+		skipped:     run.skip,
+	}
+	if _, err := w.run(ctx, others); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+func reverseDeps(nodes []string, deps func(string) []string) map[string][]string {
+	in := map[string]bool{}
+	for _, n := range nodes {
+		in[n] = true
+	}
+	out := map[string][]string{}
+	for _, n := range nodes {
+		for _, d := range deps(n) {
+			if in[d] {
+				out[d] = append(out[d], n)
+			}
+		}
+	}
+	return out
+}
+
+func (r *applyRun) skip(node, failedDep string) {
+	r.mu.Lock()
+	r.summary.Skipped = append(r.summary.Skipped, node)
+	r.mu.Unlock()
+	c := r.changes[node]
+	r.e.emit(Event{Kind: EventSkipped, Member: node, Type: c.Type, Action: c.Action, Message: fmt.Sprintf("skipped: %s failed", failedDep)})
+}
+
+func (r *applyRun) pendingFor(c *Change, inputs json.RawMessage, sensitive []resource.Path) *state.Pending {
+	op := state.OpUpdate
+	switch c.Action {
+	case resource.ActionCreate:
+		op = state.OpCreate
+	case resource.ActionReplace:
+		op = state.OpDelete
+	case resource.ActionDelete:
+		op = state.OpDelete
+		inputs, sensitive = c.Prior.Inputs, c.Prior.SensitiveInputs
+	}
+	p := &state.Pending{Operation: op, Type: c.Type, Provider: c.Provider, ProviderPath: r.e.declared[c.Provider], Inputs: inputs, SensitiveInputs: sensitive, Since: time.Now().UTC()}
+	if op == state.OpDelete && c.Prior != nil {
+		p.Type, p.Provider, p.ProviderPath = c.Prior.Type, c.Prior.Provider, c.Prior.ProviderPath
+		p.Inputs, p.SensitiveInputs = c.Prior.Inputs, c.Prior.SensitiveInputs
+	}
+	return p
+}
+
+func (r *applyRun) fail(c *Change, start time.Time, err error) outcome {
+	merr := &MemberError{Member: c.Member, Type: c.Type, Err: err}
+	r.mu.Lock()
+	r.summary.Failed = append(r.summary.Failed, c.Member)
+	r.summary.Errors = append(r.summary.Errors, merr)
+	r.mu.Unlock()
+	r.e.emit(Event{Kind: EventFailed, Member: c.Member, Type: c.Type, Action: c.Action, Message: r.e.redact.redact(err.Error()), Elapsed: time.Since(start)})
+	return outcomeFailed
+}
+
+func (r *applyRun) succeed(c *Change, start time.Time) outcome {
+	r.mu.Lock()
+	switch c.Action {
+	case resource.ActionCreate:
+		r.summary.Created = append(r.summary.Created, c.Member)
+	case resource.ActionUpdate:
+		r.summary.Updated = append(r.summary.Updated, c.Member)
+	case resource.ActionReplace:
+		r.summary.Replaced = append(r.summary.Replaced, c.Member)
+	case resource.ActionDelete:
+		r.summary.Deleted = append(r.summary.Deleted, c.Member)
+	}
+	r.mu.Unlock()
+	r.e.emit(Event{Kind: EventDone, Member: c.Member, Type: c.Type, Action: c.Action, Elapsed: time.Since(start)})
+	return outcomeDone
+}
+
+// applyMember applies one member whose dependencies are applied.
+func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
+	e := r.e
+	c := r.changes[path]
+	start := time.Now()
+	if c.Action == resource.ActionDelete {
+		e.emit(Event{Kind: EventStarted, Member: path, Type: c.Type, Action: c.Action})
+		if err := r.delete(ctx, c); err != nil {
+			return r.fail(c, start, err)
+		}
+		return r.succeed(c, start)
+	}
+	e.mu.Lock()
+	m := e.members[path]
+	e.mu.Unlock()
+	if c.Action == resource.ActionNoop && !c.Deferred && len(c.Unknown) == 0 {
+		return outcomeDone
+	}
+	rd, err := e.readinessOf(m)
+	if err != nil {
+		return r.fail(c, start, err)
+	}
+	switch rd {
+	case needsEval:
+		return outcomeNeedsEval
+	case blocked:
+		return r.fail(c, start, errors.New("its inputs still depend on outputs that are not known"))
+	}
+	sub, err := e.substitute(m)
+	if err != nil {
+		return r.fail(c, start, err)
+	}
+	if len(sub.Unknown) > 0 {
+		return r.fail(c, start, fmt.Errorf("inputs %s are still unknown", pathList(sub.Unknown)))
+	}
+	// Inputs known only now: ask the provider again.
+	if c.Deferred || len(c.Unknown) > 0 || !jsonSame(sub.JSON, c.Inputs) {
+		e.mu.Lock()
+		prior := e.state.Resources[path]
+		e.mu.Unlock()
+		c2, err := e.askPlan(ctx, m, prior, sub)
+		if err != nil {
+			var merr *MemberError
+			if errors.As(err, &merr) {
+				err = merr.Err
+			}
+			return r.fail(c, start, err)
+		}
+		r.mu.Lock()
+		r.changes[path] = c2
+		r.mu.Unlock()
+		c = c2
+		if c.Action == resource.ActionNoop {
+			return outcomeDone
+		}
+	}
+	e.emit(Event{Kind: EventStarted, Member: path, Type: c.Type, Action: c.Action})
+	if err := e.evaluator.Realise(ctx, m.context); err != nil {
+		return r.fail(c, start, err)
+	}
+	if pre, ok := r.prewritten[path]; !ok || !bytes.Equal(pre, sub.JSON) {
+		r.rec.SetPending(path, r.pendingFor(c, sub.JSON, sub.Sensitive))
+		if err := r.rec.Sync(ctx); err != nil {
+			return r.fail(c, start, fmt.Errorf("save state: %w", err))
+		}
+	}
+	if c.Action == resource.ActionReplace {
+		if err := r.delete(ctx, c); err != nil {
+			return r.fail(c, start, fmt.Errorf("delete before replacing: %w", err))
+		}
+		r.rec.SetPending(path, &state.Pending{Operation: state.OpCreate, Type: c.Type, Provider: c.Provider, ProviderPath: e.declared[c.Provider], Inputs: sub.JSON, SensitiveInputs: sub.Sensitive, Since: time.Now().UTC()})
+		if err := r.rec.Sync(ctx); err != nil {
+			return r.fail(c, start, fmt.Errorf("save state: %w", err))
+		}
+	}
+	if err := r.createOrUpdate(ctx, c, m, sub); err != nil {
+		return r.fail(c, start, err)
+	}
+	return r.succeed(c, start)
+}
+
+func pathList(ps []resource.Path) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = "inputs." + p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func (r *applyRun) record(m *member, c *Change, sub eval.Substituted, res *resource.Result, tainted bool) {
+	rec := &state.Resource{
+		Type: m.typ, Provider: m.provider, ProviderPath: r.e.declared[m.provider],
+		Inputs: sub.JSON, SensitiveInputs: sub.Sensitive,
+		Outputs: res.Outputs.JSON, SensitiveOutputs: sensitiveOutputs(m.schema, res.Outputs.Sensitive),
+		Private: res.Private, Dependencies: m.deps, Tainted: tainted,
+	}
+	r.e.learnSecrets(rec)
+	r.rec.SetResource(m.path, rec)
+	r.e.mu.Lock()
+	r.e.state.Resources[m.path] = rec
+	r.e.mu.Unlock()
+}
+
+func sensitiveOutputs(s *resource.TypeSchema, marked []resource.Path) []resource.Path {
+	out := append([]resource.Path{}, marked...)
+	for _, o := range s.Outputs {
+		p := resource.AttrPath(o.Name)
+		if o.Sensitive && !resource.IsSensitive(p, out) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub eval.Substituted) error {
+	e := r.e
+	_, prov, err := e.providerFor(m.typ)
+	if err != nil {
+		return err
+	}
+	sink := memberSink{e: e, member: m.path, typ: m.typ, action: c.Action}
+	in := resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}
+	var res *resource.Result
+	isUpdate := c.Action == resource.ActionUpdate
+	if isUpdate {
+		e.mu.Lock()
+		prior := e.state.Resources[m.path]
+		e.mu.Unlock()
+		res, err = prov.Update(ctx, resource.UpdateRequest{Type: m.typ, Name: m.path, Prior: *recordToState(prior), Inputs: in}, sink)
+	} else {
+		res, err = prov.Create(ctx, resource.CreateRequest{Type: m.typ, Name: m.path, Inputs: in}, sink)
+	}
+	if err != nil {
+		// The operation's fate is unknown: its pending record stays, and
+		// the next run asks the provider what exists.
+		return err
+	}
+	derr := diagError(res.Diagnostics)
+	switch {
+	case derr == nil:
+		r.record(m, c, sub, res, false)
+		e.setOutputs(m, res.Outputs)
+	case res.HasState && isUpdate:
+		// The update failed; the resource is as the provider reports it,
+		// with the inputs it had.
+		e.mu.Lock()
+		prior := *e.state.Resources[m.path]
+		e.mu.Unlock()
+		prior.Outputs, prior.Private = res.Outputs.JSON, res.Private
+		r.rec.SetResource(m.path, &prior)
+	case res.HasState:
+		// A create that failed half way: keep what it made, and replace it
+		// next time.
+		r.record(m, c, sub, res, true)
+	case !isUpdate:
+		r.rec.DeleteResource(m.path)
+		e.mu.Lock()
+		delete(e.state.Resources, m.path)
+		e.mu.Unlock()
+	}
+	r.rec.ClearPending(m.path)
+	return derr
+}
+
+// delete deletes the recorded resource of a change.
+func (r *applyRun) delete(ctx context.Context, c *Change) error {
+	e := r.e
+	prior := c.Prior
+	if prior == nil {
+		return nil
+	}
+	if _, ok := r.prewritten[c.Member]; !ok {
+		r.rec.SetPending(c.Member, r.pendingFor(&Change{Member: c.Member, Action: resource.ActionDelete, Prior: prior}, nil, nil))
+		if err := r.rec.Sync(ctx); err != nil {
+			return fmt.Errorf("save state: %w", err)
+		}
+	}
+	prov, err := e.providerForRecord(ctx, prior)
+	if err != nil {
+		return err
+	}
+	sink := memberSink{e: e, member: c.Member, typ: prior.Type, action: resource.ActionDelete}
+	res, err := prov.Delete(ctx, resource.DeleteRequest{Type: prior.Type, Name: c.Member, Prior: *recordToState(prior)}, sink)
+	if err != nil {
+		return err
+	}
+	if derr := diagError(res.Diagnostics); derr != nil {
+		r.rec.ClearPending(c.Member)
+		return derr
+	}
+	r.rec.DeleteResource(c.Member)
+	r.rec.ClearPending(c.Member)
+	e.mu.Lock()
+	delete(e.state.Resources, c.Member)
+	e.mu.Unlock()
+	return nil
+}
+
+// jsonSame compares two JSON documents by meaning.
+func jsonSame(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ca, _ := json.Marshal(x)
+	cb, _ := json.Marshal(y)
+	return bytes.Equal(ca, cb)
+}

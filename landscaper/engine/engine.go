@@ -1,0 +1,311 @@
+// Package engine plans and applies a Landscaper deployment: it evaluates
+// the deployment with nix, builds the dependency graph from the stand-in
+// tokens in each member's inputs, asks the providers for plans, and applies
+// the changes in dependency order with bounded parallelism, recording state
+// after every result.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/providerset"
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Options configure an engine.
+type Options struct {
+	// Source is the deployment; it may be empty for commands that only
+	// need the state (destroy, state ...).
+	Source      eval.Source
+	Backend     state.Backend
+	LockInfo    state.LockInfo
+	LockTimeout time.Duration
+	// Parallelism bounds concurrent provider operations (default 10).
+	Parallelism int
+	// Targets restricts the run to these members and what they need.
+	Targets []string
+	// NoRefresh skips asking providers what exists before planning.
+	NoRefresh bool
+	Observer  Observer
+	// Builtins maps provider names to binaries (providerset.Discover).
+	Builtins map[string]string
+	// Logger receives the plugins' logs; nil drops them.
+	Logger hclog.Logger
+}
+
+// Engine runs one command against one deployment and state.
+type Engine struct {
+	opts      Options
+	observer  Observer
+	unlock    func() error
+	state     *state.State
+	providers *providerset.Set
+	evaluator *eval.Evaluator
+	redact    *redactor
+
+	// Filled while planning.
+	mu      sync.Mutex
+	types   eval.Types
+	schemas map[string]*resource.TypeSchema // full type name -> schema
+	// declared providers: name -> executable
+	declared map[string]string
+	members  map[string]*member
+	tokens   *eval.Tokens
+	values   map[eval.Key]eval.Value
+}
+
+// Open locks the state and reads it.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 10
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	unlock, err := opts.Backend.Lock(ctx, opts.LockInfo, opts.LockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	st, err := opts.Backend.Read(ctx)
+	if err != nil {
+		_ = unlock()
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	e := &Engine{
+		opts: opts, observer: opts.Observer, unlock: unlock, state: st,
+		providers: providerset.New(opts.Logger), redact: newRedactor(),
+		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
+		members: map[string]*member{}, values: map[eval.Key]eval.Value{},
+	}
+	for _, r := range st.Resources {
+		e.learnSecrets(r)
+	}
+	return e, nil
+}
+
+// State returns the state as read (and refreshed, after a plan).
+func (e *Engine) State() *state.State { return e.state }
+
+// Close stops the providers, removes scratch files and releases the lock.
+func (e *Engine) Close() error {
+	e.providers.Close()
+	if e.evaluator != nil {
+		_ = e.evaluator.Close()
+	}
+	if e.unlock != nil {
+		return e.unlock()
+	}
+	return nil
+}
+
+// Stats are figures about a run, for benchmarks and --json.
+type Stats struct {
+	NixInvocations  int64
+	PluginProcesses int64
+}
+
+// Stats returns the run's figures so far.
+func (e *Engine) Stats() Stats {
+	s := Stats{PluginProcesses: e.providers.Started()}
+	if e.evaluator != nil {
+		s.NixInvocations = e.evaluator.Invocations()
+	}
+	return s
+}
+
+func (e *Engine) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.observer.Event(ev)
+}
+
+// learnSecrets remembers a resource's sensitive values for redaction.
+func (e *Engine) learnSecrets(r *state.Resource) {
+	for _, p := range r.SensitiveOutputs {
+		e.learnSecretAt(r.Outputs, p)
+	}
+	for _, p := range r.SensitiveInputs {
+		e.learnSecretAt(r.Inputs, p)
+	}
+}
+
+func (e *Engine) learnSecretAt(doc json.RawMessage, p resource.Path) {
+	v, ok := resource.Lookup(doc, p)
+	if !ok {
+		return
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		e.redact.add(s)
+		return
+	}
+	e.redact.add(string(v))
+}
+
+// startProviders starts the built-in providers (all of them: their types
+// make up the `providers` argument of the deployment) and those the
+// deployment declares.
+func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
+	type started struct {
+		name   string
+		schema *resource.ProviderSchema
+		err    error
+	}
+	names := make([]string, 0, len(e.opts.Builtins))
+	for n := range e.opts.Builtins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	results := make(chan started, len(names))
+	for _, n := range names {
+		go func() {
+			s, err := e.providers.Add(ctx, n, e.opts.Builtins[n])
+			results <- started{n, s, err}
+		}()
+	}
+	var declared map[string]eval.DeclaredProvider
+	var declErr error
+	var wg sync.WaitGroup
+	if needDeclared {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			declared, declErr = e.evaluator.DeclaredProviders(ctx, nil)
+		}()
+	}
+	var errs []error
+	types := eval.Types{}
+	for range names {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		e.addTypes(types, r.name, r.schema)
+	}
+	wg.Wait()
+	if declErr != nil {
+		errs = append(errs, declErr)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	dnames := make([]string, 0, len(declared))
+	for n := range declared {
+		dnames = append(dnames, n)
+	}
+	sort.Strings(dnames)
+	for _, n := range dnames {
+		d := declared[n]
+		if err := e.evaluator.Realise(ctx, d.Context); err != nil {
+			return fmt.Errorf("provider %s: %w", n, err)
+		}
+		s, err := e.providers.Add(ctx, n, d.Executable)
+		if err != nil {
+			return err
+		}
+		e.declared[n] = d.Executable
+		e.addTypes(types, n, s)
+	}
+	e.types = types
+	return nil
+}
+
+func (e *Engine) addTypes(types eval.Types, provider string, s *resource.ProviderSchema) {
+	types[provider] = map[string][]string{}
+	for t, ts := range s.Types {
+		outs := make([]string, 0, len(ts.Outputs))
+		for _, o := range ts.Outputs {
+			outs = append(outs, o.Name)
+		}
+		types[provider][t] = outs
+		e.schemas[provider+"."+t] = ts
+	}
+}
+
+// providerFor returns the provider of a full type name ("local.file").
+func (e *Engine) providerFor(typ string) (string, resource.Provider, error) {
+	name, _, ok := strings.Cut(typ, ".")
+	if !ok {
+		return "", nil, fmt.Errorf("bad resource type %q", typ)
+	}
+	p, err := e.providers.Provider(name)
+	return name, p, err
+}
+
+// providerForRecord starts (if needed) the provider that made a recorded
+// resource: a built-in by name, or the executable the state remembers.
+func (e *Engine) providerForRecord(ctx context.Context, r *state.Resource) (resource.Provider, error) {
+	name := r.Provider
+	if _, ok := e.providers.Schema(name); !ok {
+		path := r.ProviderPath
+		if path == "" {
+			path = e.opts.Builtins[name]
+		}
+		if path == "" {
+			return nil, fmt.Errorf("provider %s is not installed (looked next to landscaper and on PATH)", name)
+		}
+		s, err := e.providers.Add(ctx, name, path)
+		if err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		if e.types == nil {
+			e.types = eval.Types{}
+		}
+		e.addTypes(e.types, name, s)
+		e.mu.Unlock()
+	}
+	return e.providers.Provider(name)
+}
+
+// MemberError is an error about one member.
+type MemberError struct {
+	Member string
+	Type   string
+	Err    error
+}
+
+func (e *MemberError) Error() string {
+	if e.Type != "" {
+		return fmt.Sprintf("member %s (%s): %v", e.Member, e.Type, e.Err)
+	}
+	return fmt.Sprintf("member %s: %v", e.Member, e.Err)
+}
+
+func (e *MemberError) Unwrap() error { return e.Err }
+
+// diagError turns error diagnostics into an error naming input paths as
+// inputs.<path>.
+func diagError(ds resource.Diagnostics) error {
+	var msgs []string
+	for _, d := range ds {
+		if d.Severity != resource.SeverityError {
+			continue
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		if len(d.Attribute) > 0 {
+			msg = "inputs." + d.Attribute.String() + ": " + msg
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}

@@ -1,0 +1,441 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Plan is what an apply would do.
+type Plan struct {
+	// Changes lists every member considered, no-ops included, sorted by
+	// member path; deletions of removed members come last.
+	Changes []*Change
+	// Uncertain: the set of members depends on outputs not known yet, so
+	// members may appear once they are; removed members are then kept
+	// until it is certain.
+	Uncertain bool
+	// Drift lists what refreshing found changed outside Landscaper.
+	Drift []string
+}
+
+// Change is the plan of one member.
+type Change struct {
+	Member   string
+	Type     string
+	Provider string
+	Action   resource.Action
+	// Prior is the recorded resource, nil for a new one.
+	Prior *state.Resource
+	// Inputs are the desired inputs; values at Unknown paths are null.
+	Inputs    json.RawMessage
+	Unknown   []resource.Path
+	Sensitive []resource.Path
+	// Changed and RequiresReplace are input paths, as the provider says.
+	Changed         []resource.Path
+	RequiresReplace []resource.Path
+	PlannedOutputs  json.RawMessage
+	UnknownOutputs  []string
+	// Deferred: Nix code computes the inputs from outputs known only after
+	// apply; the member is evaluated again then.
+	Deferred bool
+	Deps     []string
+	Context  map[string]eval.ContextEntry
+}
+
+// Counts returns how many members the plan creates, changes and destroys
+// (a replacement counts as one create and one destroy).
+func (p *Plan) Counts() (add, change, destroy int) {
+	for _, c := range p.Changes {
+		switch c.Action {
+		case resource.ActionCreate:
+			add++
+		case resource.ActionUpdate:
+			change++
+		case resource.ActionReplace:
+			add++
+			destroy++
+		case resource.ActionDelete:
+			destroy++
+		}
+	}
+	return
+}
+
+// HasChanges reports whether applying the plan would change anything.
+func (p *Plan) HasChanges() bool {
+	a, c, d := p.Counts()
+	return a+c+d > 0
+}
+
+// Plan evaluates the deployment, refreshes the state and asks the
+// providers what they would do.
+func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
+	if e.evaluator == nil {
+		ev, err := eval.New(e.opts.Source)
+		if err != nil {
+			return nil, err
+		}
+		e.evaluator = ev
+	}
+	if err := e.startProviders(ctx, true); err != nil {
+		return nil, err
+	}
+	plan := &Plan{}
+	if !e.opts.NoRefresh {
+		drift, err := e.refresh(ctx)
+		if err != nil {
+			return nil, err
+		}
+		plan.Drift = drift
+	} else if err := e.recoverPending(ctx); err != nil {
+		return nil, err
+	}
+	members, uncertain, err := e.evaluateAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.members = members
+	e.mu.Unlock()
+	plan.Uncertain = uncertain
+	return e.planMembers(ctx, plan)
+}
+
+// planMembers plans every member in dependency order, then the deletions.
+func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
+	selected, err := e.selected()
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	changes := map[string]*Change{}
+	var errs []error
+	w := &walker{
+		parallelism: e.opts.Parallelism,
+		deps:        e.depsOf,
+		evaluate:    e.reevaluate,
+		handle: func(ctx context.Context, path string) outcome {
+			c, out, err := e.planMember(ctx, path)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return outcomeFailed
+			}
+			if c != nil {
+				changes[path] = c
+			}
+			return out
+		},
+	}
+	if _, err := w.run(ctx, selected); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	paths := make([]string, 0, len(changes))
+	for p := range changes {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		plan.Changes = append(plan.Changes, changes[p])
+	}
+	plan.Changes = append(plan.Changes, e.planDeletions(plan.Uncertain)...)
+	return plan, nil
+}
+
+func (e *Engine) depsOf(path string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if m, ok := e.members[path]; ok {
+		return m.deps
+	}
+	return nil
+}
+
+// selected returns the members to plan: all, or the targets and what they
+// need.
+func (e *Engine) selected() ([]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.opts.Targets) == 0 {
+		all := make([]string, 0, len(e.members))
+		for p := range e.members {
+			all = append(all, p)
+		}
+		sort.Strings(all)
+		return all, nil
+	}
+	seen := map[string]bool{}
+	var visit func(p string)
+	visit = func(p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		if m, ok := e.members[p]; ok {
+			for _, d := range m.deps {
+				visit(d)
+			}
+		}
+	}
+	for _, t := range e.opts.Targets {
+		if _, ok := e.members[t]; !ok {
+			if _, inState := e.state.Resources[t]; !inState {
+				return nil, fmt.Errorf("--target %s: no such member", t)
+			}
+			continue
+		}
+		visit(t)
+	}
+	var out []string
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (e *Engine) targeted(path string) bool {
+	if len(e.opts.Targets) == 0 {
+		return true
+	}
+	for _, t := range e.opts.Targets {
+		if t == path {
+			return true
+		}
+	}
+	return false
+}
+
+// planMember plans one member whose dependencies are planned.
+func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome, error) {
+	e.mu.Lock()
+	m := e.members[path]
+	prior := e.state.Resources[path]
+	e.mu.Unlock()
+	r, err := e.readinessOf(m)
+	if err != nil {
+		return nil, outcomeFailed, &MemberError{Member: path, Type: m.typ, Err: err}
+	}
+	switch r {
+	case needsEval:
+		return nil, outcomeNeedsEval, nil
+	case blocked:
+		c := &Change{Member: path, Type: m.typ, Provider: m.provider, Prior: prior, Deferred: true, Deps: m.deps, Inputs: json.RawMessage("{}"), Context: m.context}
+		c.Action = resource.ActionCreate
+		if prior != nil {
+			c.Action = resource.ActionUpdate
+		}
+		c.UnknownOutputs = outputNames(m.schema)
+		e.setUnknownOutputs(path, c.UnknownOutputs)
+		return c, outcomeDone, nil
+	}
+	sub, err := e.substitute(m)
+	if err != nil {
+		return nil, outcomeFailed, &MemberError{Member: path, Type: m.typ, Err: err}
+	}
+	c, err := e.askPlan(ctx, m, prior, sub)
+	if err != nil {
+		return nil, outcomeFailed, err
+	}
+	return c, outcomeDone, nil
+}
+
+// askPlan asks the member's provider for a plan and records what it says
+// of the outputs.
+func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted) (*Change, error) {
+	_, p, err := e.providerFor(m.typ)
+	if err != nil {
+		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
+	}
+	var priorState *resource.State
+	sameType := prior != nil && prior.Type == m.typ
+	if sameType {
+		priorState = recordToState(prior)
+	}
+	resp, err := p.Plan(ctx, resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown})
+	if err != nil {
+		return nil, &MemberError{Member: m.path, Type: m.typ, Err: fmt.Errorf("plan: %w", err)}
+	}
+	if err := diagError(resp.Diagnostics); err != nil {
+		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
+	}
+	c := &Change{
+		Member: m.path, Type: m.typ, Provider: m.provider, Action: resp.Action, Prior: prior,
+		Inputs: sub.JSON, Unknown: sub.Unknown, Sensitive: sub.Sensitive,
+		Changed: resp.Changed, RequiresReplace: resp.RequiresReplace,
+		PlannedOutputs: resp.PlannedOutputs, UnknownOutputs: resp.UnknownOutputs,
+		Deps: m.deps, Context: m.context,
+	}
+	switch {
+	case prior != nil && !sameType:
+		c.Action = resource.ActionReplace
+		c.RequiresReplace = append(c.RequiresReplace, resource.AttrPath("type"))
+	case prior != nil && prior.Tainted && c.Action != resource.ActionCreate:
+		c.Action = resource.ActionReplace
+	}
+	if c.Action == resource.ActionUnspecified {
+		return nil, &MemberError{Member: m.path, Type: m.typ, Err: errors.New("provider planned no action")}
+	}
+	e.recordPlannedOutputs(m, c)
+	return c, nil
+}
+
+func outputNames(s *resource.TypeSchema) []string {
+	names := make([]string, len(s.Outputs))
+	for i, o := range s.Outputs {
+		names[i] = o.Name
+	}
+	return names
+}
+
+func (e *Engine) setUnknownOutputs(path string, names []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range names {
+		e.values[eval.Key{Member: path, Output: n}] = eval.Value{}
+	}
+}
+
+// recordPlannedOutputs makes the outputs a plan knows available to the
+// members that use them.
+func (e *Engine) recordPlannedOutputs(m *member, c *Change) {
+	var planned map[string]json.RawMessage
+	_ = json.Unmarshal(c.PlannedOutputs, &planned)
+	unknown := map[string]bool{}
+	for _, n := range c.UnknownOutputs {
+		unknown[n] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range m.schema.Outputs {
+		k := eval.Key{Member: m.path, Output: o.Name}
+		v, ok := planned[o.Name]
+		if !ok || unknown[o.Name] {
+			e.values[k] = eval.Value{Sensitive: o.Sensitive}
+			continue
+		}
+		e.values[k] = eval.Value{JSON: v, Known: true, Sensitive: o.Sensitive}
+		if o.Sensitive {
+			e.learnSecretAt(c.PlannedOutputs, resource.AttrPath(o.Name))
+		}
+	}
+}
+
+// setOutputs records the outputs of an applied member.
+func (e *Engine) setOutputs(m *member, outputs resource.Values) {
+	var got map[string]json.RawMessage
+	_ = json.Unmarshal(outputs.JSON, &got)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range m.schema.Outputs {
+		sensitive := o.Sensitive || resource.IsSensitive(resource.AttrPath(o.Name), outputs.Sensitive)
+		v, ok := got[o.Name]
+		if !ok {
+			v = json.RawMessage("null")
+		}
+		e.values[eval.Key{Member: m.path, Output: o.Name}] = eval.Value{JSON: v, Known: true, Sensitive: sensitive}
+		if sensitive {
+			e.learnSecretAt(outputs.JSON, resource.AttrPath(o.Name))
+		}
+	}
+}
+
+// planDeletions plans the deletion of recorded members the deployment no
+// longer has, in reverse dependency order (the order is the apply's job;
+// here they are sorted by path).
+func (e *Engine) planDeletions(uncertain bool) []*Change {
+	if uncertain {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var paths []string
+	for p := range e.state.Resources {
+		if _, ok := e.members[p]; !ok && e.targeted(p) {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	out := make([]*Change, 0, len(paths))
+	for _, p := range paths {
+		r := e.state.Resources[p]
+		out = append(out, &Change{Member: p, Type: r.Type, Provider: r.Provider, Action: resource.ActionDelete, Prior: r, Deps: r.Dependencies})
+	}
+	return out
+}
+
+func recordToState(r *state.Resource) *resource.State {
+	return &resource.State{
+		Inputs:  resource.Values{JSON: r.Inputs, Sensitive: r.SensitiveInputs},
+		Outputs: resource.Values{JSON: r.Outputs, Sensitive: r.SensitiveOutputs},
+		Private: r.Private,
+	}
+}
+
+// PlanDestroy plans the deletion of every recorded member (or the targets
+// and what depends on them), from the state alone.
+func (e *Engine) PlanDestroy(ctx context.Context) (*Plan, error) {
+	if err := e.recoverPending(ctx); err != nil {
+		return nil, err
+	}
+	plan := &Plan{}
+	var paths []string
+	for p := range e.state.Resources {
+		paths = append(paths, p)
+	}
+	if len(e.opts.Targets) > 0 {
+		paths = dependentsClosure(e.state, e.opts.Targets)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		r := e.state.Resources[p]
+		if r == nil {
+			continue
+		}
+		plan.Changes = append(plan.Changes, &Change{Member: p, Type: r.Type, Provider: r.Provider, Action: resource.ActionDelete, Prior: r, Deps: r.Dependencies})
+	}
+	return plan, nil
+}
+
+// dependentsClosure returns the targets and every recorded member that
+// depends on them, directly or not.
+func dependentsClosure(s *state.State, targets []string) []string {
+	in := map[string]bool{}
+	for _, t := range targets {
+		if _, ok := s.Resources[t]; ok {
+			in[t] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for p, r := range s.Resources {
+			if in[p] {
+				continue
+			}
+			for _, d := range r.Dependencies {
+				if in[d] {
+					in[p] = true
+					changed = true
+					break
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(in))
+	for p := range in {
+		out = append(out, p)
+	}
+	return out
+}

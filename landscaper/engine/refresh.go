@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// recoverPending settles the operations a killed run left pending: the
+// provider is asked (Read) what exists, so the resource is neither made
+// twice nor forgotten. The result is kept in memory; an apply writes it.
+func (e *Engine) recoverPending(ctx context.Context) error {
+	names := make([]string, 0, len(e.state.Pending))
+	for n := range e.state.Pending {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := e.state.Pending[name]
+		prior := e.state.Resources[name]
+		rec := &state.Resource{Type: p.Type, Provider: p.Provider, ProviderPath: p.ProviderPath, Inputs: p.Inputs, SensitiveInputs: p.SensitiveInputs}
+		if prior != nil && prior.Type == p.Type {
+			rec = prior
+		}
+		prov, err := e.providerForRecord(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("settle interrupted %s of %s: %w", p.Operation, name, err)
+		}
+		rs := recordToState(rec)
+		if p.Operation == state.OpCreate && (prior == nil || prior.Type != p.Type) {
+			rs.Outputs = resource.Values{}
+		}
+		resp, err := prov.Read(ctx, resource.ReadRequest{Type: rec.Type, Name: name, Prior: *rs})
+		if err != nil {
+			return fmt.Errorf("settle interrupted %s of %s: %w", p.Operation, name, err)
+		}
+		if err := diagError(resp.Diagnostics); err != nil {
+			return &MemberError{Member: name, Type: rec.Type, Err: fmt.Errorf("settle interrupted %s: %w", p.Operation, err)}
+		}
+		switch {
+		case resp.Exists:
+			adopted := *rec
+			adopted.Outputs, adopted.SensitiveOutputs, adopted.Private = resp.Outputs.JSON, resp.Outputs.Sensitive, resp.Private
+			if len(adopted.Outputs) == 0 {
+				adopted.Outputs = rec.Outputs
+			}
+			e.state.Resources[name] = &adopted
+			e.learnSecrets(&adopted)
+		case prior != nil && prior.Type != p.Type:
+			// The new one was not made; the old one is what Read said
+			// of the record we asked about, which was the new one.
+		default:
+			delete(e.state.Resources, name)
+		}
+		delete(e.state.Pending, name)
+		e.emit(Event{Kind: EventInfo, Member: name, Message: fmt.Sprintf("settled an interrupted %s: the resource %s", p.Operation, map[bool]string{true: "exists", false: "does not exist"}[resp.Exists])})
+	}
+	return nil
+}
+
+// refresh asks every provider what exists now, updating the recorded
+// outputs; resources deleted outside Landscaper are forgotten (and planned
+// again). It returns a line for each change found.
+func (e *Engine) refresh(ctx context.Context) ([]string, error) {
+	if err := e.recoverPending(ctx); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(e.state.Resources))
+	for n := range e.state.Resources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type read struct {
+		name string
+		resp *resource.ReadResponse
+		err  error
+	}
+	results := make([]read, len(names))
+	sem := make(chan struct{}, e.opts.Parallelism)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		r := e.state.Resources[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			prov, err := e.providerForRecord(ctx, r)
+			if err != nil {
+				results[i] = read{name: name, err: err}
+				return
+			}
+			resp, err := prov.Read(ctx, resource.ReadRequest{Type: r.Type, Name: name, Prior: *recordToState(r)})
+			results[i] = read{name: name, resp: resp, err: err}
+		}()
+	}
+	wg.Wait()
+	var drift []string
+	var errs []error
+	for _, res := range results {
+		r := e.state.Resources[res.name]
+		if res.err != nil {
+			errs = append(errs, &MemberError{Member: res.name, Type: r.Type, Err: fmt.Errorf("refresh: %w", res.err)})
+			continue
+		}
+		if err := diagError(res.resp.Diagnostics); err != nil {
+			errs = append(errs, &MemberError{Member: res.name, Type: r.Type, Err: fmt.Errorf("refresh: %w", err)})
+			continue
+		}
+		if !res.resp.Exists {
+			drift = append(drift, fmt.Sprintf("%s (%s) no longer exists", res.name, r.Type))
+			delete(e.state.Resources, res.name)
+			continue
+		}
+		if len(res.resp.Outputs.JSON) > 0 && !jsonSame(res.resp.Outputs.JSON, r.Outputs) {
+			drift = append(drift, fmt.Sprintf("%s (%s) changed outside landscaper", res.name, r.Type))
+			updated := *r
+			updated.Outputs, updated.SensitiveOutputs, updated.Private = res.resp.Outputs.JSON, res.resp.Outputs.Sensitive, res.resp.Private
+			e.state.Resources[res.name] = &updated
+			e.learnSecrets(&updated)
+		}
+	}
+	return drift, errors.Join(errs...)
+}

@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// outcome is how handling a node ended.
+type outcome int
+
+const (
+	// outcomeDone: the node is finished; its dependents may start.
+	outcomeDone outcome = iota
+	// outcomeFailed: the node failed; its dependents are skipped.
+	outcomeFailed
+	// outcomeNeedsEval: the node's inputs must be evaluated again (its
+	// deps may change); it is handled again afterwards.
+	outcomeNeedsEval
+)
+
+// walker runs nodes in dependency order with bounded parallelism. A node
+// starts when every dependency is done; a failed dependency skips it. Nodes
+// that need a new evaluation are batched: one evaluation serves all the
+// nodes waiting at that moment.
+type walker struct {
+	parallelism int
+	// deps returns a node's dependencies (read again after an evaluation).
+	deps func(node string) []string
+	// handle processes a node whose dependencies are done.
+	handle func(ctx context.Context, node string) outcome
+	// evaluate re-evaluates the given nodes.
+	evaluate func(ctx context.Context, nodes []string) error
+	// skipped is told about nodes skipped because a dependency failed.
+	skipped func(node, failedDep string)
+}
+
+type walkResult struct {
+	done    map[string]bool
+	failed  map[string]bool
+	skipped map[string]bool
+}
+
+// cycleError reports a dependency cycle.
+type cycleError struct{ cycle []string }
+
+func (e *cycleError) Error() string {
+	return fmt.Sprintf("dependency cycle between members: %s", strings.Join(e.cycle, " -> "))
+}
+
+// findCycle returns a cycle among nodes, or nil.
+func findCycle(nodes []string, deps func(string) []string) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make(map[string]int, len(nodes))
+	inSet := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		inSet[n] = true
+	}
+	var stack []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, d := range deps(n) {
+			if !inSet[d] {
+				continue
+			}
+			switch color[d] {
+			case grey:
+				for i, s := range stack {
+					if s == d {
+						return append(append([]string{}, stack[i:]...), d)
+					}
+				}
+			case white:
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return nil
+	}
+	sorted := append([]string{}, nodes...)
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		if color[n] == white {
+			if c := visit(n); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// run walks the nodes. It returns when every node is done, failed or
+// skipped, or the context is cancelled (nodes not started are then neither
+// done nor failed).
+func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
+	res := walkResult{done: map[string]bool{}, failed: map[string]bool{}, skipped: map[string]bool{}}
+	if len(nodes) == 0 {
+		return res, nil
+	}
+	if c := findCycle(nodes, w.deps); c != nil {
+		return res, &cycleError{cycle: c}
+	}
+	inSet := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		inSet[n] = true
+	}
+	type finished struct {
+		node string
+		out  outcome
+	}
+	results := make(chan finished)
+	evalDone := make(chan error, 1)
+	sem := make(chan struct{}, max(1, w.parallelism))
+	var wg sync.WaitGroup
+	running := map[string]bool{}
+	var waitingEval []string
+	evaluating := false
+	var evalBatch []string
+	var firstErr error
+
+	settled := func(n string) bool { return res.done[n] || res.failed[n] || res.skipped[n] }
+	// state of each node: not started, running, waiting for eval, settled.
+	waiting := map[string]bool{}
+
+	startReady := func() {
+		for _, n := range nodes {
+			if settled(n) || running[n] || waiting[n] {
+				continue
+			}
+			ready := true
+			for _, d := range w.deps(n) {
+				if !inSet[d] {
+					continue
+				}
+				if res.failed[d] || res.skipped[d] {
+					res.skipped[n] = true
+					if w.skipped != nil {
+						w.skipped(n, d)
+					}
+					ready = false
+					break
+				}
+				if !res.done[d] {
+					ready = false
+					break
+				}
+			}
+			if !ready || settled(n) || ctx.Err() != nil {
+				continue
+			}
+			running[n] = true
+			wg.Add(1)
+			go func(n string) {
+				defer wg.Done()
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					results <- finished{n, outcomeFailed}
+					return
+				}
+				out := w.handle(ctx, n)
+				<-sem
+				results <- finished{n, out}
+			}(n)
+		}
+	}
+	// Skipping may cascade; repeat until stable.
+	startAll := func() {
+		for {
+			before := len(res.skipped)
+			startReady()
+			if len(res.skipped) == before {
+				return
+			}
+		}
+	}
+	startEval := func() {
+		if evaluating || len(waitingEval) == 0 {
+			return
+		}
+		evaluating = true
+		evalBatch = waitingEval
+		waitingEval = nil
+		go func(batch []string) {
+			evalDone <- w.evaluate(ctx, batch)
+		}(evalBatch)
+	}
+
+	// An evaluation starts when nothing else runs, or after a short wait
+	// so that nodes becoming ready together share one evaluation.
+	var evalTimer <-chan time.Time
+	startAll()
+	for len(running) > 0 || evaluating {
+		select {
+		case <-evalTimer:
+			evalTimer = nil
+			startEval()
+		case f := <-results:
+			delete(running, f.node)
+			switch f.out {
+			case outcomeDone:
+				res.done[f.node] = true
+			case outcomeFailed:
+				res.failed[f.node] = true
+			case outcomeNeedsEval:
+				waiting[f.node] = true
+				waitingEval = append(waitingEval, f.node)
+			}
+		case err := <-evalDone:
+			evaluating = false
+			for _, n := range evalBatch {
+				delete(waiting, n)
+			}
+			if err != nil {
+				for _, n := range evalBatch {
+					res.failed[n] = true
+				}
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
+			evalBatch = nil
+		}
+		if ctx.Err() == nil {
+			startAll()
+			if len(running) == 0 {
+				startEval()
+			} else if len(waitingEval) > 0 && evalTimer == nil && !evaluating {
+				evalTimer = time.After(20 * time.Millisecond)
+			}
+		} else {
+			for _, n := range waitingEval {
+				res.failed[n] = true
+				delete(waiting, n)
+			}
+			waitingEval = nil
+		}
+		if len(running) == 0 && !evaluating && len(waitingEval) > 0 {
+			startEval()
+		}
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if firstErr != nil {
+		return res, firstErr
+	}
+	// A cycle discovered after an evaluation leaves nodes unreachable.
+	var stuck []string
+	for _, n := range nodes {
+		if !settled(n) {
+			stuck = append(stuck, n)
+		}
+	}
+	if len(stuck) > 0 {
+		if c := findCycle(stuck, w.deps); c != nil {
+			return res, &cycleError{cycle: c}
+		}
+		return res, fmt.Errorf("members could not be ordered: %s", strings.Join(stuck, ", "))
+	}
+	return res, nil
+}

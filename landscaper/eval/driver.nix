@@ -1,0 +1,145 @@
+# Evaluates a Landscaper deployment for the engine. The engine writes a
+# context file (see eval.go) and runs this with nix-instantiate --eval --json.
+#
+# Every output of every member is either a value the engine knows or a
+# stand-in token. Members are evaluated twice, with two unrelated token
+# spellings, so the engine can tell inputs that only pass a token through
+# (the real value can be substituted) from inputs that compute with it
+# (evaluate again once it is known).
+{ contextFile }:
+let
+  ctx = builtins.fromJSON (builtins.readFile contextFile);
+
+  deployment =
+    if ctx.flake != null
+    then (builtins.getFlake ctx.flake).outputs.landscaper
+    else import ctx.file;
+
+  resourceType = provider: name: outputs: {
+    _type = "landscaperResourceType";
+    inherit provider name outputs;
+  };
+
+  providerTypes = builtins.mapAttrs
+    (p: types: builtins.mapAttrs (t: outputs: resourceType p t outputs) types)
+    ctx.types;
+
+  # The type of a member: providers.<p>.<t>, or the string "<p>.<t>".
+  typeOf = key: m:
+    if !(m ? type) then
+      throw "landscaper: member ${key}: no `type` (expected type = providers.<provider>.<type>)"
+    else if builtins.isAttrs m.type && (m.type._type or null) == "landscaperResourceType" then
+      m.type
+    else if builtins.isString m.type then
+      let parts = builtins.match "([^.]+)\\.([^.]+)" m.type; in
+      if parts == null then
+        throw "landscaper: member ${key}: type \"${m.type}\" is not of the form <provider>.<type>"
+      else
+        let p = builtins.elemAt parts 0; t = builtins.elemAt parts 1; in
+        if !(providerTypes ? ${p}) then
+          throw "landscaper: member ${key}: unknown provider \"${p}\" in type \"${m.type}\""
+        else if !(providerTypes.${p} ? ${t}) then
+          throw "landscaper: member ${key}: provider ${p} has no resource type \"${t}\" (it has ${builtins.concatStringsSep ", " (builtins.attrNames providerTypes.${p})})"
+        else providerTypes.${p}.${t}
+    else
+      throw "landscaper: member ${key}: `type` must be a value from providers.<provider>.<type>";
+
+  checkName = key: n:
+    if builtins.match "[^.#]+" n == null
+    then throw "landscaper: member name \"${key}\" may not contain '.' or '#'"
+    else n;
+
+  # A stand-in token. `id` identifies the output; the special characters
+  # make escaping functions mangle the token, which the engine notices.
+  token = spelling: key:
+    let
+      forced = if ctx.traceForced then builtins.trace "landscaper-forced:${key}" else (x: x);
+      a = "@@ls'\"\\$<&> \n" + builtins.substring 0 24 (builtins.hashString "sha256" (ctx.nonceA + key)) + "@@";
+      b = "%%LANDSCAPER\t'\"\\$<&>|" + builtins.hashString "sha256" (ctx.nonceB + key) + "%%";
+    in forced (if spelling == "a" then a else b);
+
+  known = ctx.known;
+
+  evaluate = spelling:
+    let
+      result = deployment arguments;
+      arguments = {
+        members = view [ ] (result.members or { });
+        providers = providerTypes;
+      };
+      view = prefix: ms: builtins.mapAttrs
+        (n: m:
+          let
+            path = prefix ++ [ (checkName (builtins.concatStringsSep "." (prefix ++ [ n ])) n) ];
+            key = builtins.concatStringsSep "." path;
+          in
+          if builtins.isAttrs m && m ? members && !(m ? type) then {
+            members = view path m.members;
+          } else {
+            inputs = m.inputs or { };
+            outputs = builtins.listToAttrs (map
+              (o: {
+                name = o;
+                value =
+                  if known ? ${key} && known.${key} ? ${o}
+                  then known.${key}.${o}
+                  else token spelling "${key}#${o}";
+              })
+              (typeOf key m).outputs);
+          })
+        ms;
+      # Resource members, flattened to their paths.
+      resources = prefix: ms: builtins.concatMap
+        (n:
+          let
+            m = ms.${n};
+            path = prefix ++ [ n ];
+            key = builtins.concatStringsSep "." path;
+          in
+          if !(builtins.isAttrs m) then
+            throw "landscaper: member ${key} is not an attribute set"
+          else if m ? members && !(m ? type) then resources path m.members
+          else
+            let
+              extra = builtins.filter (a: a != "type" && a != "inputs") (builtins.attrNames m);
+            in
+            if extra != [ ] then
+              throw "landscaper: member ${key}: unknown attribute `${builtins.head extra}` (a member has `type` and `inputs`, or `members`)"
+            else [{ inherit key m; }])
+        (builtins.attrNames ms);
+      selected =
+        let all = resources [ ] (result.members or { }); in
+        if ctx.only == null then all
+        else builtins.filter (r: builtins.elem r.key ctx.only) all;
+      encode = r:
+        let
+          ty = typeOf r.key r.m;
+          json = builtins.toJSON (r.m.inputs or { });
+        in
+        {
+          path = r.key;
+          type = "${ty.provider}.${ty.name}";
+          inputs = builtins.unsafeDiscardStringContext json;
+          context = builtins.getContext json;
+        };
+      encodePath = r:
+        let ty = typeOf r.key r.m; in
+        { path = r.key; type = "${ty.provider}.${ty.name}"; };
+    in
+    map (if ctx.mode == "paths" then encodePath else encode) selected;
+
+  declared = builtins.mapAttrs
+    (n: p:
+      if builtins.isAttrs p && p ? executable
+      then
+        let exe = toString p.executable; in
+        { executable = builtins.unsafeDiscardStringContext exe; context = builtins.getContext exe; }
+      else throw "landscaper: providers.${n}: a declared provider needs `executable`")
+    ((deployment { members = { }; providers = providerTypes; }).providers or { });
+in
+if ctx.mode == "providers" then { providers = declared; }
+else if ctx.mode == "paths" then { paths = evaluate "a"; }
+else {
+  a = evaluate "a";
+  b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;
+}

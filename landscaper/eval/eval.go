@@ -1,0 +1,341 @@
+// Package eval evaluates a Landscaper deployment by running the real nix as
+// a subprocess (nix-instantiate --eval --json with driver.nix). It reports
+// each resource member's type, its inputs with stand-in tokens where an
+// output is not known, and the derivations its inputs refer to.
+package eval
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+)
+
+//go:embed driver.nix
+var driverSource []byte
+
+// Source says where the deployment is.
+type Source struct {
+	// File is a path to a Nix file holding the deployment function.
+	File string
+	// Flake is a flake reference whose outputs.landscaper is the deployment.
+	Flake string
+}
+
+func (s Source) String() string {
+	if s.Flake != "" {
+		return s.Flake + "#landscaper"
+	}
+	return s.File
+}
+
+// Evaluator runs nix on one deployment.
+type Evaluator struct {
+	source Source
+	dir    string
+	nix    string
+	nonceA string
+	nonceB string
+	// invocations counts nix processes started.
+	invocations atomic.Int64
+}
+
+// New prepares an evaluator; scratch files go to a private temporary
+// directory that Close removes.
+func New(source Source) (*Evaluator, error) {
+	if source.File != "" {
+		abs, err := filepath.Abs(source.File)
+		if err != nil {
+			return nil, fmt.Errorf("deployment file %s: %w", source.File, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("deployment file: %w", err)
+		}
+		source.File = abs
+	}
+	nix, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		return nil, fmt.Errorf("nix is needed to evaluate deployments (nix-instantiate not found on PATH): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "landscaper-eval-")
+	if err != nil {
+		return nil, fmt.Errorf("eval scratch directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "driver.nix"), driverSource, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("write eval driver: %w", err)
+	}
+	return &Evaluator{source: source, dir: dir, nix: nix, nonceA: nonce(), nonceB: nonce()}, nil
+}
+
+func nonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Close removes the scratch files.
+func (e *Evaluator) Close() error { return os.RemoveAll(e.dir) }
+
+// Invocations returns how many nix processes the evaluator started.
+func (e *Evaluator) Invocations() int64 { return e.invocations.Load() }
+
+// Types maps provider name to resource type name to the type's output names.
+type Types map[string]map[string][]string
+
+// Request is one evaluation.
+type Request struct {
+	Types Types
+	// Known holds the output values the engine knows, by member path and
+	// output name. Every other output is a stand-in token.
+	Known map[string]map[string]json.RawMessage
+	// Twice evaluates a second time with other tokens, to tell members
+	// that compute with a token from those that pass it through.
+	Twice bool
+	// Only restricts the evaluation of inputs to these member paths.
+	Only []string
+	// TraceForced makes nix report every token it forces (on stderr).
+	TraceForced bool
+}
+
+// Member is one resource member as evaluated.
+type Member struct {
+	Path string `json:"path"`
+	Type string `json:"type"`
+	// Inputs is the JSON of the inputs with stand-in tokens (spelling A).
+	Inputs string `json:"inputs"`
+	// Context is the string context of the inputs: store paths and
+	// derivations (with the outputs used) that must exist before apply.
+	Context map[string]ContextEntry `json:"context"`
+}
+
+// ContextEntry is one element of a string context.
+type ContextEntry struct {
+	Path    bool     `json:"path"`
+	AllOut  bool     `json:"allOutputs"`
+	Outputs []string `json:"outputs"`
+}
+
+// Result is an evaluation's outcome.
+type Result struct {
+	Members []Member
+	// Second holds the inputs of the second evaluation by member path
+	// (spelling B), when Twice was asked.
+	Second map[string]string
+	// Forced lists the tokens nix forced, when TraceForced was asked.
+	Forced []string
+}
+
+// Error is a failed evaluation: nix's message, cleaned up.
+type Error struct {
+	Message string
+	// Forced lists tokens forced before the failure, when traced.
+	Forced []string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+type contextFile struct {
+	Mode        string                                `json:"mode"`
+	File        string                                `json:"file,omitempty"`
+	Flake       *string                               `json:"flake"`
+	Types       Types                                 `json:"types"`
+	Known       map[string]map[string]json.RawMessage `json:"known"`
+	NonceA      string                                `json:"nonceA"`
+	NonceB      string                                `json:"nonceB"`
+	Twice       bool                                  `json:"twice"`
+	Only        []string                              `json:"only"`
+	TraceForced bool                                  `json:"traceForced"`
+}
+
+var ctxCounter atomic.Int64
+
+func (e *Evaluator) run(ctx context.Context, cf contextFile, out any) ([]string, error) {
+	if cf.Types == nil {
+		cf.Types = Types{}
+	}
+	if cf.Known == nil {
+		cf.Known = map[string]map[string]json.RawMessage{}
+	}
+	cf.File = e.source.File
+	if e.source.Flake != "" {
+		f := e.source.Flake
+		cf.Flake = &f
+	}
+	cf.NonceA, cf.NonceB = e.nonceA, e.nonceB
+	b, err := json.Marshal(cf)
+	if err != nil {
+		return nil, fmt.Errorf("encode eval context: %w", err)
+	}
+	path := filepath.Join(e.dir, fmt.Sprintf("context-%d.json", ctxCounter.Add(1)))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write eval context: %w", err)
+	}
+	defer os.Remove(path)
+	args := []string{"--eval", "--strict", "--json", "--read-write-mode",
+		filepath.Join(e.dir, "driver.nix"), "--arg", "contextFile", path}
+	if e.source.Flake != "" {
+		args = append(args, "--option", "experimental-features", "nix-command flakes")
+	}
+	cmd := exec.CommandContext(ctx, e.nix, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	e.invocations.Add(1)
+	runErr := cmd.Run()
+	forced := forcedTokens(stderr.String())
+	if runErr != nil {
+		if ctx.Err() != nil {
+			return forced, ctx.Err()
+		}
+		return forced, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: forced}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		return forced, fmt.Errorf("decode nix output: %w", err)
+	}
+	return forced, nil
+}
+
+var forcedRe = regexp.MustCompile(`trace: landscaper-forced:(\S+)`)
+
+func forcedTokens(stderr string) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, m := range forcedRe.FindAllStringSubmatch(stderr, -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			keys = append(keys, m[1])
+		}
+	}
+	return keys
+}
+
+// cleanNixError keeps nix's error text, drops trace lines and the driver's
+// own frames, and strips the "landscaper: " marker of the driver's throws.
+func cleanNixError(stderr, source string) string {
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "trace: landscaper-forced:") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	msg := strings.TrimSpace(strings.Join(lines, "\n"))
+	if i := strings.Index(msg, "landscaper: "); i >= 0 {
+		rest := msg[i+len("landscaper: "):]
+		if j := strings.IndexByte(rest, '\n'); j >= 0 {
+			rest = rest[:j]
+		}
+		return rest
+	}
+	if msg == "" {
+		msg = "nix failed without a message"
+	}
+	return fmt.Sprintf("evaluating %s:\n%s", source, msg)
+}
+
+// Evaluate evaluates the deployment's members.
+func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) {
+	var raw struct {
+		A []Member `json:"a"`
+		B []struct {
+			Path   string `json:"path"`
+			Inputs string `json:"inputs"`
+		} `json:"b"`
+	}
+	forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced}, &raw)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Members: raw.A, Forced: forced}
+	if req.Twice {
+		res.Second = make(map[string]string, len(raw.B))
+		for _, m := range raw.B {
+			res.Second[m.Path] = m.Inputs
+		}
+	}
+	return res, nil
+}
+
+// Paths evaluates only the structure: every resource member's path and
+// type, without their inputs.
+func (e *Evaluator) Paths(ctx context.Context, types Types) ([]Member, error) {
+	var raw struct {
+		Paths []Member `json:"paths"`
+	}
+	if _, err := e.run(ctx, contextFile{Mode: "paths", Types: types}, &raw); err != nil {
+		return nil, err
+	}
+	return raw.Paths, nil
+}
+
+// DeclaredProvider is a provider the deployment declares.
+type DeclaredProvider struct {
+	Executable string                  `json:"executable"`
+	Context    map[string]ContextEntry `json:"context"`
+}
+
+// DeclaredProviders evaluates the deployment's own providers.
+func (e *Evaluator) DeclaredProviders(ctx context.Context, types Types) (map[string]DeclaredProvider, error) {
+	var raw struct {
+		Providers map[string]DeclaredProvider `json:"providers"`
+	}
+	if _, err := e.run(ctx, contextFile{Mode: "providers", Types: types}, &raw); err != nil {
+		return nil, err
+	}
+	return raw.Providers, nil
+}
+
+// Realise builds the derivations in a string context (nix-store
+// --realise), so the store paths an input names exist before apply.
+func (e *Evaluator) Realise(ctx context.Context, c map[string]ContextEntry) error {
+	var drvs []string
+	for path, entry := range c {
+		if !strings.HasSuffix(path, ".drv") || (!entry.AllOut && len(entry.Outputs) == 0) {
+			continue
+		}
+		if entry.AllOut || len(entry.Outputs) == 0 {
+			drvs = append(drvs, path)
+			continue
+		}
+		drvs = append(drvs, path+"!"+strings.Join(entry.Outputs, ","))
+	}
+	if len(drvs) == 0 {
+		return nil
+	}
+	store, err := exec.LookPath("nix-store")
+	if err != nil {
+		return fmt.Errorf("nix-store not found: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, store, append([]string{"--realise", "--quiet"}, drvs...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	e.invocations.Add(1)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("build %s: %w\n%s", strings.Join(drvs, " "), err, tailLines(stderr.String(), 20))
+	}
+	return nil
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrNoDeployment is returned when there is no deployment to evaluate.
+var ErrNoDeployment = errors.New("no deployment: give --file PATH or create ./landscaper.nix")

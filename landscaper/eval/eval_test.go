@@ -1,0 +1,43 @@
+package eval
+
+import (
+	"context"
+	"testing"
+)
+
+func localTypes() Types {
+	return Types{"local": {"file": {"sha256"}, "exec": {"stdout"}}}
+}
+
+func TestAnalyzeTellsPassThroughFromComputation(t *testing.T) {
+	e, err := New(Source{File: "testdata/mixed.nix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	res, err := e.Evaluate(context.Background(), Request{Types: localTypes(), Twice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []Key
+	for _, m := range res.Members {
+		keys = append(keys, Key{m.Path, "sha256"})
+	}
+	toks := e.Tokens(keys)
+	want := map[string]struct{ deps, opaque int }{
+		"a": {0, 0}, "pass": {1, 0}, "interp": {1, 0}, "hash": {0, 1}, "slice": {0, 1}, "len": {0, 1}, "json": {1, 1}, "group.inner": {1, 0},
+	}
+	if len(res.Members) != len(want) {
+		t.Fatalf("got %d members, want %d", len(res.Members), len(want))
+	}
+	for _, m := range res.Members {
+		an, err := toks.Analyze(m.Inputs, res.Second[m.Path], true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want[m.Path]
+		if len(an.Deps) != w.deps || len(an.Opaque) != w.opaque {
+			t.Errorf("%s: deps %v opaque %v, want %d deps %d opaque", m.Path, an.Deps, an.Opaque, w.deps, w.opaque)
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package eval
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// Key names one output of one member.
+type Key struct {
+	Member string
+	Output string
+}
+
+func (k Key) String() string { return k.Member + ".outputs." + k.Output }
+
+func (k Key) driverKey() string { return k.Member + "#" + k.Output }
+
+// The token spellings; they must match driver.nix.
+const (
+	prefixA = "@@ls'\"\\$<&> \n"
+	suffixA = "@@"
+	idLenA  = 24
+	prefixB = "%%LANDSCAPER\t'\"\\$<&>|"
+	suffixB = "%%"
+)
+
+// Tokens recognises the stand-in tokens of one evaluator.
+type Tokens struct {
+	a   map[string]Key // token spelling A -> key
+	b   map[string]Key // token spelling B -> key
+	ids map[string]Key // the hex id of spelling A -> key
+}
+
+// Tokens returns the tokens the evaluator uses for the given outputs.
+func (e *Evaluator) Tokens(keys []Key) *Tokens {
+	t := &Tokens{a: make(map[string]Key, len(keys)), b: make(map[string]Key, len(keys)), ids: make(map[string]Key, len(keys))}
+	for _, k := range keys {
+		sumA := sha256.Sum256([]byte(e.nonceA + k.driverKey()))
+		id := hex.EncodeToString(sumA[:])[:idLenA]
+		sumB := sha256.Sum256([]byte(e.nonceB + k.driverKey()))
+		t.a[prefixA+id+suffixA] = k
+		t.ids[id] = k
+		t.b[prefixB+hex.EncodeToString(sumB[:])+suffixB] = k
+	}
+	return t
+}
+
+// Token returns the spelling-A token of a key.
+func (t *Tokens) Token(k Key) string {
+	for tok, key := range t.a {
+		if key == k {
+			return tok
+		}
+	}
+	return ""
+}
+
+var hexRun = regexp.MustCompile(`[0-9a-f]{24,}`)
+
+// scan finds the tokens in s (spelling A): those intact and the keys whose
+// token was mangled (escaped, split, sliced) by Nix code.
+func (t *Tokens) scan(s string) (intact []Key, mangled []Key) {
+	rest := s
+	for {
+		i := strings.Index(rest, prefixA)
+		if i < 0 {
+			break
+		}
+		end := i + len(prefixA) + idLenA + len(suffixA)
+		if end <= len(rest) {
+			if k, ok := t.a[rest[i:end]]; ok {
+				intact = append(intact, k)
+				rest = rest[:i] + rest[end:]
+				continue
+			}
+		}
+		rest = rest[i+1:]
+	}
+	for _, run := range hexRun.FindAllString(rest, -1) {
+		for j := 0; j+idLenA <= len(run); j++ {
+			if k, ok := t.ids[run[j:j+idLenA]]; ok {
+				mangled = append(mangled, k)
+			}
+		}
+	}
+	return intact, mangled
+}
+
+// Analysis is what the tokens in a member's inputs say.
+type Analysis struct {
+	// Deps are the outputs the inputs refer to.
+	Deps []Key
+	// Opaque lists outputs that Nix code computed with (the token was
+	// mangled, or the second evaluation disagrees): substituting their
+	// values is not enough; the member must be evaluated again once they
+	// are known.
+	Opaque []Key
+}
+
+// Analyze reads a member's inputs (spelling A) and, if given, the same
+// inputs from the second evaluation (spelling B).
+func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool) (Analysis, error) {
+	var docA any
+	if err := json.Unmarshal([]byte(inputsA), &docA); err != nil {
+		return Analysis{}, fmt.Errorf("decode inputs: %w", err)
+	}
+	deps := map[Key]bool{}
+	opaque := map[Key]bool{}
+	walkStrings(docA, func(s string) {
+		intact, mangled := t.scan(s)
+		for _, k := range intact {
+			deps[k] = true
+		}
+		for _, k := range mangled {
+			deps[k] = true
+			opaque[k] = true
+		}
+	})
+	if haveB {
+		var docB any
+		if err := json.Unmarshal([]byte(inputsB), &docB); err != nil {
+			return Analysis{}, fmt.Errorf("decode inputs: %w", err)
+		}
+		ca, _ := json.Marshal(t.canonical(docA, t.a))
+		cb, _ := json.Marshal(t.canonical(docB, t.b))
+		if string(ca) != string(cb) {
+			// The inputs depend on the tokens' spelling: every output they
+			// refer to is suspect. If none is visible at all, the engine
+			// must treat the member as depending on every unknown output.
+			for k := range deps {
+				opaque[k] = true
+			}
+			if len(deps) == 0 {
+				opaque[Key{}] = true
+			}
+		}
+	}
+	return Analysis{Deps: sortedKeys(deps), Opaque: sortedKeys(opaque)}, nil
+}
+
+func sortedKeys(m map[Key]bool) []Key {
+	out := make([]Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Member != out[j].Member {
+			return out[i].Member < out[j].Member
+		}
+		return out[i].Output < out[j].Output
+	})
+	return out
+}
+
+func walkStrings(v any, f func(string)) {
+	switch x := v.(type) {
+	case string:
+		f(x)
+	case map[string]any:
+		for k, e := range x {
+			f(k)
+			walkStrings(e, f)
+		}
+	case []any:
+		for _, e := range x {
+			walkStrings(e, f)
+		}
+	}
+}
+
+// canonical replaces every intact token by a spelling-free marker.
+func (t *Tokens) canonical(v any, spelling map[string]Key) any {
+	replace := func(s string) string {
+		if !strings.Contains(s, prefixA) && !strings.Contains(s, prefixB) {
+			return s
+		}
+		for tok, k := range spelling {
+			if strings.Contains(s, tok) {
+				s = strings.ReplaceAll(s, tok, "\x00"+k.driverKey()+"\x00")
+			}
+		}
+		return s
+	}
+	switch x := v.(type) {
+	case string:
+		return replace(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[replace(k)] = t.canonical(e, spelling)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = t.canonical(e, spelling)
+		}
+		return out
+	}
+	return v
+}
+
+// Value is what the engine knows of an output when substituting.
+type Value struct {
+	JSON      json.RawMessage
+	Known     bool
+	Sensitive bool
+}
+
+// Substituted is a member's inputs with tokens replaced by values.
+type Substituted struct {
+	JSON json.RawMessage
+	// Unknown lists input paths whose value is not known yet (null in
+	// JSON).
+	Unknown []resource.Path
+	// Sensitive lists input paths whose value holds a sensitive output.
+	Sensitive []resource.Path
+}
+
+// Substitute replaces the tokens in inputs (spelling A) with values. A
+// string that is exactly one token takes the value as it is (any JSON
+// type); a token inside a longer string is replaced by the value's text.
+func (t *Tokens) Substitute(inputs string, lookup func(Key) Value) (Substituted, error) {
+	var doc any
+	if err := json.Unmarshal([]byte(inputs), &doc); err != nil {
+		return Substituted{}, fmt.Errorf("decode inputs: %w", err)
+	}
+	var out Substituted
+	var walk func(v any, p resource.Path) any
+	walk = func(v any, p resource.Path) any {
+		switch x := v.(type) {
+		case string:
+			if !strings.Contains(x, prefixA) {
+				return x
+			}
+			if k, ok := t.a[x]; ok {
+				val := lookup(k)
+				if val.Sensitive {
+					out.Sensitive = append(out.Sensitive, p)
+				}
+				if !val.Known {
+					out.Unknown = append(out.Unknown, p)
+					return nil
+				}
+				var decoded any
+				if err := json.Unmarshal(val.JSON, &decoded); err != nil {
+					return nil
+				}
+				return decoded
+			}
+			s, unknown, sensitive := t.interpolate(x, lookup)
+			if sensitive {
+				out.Sensitive = append(out.Sensitive, p)
+			}
+			if unknown {
+				out.Unknown = append(out.Unknown, p)
+				return nil
+			}
+			return s
+		case map[string]any:
+			m := make(map[string]any, len(x))
+			for k, e := range x {
+				m[k] = walk(e, p.Attr(k))
+			}
+			return m
+		case []any:
+			l := make([]any, len(x))
+			for i, e := range x {
+				l[i] = walk(e, p.Index(i))
+			}
+			return l
+		}
+		return v
+	}
+	res := walk(doc, nil)
+	b, err := json.Marshal(res)
+	if err != nil {
+		return Substituted{}, fmt.Errorf("encode inputs: %w", err)
+	}
+	out.JSON = b
+	return out, nil
+}
+
+func (t *Tokens) interpolate(s string, lookup func(Key) Value) (string, bool, bool) {
+	var b strings.Builder
+	unknown, sensitive := false, false
+	rest := s
+	for {
+		i := strings.Index(rest, prefixA)
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		end := i + len(prefixA) + idLenA + len(suffixA)
+		k, ok := Key{}, false
+		if end <= len(rest) {
+			k, ok = t.a[rest[i:end]]
+		}
+		if !ok {
+			b.WriteString(rest[:i+1])
+			rest = rest[i+1:]
+			continue
+		}
+		b.WriteString(rest[:i])
+		val := lookup(k)
+		sensitive = sensitive || val.Sensitive
+		if !val.Known {
+			unknown = true
+		} else {
+			var str string
+			if json.Unmarshal(val.JSON, &str) == nil {
+				b.WriteString(str)
+			} else {
+				b.Write(val.JSON)
+			}
+		}
+		rest = rest[end:]
+	}
+	return b.String(), unknown, sensitive
+}
+
+// Has reports whether s holds any token (intact or mangled).
+func (t *Tokens) Has(s string) bool {
+	intact, mangled := t.scan(s)
+	return len(intact) > 0 || len(mangled) > 0
+}

@@ -1,0 +1,268 @@
+// Package providerset finds provider binaries, starts one plugin process per
+// provider for a run, and restarts a provider that died so that members
+// not yet applied can still be served.
+package providerset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/landscaper-nix/landscaper/proto/plugin"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// BinaryPrefix starts the file name of every provider binary.
+const BinaryPrefix = "landscaper-provider-"
+
+// Discover lists the provider binaries by provider name: first those next
+// to the landscaper binary, then those on PATH.
+func Discover() map[string]string {
+	found := map[string]string{}
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = resolved
+		}
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	dirs = append(dirs, filepath.SplitList(os.Getenv("PATH"))...)
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasPrefix(name, BinaryPrefix) || e.IsDir() {
+				continue
+			}
+			provider := strings.TrimPrefix(name, BinaryPrefix)
+			if _, ok := found[provider]; ok {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			if info, err := os.Stat(path); err == nil && info.Mode()&0o111 != 0 {
+				found[provider] = path
+			}
+		}
+	}
+	return found
+}
+
+// Set is the providers of one run.
+type Set struct {
+	logger  hclog.Logger
+	mu      sync.Mutex
+	entries map[string]*entry
+	started atomic.Int64
+	closed  bool
+}
+
+type entry struct {
+	name   string
+	path   string
+	mu     sync.Mutex
+	client *plugin.Client
+	schema *resource.ProviderSchema
+}
+
+// New returns an empty set; logger receives the plugins' logs (nil drops
+// them).
+func New(logger hclog.Logger) *Set {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Set{logger: logger, entries: map[string]*entry{}}
+}
+
+// Started returns how many plugin processes the set has started.
+func (s *Set) Started() int64 { return s.started.Load() }
+
+// Add starts the provider binary at path under name and returns its
+// schema. Adding a name again with the same path is a no-op.
+func (s *Set) Add(ctx context.Context, name, path string) (*resource.ProviderSchema, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("provider set is closed")
+	}
+	e, ok := s.entries[name]
+	if ok && e.path != path {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("provider %s is both %s and %s", name, e.path, path)
+	}
+	if !ok {
+		e = &entry{name: name, path: path}
+		s.entries[name] = e
+	}
+	s.mu.Unlock()
+	if _, err := s.client(ctx, e); err != nil {
+		return nil, err
+	}
+	return e.schema, nil
+}
+
+// client returns the entry's running plugin, starting it if it is not
+// running (first use, or it died).
+func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil && !e.client.Exited() {
+		return e.client, nil
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, errors.New("provider set is closed")
+	}
+	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger})
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", e.name, err)
+	}
+	s.started.Add(1)
+	schema, err := c.GetSchema(ctx)
+	if err != nil {
+		c.Kill()
+		return nil, fmt.Errorf("provider %s: get schema: %w", e.name, c.ExplainFailure(err))
+	}
+	if schema.Diagnostics.HasError() {
+		c.Kill()
+		return nil, fmt.Errorf("provider %s: schema: %w", e.name, schema.Diagnostics.Err())
+	}
+	e.client, e.schema = c, schema
+	return c, nil
+}
+
+// Schema returns a started provider's schema.
+func (s *Set) Schema(name string) (*resource.ProviderSchema, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[name]
+	if !ok || e.schema == nil {
+		return nil, false
+	}
+	return e.schema, true
+}
+
+// Names returns the names of the providers in the set.
+func (s *Set) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.entries))
+	for n := range s.entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Path returns the binary of a provider.
+func (s *Set) Path(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[name]; ok {
+		return e.path
+	}
+	return ""
+}
+
+// Provider returns a resource.Provider for name that restarts the plugin
+// if it died and explains transport failures.
+func (s *Set) Provider(name string) (resource.Provider, error) {
+	s.mu.Lock()
+	e, ok := s.entries[name]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("provider %s is not started", name)
+	}
+	return &restarting{set: s, e: e}, nil
+}
+
+// Close stops every plugin and waits for them to exit.
+func (s *Set) Close() {
+	s.mu.Lock()
+	s.closed = true
+	entries := make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.client != nil {
+				e.client.Kill()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// restarting calls a provider through the set.
+type restarting struct {
+	set *Set
+	e   *entry
+}
+
+func call[T any](ctx context.Context, r *restarting, f func(resource.Provider) (T, error)) (T, error) {
+	var zero T
+	c, err := r.set.client(ctx, r.e)
+	if err != nil {
+		return zero, err
+	}
+	v, err := f(c)
+	if err != nil {
+		if ctx.Err() != nil {
+			return zero, ctx.Err()
+		}
+		if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) {
+			return zero, c.ExplainFailure(err)
+		}
+		return zero, fmt.Errorf("provider %s: %w", r.e.name, c.ExplainFailure(err))
+	}
+	return v, nil
+}
+
+func (r *restarting) GetSchema(ctx context.Context) (*resource.ProviderSchema, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.ProviderSchema, error) { return p.GetSchema(ctx) })
+}
+
+func (r *restarting) Validate(ctx context.Context, req resource.ValidateRequest) (resource.Diagnostics, error) {
+	return call(ctx, r, func(p resource.Provider) (resource.Diagnostics, error) { return p.Validate(ctx, req) })
+}
+
+func (r *restarting) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.PlanResponse, error) { return p.Plan(ctx, req) })
+}
+
+func (r *restarting) Create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Create(ctx, req, sink) })
+}
+
+func (r *restarting) Update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Update(ctx, req, sink) })
+}
+
+func (r *restarting) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Delete(ctx, req, sink) })
+}
+
+func (r *restarting) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
+	return call(ctx, r, func(p resource.Provider) (*resource.ReadResponse, error) { return p.Read(ctx, req) })
+}

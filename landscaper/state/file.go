@@ -1,0 +1,583 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// File is a Backend that keeps the state as a JSON document in one file,
+// with a writer lock in a file beside it (path + ".lock") and, once a File
+// has replaced a stored state, the state it replaced in path + ".backup".
+//
+// A File remembers the lineage and serial of the state it last read or
+// wrote and refuses (ErrStale) to overwrite a state that another writer
+// has changed since. A File that found the stored state unreadable refuses
+// to write until a later Read succeeds.
+//
+// A File is safe for concurrent use.
+type File struct {
+	path string
+
+	mu sync.Mutex
+	// seen is set once this File has read or written the state; exists,
+	// lineage, serial and id then describe what it found or left there.
+	seen    bool
+	exists  bool
+	lineage string
+	serial  uint64
+	id      fileID
+	// wrote is set once this File has written: the backup is made before
+	// the first write only.
+	wrote bool
+	// broken is the error of the last failed attempt to parse the stored
+	// state; while it is set, Write refuses.
+	broken error
+}
+
+var _ Backend = (*File)(nil)
+
+// NewFile returns a Backend that keeps the state at path. Nothing is read
+// or created until it is used.
+func NewFile(path string) *File {
+	return &File{path: filepath.Clean(path)}
+}
+
+// Describe returns the path of the state file.
+func (f *File) Describe() string { return f.path }
+
+// BackupPath returns where the state replaced by this File's first write is
+// kept.
+func (f *File) BackupPath() string { return f.path + ".backup" }
+
+// LockPath returns the path of the lock file.
+func (f *File) LockPath() string { return f.path + ".lock" }
+
+// InvalidError is returned when a stored state exists but cannot be used:
+// it is empty, truncated, not JSON, of an unknown format version or
+// otherwise invalid. Such a state is never overwritten.
+type InvalidError struct {
+	// Path is the state file.
+	Path string
+	// Problem says what is wrong, e.g. "is empty".
+	Problem string
+	// Backup is the path of the backup file if one exists, else "".
+	Backup string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state file %s %s; refusing to use or overwrite it", e.Path, e.Problem)
+	if e.Backup != "" {
+		fmt.Fprintf(&b, " (an earlier good state is kept in %s)", e.Backup)
+	}
+	return b.String()
+}
+
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// fileID identifies one version of a file cheaply: a write by rename
+// changes the inode, an in-place write the size, mtime or ctime.
+type fileID struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime syscall.Timespec
+}
+
+func idOf(fi fs.FileInfo) fileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{size: fi.Size()}
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+}
+
+// onDisk is what a look at the state file found.
+type onDisk struct {
+	exists  bool
+	lineage string
+	serial  uint64
+	id      fileID
+	raw     []byte // the file's bytes, when it was read
+	state   *State // the parsed state, when it was read
+}
+
+// Read returns the stored state, or New() if there is none.
+func (f *File) Read(ctx context.Context) (*State, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", f.path, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	f.remember(d)
+	f.broken = nil
+	if !d.exists {
+		return New(), nil
+	}
+	return d.state, nil
+}
+
+// load reads and parses the state file. An unparsable file is remembered
+// in f.broken.
+func (f *File) load() (onDisk, error) {
+	file, err := os.Open(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return onDisk{}, nil
+	}
+	if err != nil {
+		return onDisk{}, fmt.Errorf("read state %s: %w", f.path, err)
+	}
+	defer file.Close()
+	// Stat before reading: a change made after the stat changes the id and
+	// so is noticed by the next write.
+	fi, err := file.Stat()
+	if err != nil {
+		return onDisk{}, fmt.Errorf("read state %s: %w", f.path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		err := f.invalid(fmt.Sprintf("is not a regular file (%s)", fi.Mode().Type()), nil)
+		f.broken = err
+		return onDisk{}, err
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(file); err != nil {
+		return onDisk{}, fmt.Errorf("read state %s: %w", f.path, err)
+	}
+	s, err := f.decode(buf.Bytes())
+	if err != nil {
+		f.broken = err
+		return onDisk{}, err
+	}
+	return onDisk{exists: true, lineage: s.Lineage, serial: s.Serial, id: idOf(fi), raw: buf.Bytes(), state: s}, nil
+}
+
+// look finds out what is on disk, reading the file only if it may have
+// changed since this File last read or wrote it (or if full is set).
+func (f *File) look(full bool) (onDisk, error) {
+	if f.seen && !full {
+		fi, err := os.Stat(f.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return onDisk{}, nil
+		case err != nil:
+			return onDisk{}, fmt.Errorf("stat state %s: %w", f.path, err)
+		case f.exists && idOf(fi) == f.id:
+			return onDisk{exists: true, lineage: f.lineage, serial: f.serial, id: f.id}, nil
+		}
+	}
+	return f.load()
+}
+
+func (f *File) remember(d onDisk) {
+	f.seen = true
+	f.exists = d.exists
+	f.lineage = d.lineage
+	f.serial = d.serial
+	f.id = d.id
+}
+
+// Write stores s atomically and durably and increases s.Serial by one. It
+// refuses if the stored state could not be read, if its lineage is not
+// s.Lineage, or if its serial is not s.Serial or not the one this File last
+// read or wrote (ErrStale). Before the first write of this File that
+// replaces a stored state, it copies that state to BackupPath.
+func (f *File) Write(ctx context.Context, s *State) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("write state %s: %w", f.path, err)
+	}
+	if s == nil {
+		return fmt.Errorf("write state %s: no state given", f.path)
+	}
+	if s.Version != FormatVersion {
+		return fmt.Errorf("write state %s: the state has format version %d, not %d", f.path, s.Version, FormatVersion)
+	}
+	if s.Lineage == "" {
+		return fmt.Errorf("write state %s: the state has no lineage", f.path)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.broken != nil {
+		return fmt.Errorf("refusing to write %s: %w", f.path, f.broken)
+	}
+	d, err := f.look(!f.wrote)
+	if err != nil {
+		if f.broken != nil && f.seen {
+			return fmt.Errorf("%w: %w", ErrStale, err)
+		}
+		return err
+	}
+	if err := f.check(d, s); err != nil {
+		return err
+	}
+	if err := f.ensureDir(); err != nil {
+		return err
+	}
+	if !f.wrote && d.exists {
+		if _, err := writeAtomic(f.BackupPath(), d.raw); err != nil {
+			return fmt.Errorf("back up state %s: %w", f.path, err)
+		}
+	}
+	out := *s
+	out.Serial++
+	if out.Resources == nil {
+		out.Resources = map[string]*Resource{}
+	}
+	data, err := encode(&out)
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", f.path, err)
+	}
+	id, err := writeAtomic(f.path, data)
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", f.path, err)
+	}
+	s.Serial = out.Serial
+	f.remember(onDisk{exists: true, lineage: s.Lineage, serial: s.Serial, id: id})
+	f.wrote = true
+	return nil
+}
+
+// check refuses to replace d by s unless s descends from d.
+func (f *File) check(d onDisk, s *State) error {
+	if f.seen {
+		switch {
+		case f.exists && !d.exists:
+			return fmt.Errorf("%w: %s was removed since this process read or wrote it (at serial %d)", ErrStale, f.path, f.serial)
+		case !f.exists && d.exists:
+			return fmt.Errorf("%w: %s was created (serial %d) since this process found it missing", ErrStale, f.path, d.serial)
+		case d.exists && (d.lineage != f.lineage || d.serial != f.serial):
+			return fmt.Errorf("%w: %s is at serial %d (lineage %s); this process last read or wrote serial %d (lineage %s)", ErrStale, f.path, d.serial, d.lineage, f.serial, f.lineage)
+		}
+	}
+	if !d.exists {
+		return nil
+	}
+	if d.lineage != s.Lineage {
+		return fmt.Errorf("%w: %s holds a state of lineage %s, not %s; refusing to replace another state", ErrStale, f.path, d.lineage, s.Lineage)
+	}
+	if d.serial != s.Serial {
+		return fmt.Errorf("%w: %s is at serial %d, but the state to write was read at serial %d", ErrStale, f.path, d.serial, s.Serial)
+	}
+	return nil
+}
+
+// ensureDir creates the state's directory (0700) if it is missing.
+func (f *File) ensureDir() error {
+	dir := filepath.Dir(f.path)
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create state directory for %s: %w", f.path, err)
+	}
+	// Make the new directory's entry durable.
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("create state directory for %s: %w", f.path, err)
+	}
+	return nil
+}
+
+func encode(s *State) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Keep the recorded JSON values byte for byte.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decode parses and validates a stored state.
+func (f *File) decode(data []byte) (*State, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, f.invalid(fmt.Sprintf("is empty (%d bytes)", len(data)), nil)
+	}
+	// Look at the version first: a newer format may not parse as this one.
+	var head struct {
+		Version json.RawMessage `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, f.jsonError(data, err)
+	}
+	if head.Version == nil || string(head.Version) == "null" {
+		return nil, f.invalid("has no format version (\"version\" is missing)", nil)
+	}
+	var version int
+	if err := json.Unmarshal(head.Version, &version); err != nil {
+		return nil, f.invalid(fmt.Sprintf("has an invalid format version %s", head.Version), err)
+	}
+	if version > FormatVersion {
+		return nil, f.invalid(fmt.Sprintf("was written by a newer landscaper (state format version %d; this landscaper reads version %d); upgrade landscaper", version, FormatVersion), nil)
+	}
+	if version != FormatVersion {
+		return nil, f.invalid(fmt.Sprintf("has unsupported format version %d (this landscaper reads version %d)", version, FormatVersion), nil)
+	}
+	s := &State{}
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, f.jsonError(data, err)
+	}
+	if s.Lineage == "" {
+		return nil, f.invalid("has no lineage", nil)
+	}
+	if s.Resources == nil {
+		s.Resources = map[string]*Resource{}
+	}
+	if s.Pending == nil {
+		s.Pending = map[string]*Pending{}
+	}
+	for name, r := range s.Resources {
+		switch {
+		case name == "":
+			return nil, f.invalid("has a resource with an empty name", nil)
+		case r == nil:
+			return nil, f.invalid(fmt.Sprintf("has resource %q recorded as null", name), nil)
+		case r.Type == "":
+			return nil, f.invalid(fmt.Sprintf("has resource %q without a type", name), nil)
+		}
+	}
+	for name, p := range s.Pending {
+		switch {
+		case name == "":
+			return nil, f.invalid("has a pending operation with an empty name", nil)
+		case p == nil:
+			return nil, f.invalid(fmt.Sprintf("has pending operation %q recorded as null", name), nil)
+		case p.Operation != OpCreate && p.Operation != OpUpdate && p.Operation != OpDelete:
+			return nil, f.invalid(fmt.Sprintf("has pending operation %q with unknown operation %q", name, p.Operation), nil)
+		case p.Type == "":
+			return nil, f.invalid(fmt.Sprintf("has pending operation %q without a type", name), nil)
+		}
+	}
+	return s, nil
+}
+
+// jsonError describes a failure of json.Unmarshal on data.
+func (f *File) jsonError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		var v json.RawMessage
+		if derr := json.NewDecoder(bytes.NewReader(data)).Decode(&v); errors.Is(derr, io.ErrUnexpectedEOF) {
+			return f.invalid(fmt.Sprintf("is truncated: the JSON document ends early after %d bytes", len(data)), err)
+		}
+		line, col := position(data, syn.Offset)
+		return f.invalid(fmt.Sprintf("is not valid JSON (corrupted?): %v at line %d, column %d", err, line, col), err)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return f.invalid(fmt.Sprintf("is not a state document: it holds a JSON %s, not an object", typ.Value), err)
+		}
+		return f.invalid(fmt.Sprintf("has an invalid value at %q: a JSON %s where %s is expected", typ.Field, typ.Value, typ.Type), err)
+	}
+	return f.invalid(fmt.Sprintf("has an invalid value: %v", err), err)
+}
+
+// position returns the 1-based line and column of the byte before offset.
+func position(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:max(offset-1, 0)]
+	line = bytes.Count(before, []byte{'\n'}) + 1
+	col = len(before) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
+func (f *File) invalid(problem string, err error) *InvalidError {
+	e := &InvalidError{Path: f.path, Problem: problem, Err: err}
+	if fi, err := os.Stat(f.BackupPath()); err == nil && fi.Mode().IsRegular() {
+		e.Backup = f.BackupPath()
+	}
+	return e
+}
+
+// writeAtomic replaces path by a file holding data, mode 0600: it writes a
+// temporary file in the same directory, syncs it, renames it over path and
+// syncs the directory. It returns the identity of the new file.
+func writeAtomic(path string, data []byte) (id fileID, err error) {
+	dir, base := filepath.Split(path)
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return id, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(0o600); err != nil {
+		return id, err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return id, err
+	}
+	if err = tmp.Sync(); err != nil {
+		return id, err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return id, err
+	}
+	// From here on the new file is in place: do not remove it.
+	fi, statErr := tmp.Stat()
+	closeErr := tmp.Close()
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return id, err
+	}
+	if statErr != nil {
+		return id, statErr
+	}
+	if closeErr != nil {
+		return id, closeErr
+	}
+	return idOf(fi), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Lock takes the writer lock: an flock on LockPath, held until the returned
+// func is called or this process dies. The holder's info is written into the
+// lock file so that a refused writer can say who holds it. With timeout 0
+// Lock fails at once with a *LockedError if another holds the lock;
+// otherwise it retries (every 50ms, backing off to every second) until the
+// timeout passes or ctx is done.
+func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (func() error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
+	}
+	if err := f.ensureDir(); err != nil {
+		return nil, err
+	}
+	// O_CLOEXEC (which os.OpenFile sets anyway): provider processes must
+	// never inherit the lock.
+	lf, err := os.OpenFile(f.LockPath(), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
+	}
+	if err := lf.Chmod(0o600); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
+	}
+	deadline := time.Now().Add(timeout)
+	delay := 50 * time.Millisecond
+	for {
+		err := flock(lf, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			lf.Close()
+			return nil, fmt.Errorf("lock state %s: flock %s: %w", f.path, f.LockPath(), err)
+		}
+		wait := min(delay, time.Until(deadline))
+		if timeout <= 0 || wait <= 0 {
+			lf.Close()
+			return nil, f.lockedError()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			lf.Close()
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", f.lockedError(), ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Second)
+	}
+	if err := writeLockInfo(lf, info); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("lock state %s: write %s: %w", f.path, f.LockPath(), err)
+	}
+	var once sync.Once
+	var uerr error
+	return func() error {
+		once.Do(func() {
+			// Clear the holder while still holding the lock; the file
+			// itself stays, since removing it would race with a locker
+			// that has opened it already.
+			_ = lf.Truncate(0)
+			err := flock(lf, syscall.LOCK_UN)
+			if cerr := lf.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				uerr = fmt.Errorf("unlock state %s: %w", f.path, err)
+			}
+		})
+		return uerr
+	}, nil
+}
+
+func flock(f *os.File, how int) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			ferr = syscall.Flock(int(fd), how)
+			if ferr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return ferr
+}
+
+func writeLockInfo(lf *os.File, info LockInfo) error {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := lf.Truncate(0); err != nil {
+		return err
+	}
+	_, err = lf.WriteAt(append(data, '\n'), 0)
+	return err
+}
+
+// lockedError reads who holds the lock. The holder writes its info just
+// after taking the lock, so an empty file is read again a few times.
+func (f *File) lockedError() *LockedError {
+	e := &LockedError{Where: f.path}
+	for try := 0; try < 5; try++ {
+		data, err := os.ReadFile(f.LockPath())
+		if err == nil && json.Unmarshal(data, &e.Holder) == nil {
+			return e
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.Holder = LockInfo{Command: "unknown holder"}
+	return e
+}

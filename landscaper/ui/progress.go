@@ -1,0 +1,241 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/landscaper-nix/landscaper/landscaper/engine"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+func verbs(a resource.Action) (doing, done string) {
+	switch a {
+	case resource.ActionCreate:
+		return "Creating", "Creation"
+	case resource.ActionUpdate:
+		return "Updating", "Update"
+	case resource.ActionReplace:
+		return "Replacing", "Replacement"
+	case resource.ActionDelete:
+		return "Destroying", "Destruction"
+	}
+	return "Working", "Work"
+}
+
+func roundDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// line renders an event as one line of text, without time or colour.
+func line(ev engine.Event, st Style) string {
+	doing, done := verbs(ev.Action)
+	switch ev.Kind {
+	case engine.EventStarted:
+		return fmt.Sprintf("%s: %s...", ev.Member, doing)
+	case engine.EventDone:
+		return st.Green(fmt.Sprintf("%s: %s complete after %s", ev.Member, done, roundDuration(ev.Elapsed)))
+	case engine.EventFailed:
+		return st.Red(fmt.Sprintf("%s: %s failed after %s: %s", ev.Member, done, roundDuration(ev.Elapsed), ev.Message))
+	case engine.EventSkipped:
+		return st.Yellow(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
+	case engine.EventLog:
+		return st.Dim(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
+	case engine.EventProgress:
+		if ev.Fraction >= 0 {
+			return st.Dim(fmt.Sprintf("%s: %s (%.0f%%)", ev.Member, ev.Message, ev.Fraction*100))
+		}
+		return st.Dim(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
+	case engine.EventInfo:
+		if ev.Member != "" {
+			return fmt.Sprintf("%s: %s", ev.Member, ev.Message)
+		}
+		return ev.Message
+	}
+	return ev.Message
+}
+
+// Plain writes one timestamped line per event, for logs and pipes.
+type Plain struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewPlain returns a Plain observer writing to w.
+func NewPlain(w io.Writer) *Plain { return &Plain{w: w} }
+
+// Event writes the event.
+func (p *Plain) Event(ev engine.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), line(ev, Style{}))
+}
+
+// Terminal shows events as lines above a live status line that lists the
+// members being worked on and for how long.
+type Terminal struct {
+	mu      sync.Mutex
+	w       io.Writer
+	st      Style
+	running map[string]time.Time
+	status  bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// NewTerminal starts a terminal display; call Close when the run ends.
+func NewTerminal(w io.Writer, st Style) *Terminal {
+	t := &Terminal{w: w, st: st, running: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go t.tick()
+	return t
+}
+
+func (t *Terminal) tick() {
+	defer close(t.done)
+	ticker := time.NewTicker(200 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-ticker.C:
+			t.mu.Lock()
+			t.drawStatus()
+			t.mu.Unlock()
+		}
+	}
+}
+
+func (t *Terminal) clearStatus() {
+	if t.status {
+		fmt.Fprint(t.w, "\r\x1b[2K")
+		t.status = false
+	}
+}
+
+func (t *Terminal) drawStatus() {
+	t.clearStatus()
+	if len(t.running) == 0 {
+		return
+	}
+	names := make([]string, 0, len(t.running))
+	for n := range t.running {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return t.running[names[i]].Before(t.running[names[j]]) })
+	var parts []string
+	for i, n := range names {
+		if i == 4 {
+			parts = append(parts, fmt.Sprintf("+%d more", len(names)-4))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %ds", n, int(time.Since(t.running[n]).Seconds())))
+	}
+	fmt.Fprint(t.w, t.st.Dim(fmt.Sprintf("… %d running: %s", len(names), strings.Join(parts, ", "))))
+	t.status = true
+}
+
+// Event prints the event above the status line.
+func (t *Terminal) Event(ev engine.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch ev.Kind {
+	case engine.EventStarted:
+		t.running[ev.Member] = ev.Time
+	case engine.EventDone, engine.EventFailed:
+		delete(t.running, ev.Member)
+	}
+	t.clearStatus()
+	fmt.Fprintln(t.w, line(ev, t.st))
+}
+
+// Close stops the status line.
+func (t *Terminal) Close() {
+	close(t.stop)
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearStatus()
+}
+
+// JSON writes one JSON object per event.
+type JSON struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+// NewJSON returns a JSON observer writing to w.
+func NewJSON(w io.Writer) *JSON {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &JSON{enc: enc}
+}
+
+type jsonEvent struct {
+	engine.Event
+	Action    string `json:"action,omitempty"`
+	ElapsedMS int64  `json:"elapsed_ms,omitempty"`
+}
+
+// Event writes the event.
+func (j *JSON) Event(ev engine.Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := jsonEvent{Event: ev, ElapsedMS: ev.Elapsed.Milliseconds()}
+	if ev.Action != resource.ActionUnspecified {
+		out.Action = ev.Action.String()
+	}
+	_ = j.enc.Encode(out)
+}
+
+// Write writes any value as one JSON line (plans, summaries).
+func (j *JSON) Write(v any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.enc.Encode(v)
+}
+
+// PlanJSON is the machine form of a plan: actions and changed paths, no
+// values.
+type PlanJSON struct {
+	Kind    string       `json:"kind"`
+	Changes []ChangeJSON `json:"changes"`
+	Add     int          `json:"add"`
+	Change  int          `json:"change"`
+	Destroy int          `json:"destroy"`
+	Drift   []string     `json:"drift,omitempty"`
+}
+
+// ChangeJSON is one member of PlanJSON.
+type ChangeJSON struct {
+	Member   string   `json:"member"`
+	Type     string   `json:"type"`
+	Action   string   `json:"action"`
+	Changed  []string `json:"changed,omitempty"`
+	Replace  []string `json:"requires_replace,omitempty"`
+	Deferred bool     `json:"deferred,omitempty"`
+}
+
+// PlanToJSON converts a plan.
+func PlanToJSON(p *engine.Plan) PlanJSON {
+	out := PlanJSON{Kind: "plan", Drift: p.Drift, Changes: []ChangeJSON{}}
+	out.Add, out.Change, out.Destroy = p.Counts()
+	for _, c := range p.Changes {
+		cj := ChangeJSON{Member: c.Member, Type: c.Type, Action: c.Action.String(), Deferred: c.Deferred}
+		for _, q := range c.Changed {
+			cj.Changed = append(cj.Changed, q.String())
+		}
+		for _, q := range c.RequiresReplace {
+			cj.Replace = append(cj.Replace, q.String())
+		}
+		out.Changes = append(out.Changes, cj)
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/sdk"
+)
+
+// defaultFileMode is the mode of a file whose mode input is not given.
+const defaultFileMode = "0644"
+
+// fileInputs are the inputs of local.file.
+type fileInputs struct {
+	Name     string `json:"name"`
+	Contents string `json:"contents"`
+	Mode     string `json:"mode"`
+}
+
+// fileOutputs are the outputs of local.file.
+type fileOutputs struct {
+	SHA256 string `json:"sha256"`
+}
+
+func fileType() *sdk.Type[fileInputs, fileOutputs] {
+	return &sdk.Type[fileInputs, fileOutputs]{
+		Description: "A file on the machine running the engine, written atomically with the given contents and mode.",
+		Inputs: []sdk.Attr{
+			sdk.String("name", "Path of the file; a relative path is relative to the engine's working directory. A change replaces the file.").Required().ForceNew(),
+			sdk.String("contents", "Contents of the file.").Required(),
+			sdk.String("mode", "Permission bits in octal, like \"0600\" or \"644\".").Default(defaultFileMode),
+		},
+		Outputs: []sdk.Attr{
+			sdk.String("sha256", "SHA-256 of the file's contents, lowercase hex."),
+		},
+		Validate: validateFile,
+		Plan:     planFile,
+		Create: func(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
+			return writeFile(ctx, op, in)
+		},
+		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[fileInputs, fileOutputs], in fileInputs) (fileOutputs, error) {
+			return writeFile(ctx, op, in)
+		},
+		Delete: deleteFile,
+		Read:   readFile,
+	}
+}
+
+func validateFile(in fileInputs, unknown []resource.Path) resource.Diagnostics {
+	var diags resource.Diagnostics
+	if p := resource.AttrPath("name"); !resource.IsSensitive(p, unknown) && in.Name == "" {
+		diags = append(diags, resource.Error(p, "empty file name", "name must be a path"))
+	}
+	if p := resource.AttrPath("mode"); !resource.IsSensitive(p, unknown) {
+		if _, err := parseMode(in.Mode); err != nil {
+			diags = append(diags, resource.Error(p, "invalid file mode", "%v", err))
+		}
+	}
+	return diags
+}
+
+// parseMode reads an octal mode of three to five digits ("644", "0600",
+// "4755") into an os.FileMode, setuid, setgid and sticky bits included.
+func parseMode(s string) (os.FileMode, error) {
+	if len(s) < 3 || len(s) > 5 {
+		return 0, fmt.Errorf("%q is not an octal mode like \"0644\": want 3 to 5 octal digits", s)
+	}
+	for _, c := range s {
+		if c < '0' || c > '7' {
+			return 0, fmt.Errorf("%q is not an octal mode like \"0644\": %q is not an octal digit", s, c)
+		}
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return 0, fmt.Errorf("parse mode %q: %w", s, err)
+	}
+	if n > 0o7777 {
+		return 0, fmt.Errorf("mode %q is above 07777", s)
+	}
+	m := os.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m, nil
+}
+
+func hashString(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// planFile fills in the planned hash when the contents are known, and
+// turns a no-op into an update when the file on disk no longer has the
+// desired contents (Read refreshed the recorded hash).
+func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
+	if p.IsUnknown("contents") {
+		return
+	}
+	want := hashString(p.Desired.Contents)
+	if p.Prior != nil && p.Prior.HasOutputs && p.Prior.Outputs.SHA256 != want {
+		contents := resource.AttrPath("contents")
+		switch p.Action {
+		case resource.ActionNoop:
+			p.Action = resource.ActionUpdate
+			p.Changed = append(p.Changed, contents)
+		case resource.ActionUpdate:
+			if !slices.ContainsFunc(p.Changed, func(c resource.Path) bool { return c.String() == contents.String() }) {
+				p.Changed = append(p.Changed, contents)
+			}
+		}
+	}
+	if p.Planned == nil {
+		p.Planned = map[string]any{}
+	}
+	p.Planned["sha256"] = want
+	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "sha256" })
+}
+
+// writeFile writes the file atomically: a temporary file in the same
+// directory, synced and given its mode, is renamed over the target.
+func writeFile(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
+	mode, err := parseMode(in.Mode)
+	if err != nil {
+		return fileOutputs{}, fmt.Errorf("file %s: %w", in.Name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fileOutputs{}, fmt.Errorf("write file %s: %w", in.Name, err)
+	}
+	if err := writeAtomic(in.Name, []byte(in.Contents), mode); err != nil {
+		return fileOutputs{}, err
+	}
+	op.Logf("wrote %s (%d bytes, mode %s)", in.Name, len(in.Contents), in.Mode)
+	return fileOutputs{SHA256: hashString(in.Contents)}, nil
+}
+
+func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create directory of file %s: %w", name, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file for %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write temporary file %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync temporary file %s: %w", tmp.Name(), err)
+	}
+	// Chmod after creation so the umask does not interfere.
+	if err := tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod temporary file %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temporary file %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("rename temporary file to %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable. File systems that cannot sync a
+// directory are let be.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fileOutputs]) error {
+	name := prior.Inputs.Name
+	if name == "" {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete file %s: %w", name, err)
+	}
+	err := os.Remove(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		op.Logf("%s is gone already", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete file %s: %w", name, err)
+	}
+	op.Logf("deleted %s", name)
+	return nil
+}
+
+// readFile reports whether the file exists and the hash of what it holds
+// now, so a change behind Landscaper's back shows in the next plan.
+func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fileOutputs, bool, error) {
+	name := prior.Inputs.Name
+	if name == "" {
+		return fileOutputs{}, false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
+	}
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileOutputs{}, false, nil
+	}
+	if err != nil {
+		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
+	}
+	return fileOutputs{SHA256: hex.EncodeToString(h.Sum(nil))}, true, nil
+}

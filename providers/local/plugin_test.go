@@ -1,0 +1,74 @@
+package local_test
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/landscaper-nix/landscaper/proto/plugin"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// TestBinary builds the provider binary and drives it as the engine does.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "landscaper-provider-local")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/landscaper-nix/landscaper/providers/local/cmd/landscaper-provider-local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	client, err := plugin.Launch(ctx, bin, plugin.LaunchOptions{})
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	defer client.Kill()
+
+	schema, err := client.GetSchema(ctx)
+	if err != nil {
+		t.Fatalf("GetSchema: %v", err)
+	}
+	if schema.Name != "local" || schema.Version != "0.1.0" || schema.Types["file"] == nil || schema.Types["exec"] == nil {
+		t.Fatalf("schema = %s %s with types %v; want local 0.1.0 with file and exec", schema.Name, schema.Version, schema.Types)
+	}
+	if a, ok := schema.Types["file"].Input("name"); !ok || !a.Required || !a.ForceNew {
+		t.Errorf("file input name = %+v; want required and forcing replacement", a)
+	}
+
+	name := filepath.Join(dir, "out", "via-plugin.txt")
+	inputs, err := json.Marshal(map[string]string{"name": name, "contents": "hello\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := client.Create(ctx, resource.CreateRequest{Type: "local.file", Name: "greeting",
+		Inputs: resource.Values{JSON: inputs}}, nil)
+	if err != nil {
+		t.Fatalf("Create: %v", client.ExplainFailure(err))
+	}
+	if r.Diagnostics.HasError() {
+		t.Fatalf("Create: %v", r.Diagnostics.Err())
+	}
+	if got := readFile(t, name); got != "hello\n" {
+		t.Fatalf("contents = %q", got)
+	}
+	if want := `{"sha256":"` + sha("hello\n") + `"}`; string(r.Outputs.JSON) != want {
+		t.Errorf("outputs = %s, want %s", r.Outputs.JSON, want)
+	}
+
+	client.Kill()
+	if !client.Exited() {
+		t.Error("provider still runs after Kill")
+	}
+}
