@@ -176,11 +176,11 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, bool, err
 // stand-in are returned as blocked on those outputs; any other failure is
 // an error naming the member.
 func (e *Engine) evaluateAround(ctx context.Context, evalErr *eval.Error) (*eval.Result, []*member, error) {
-	paths, err := e.evaluator.Paths(ctx, e.types)
+	paths, err := e.evaluator.Paths(ctx, e.types, nil, false)
 	if err != nil {
-		// The structure itself does not evaluate: a syntax error, a bad
-		// member, or a member set computed from outputs.
-		return nil, nil, err
+		// The structure does not evaluate: find the member whose type
+		// fails, if it is one member's fault.
+		return nil, nil, e.explainStructureError(ctx, err)
 	}
 	typeOf := map[string]string{}
 	all := make([]string, len(paths))
@@ -435,4 +435,38 @@ func (e *Engine) traceMember(ctx context.Context, path string) error {
 	m.analysis.Opaque = append(m.analysis.Opaque, keys...)
 	m.deps = mergeDeps(m.deps, depsOf(path, keys))
 	return nil
+}
+
+// explainStructureError names the member whose type does not evaluate, when
+// the member names do.
+func (e *Engine) explainStructureError(ctx context.Context, structErr error) error {
+	names, err := e.evaluator.Paths(ctx, e.types, nil, true)
+	if err != nil {
+		return structErr
+	}
+	var find func(ps []string) error
+	find = func(ps []string) error {
+		if len(ps) == 0 {
+			return nil
+		}
+		_, err := e.evaluator.Paths(ctx, e.types, ps, false)
+		if err == nil {
+			return nil
+		}
+		if len(ps) == 1 {
+			return &MemberError{Member: ps[0], Err: fmt.Errorf("type: %w", err)}
+		}
+		if err := find(ps[:len(ps)/2]); err != nil {
+			return err
+		}
+		return find(ps[len(ps)/2:])
+	}
+	all := make([]string, len(names))
+	for i, n := range names {
+		all[i] = n.Path
+	}
+	if err := find(all); err != nil {
+		return err
+	}
+	return structErr
 }

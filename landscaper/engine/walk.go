@@ -124,43 +124,59 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	evalDone := make(chan error, 1)
 	sem := make(chan struct{}, max(1, w.parallelism))
 	var wg sync.WaitGroup
-	running := map[string]bool{}
-	var waitingEval []string
+	running := 0
+	var waitingEval, evalBatch []string
 	evaluating := false
-	var evalBatch []string
 	var firstErr error
 
-	settled := func(n string) bool { return res.done[n] || res.failed[n] || res.skipped[n] }
-	// state of each node: not started, running, waiting for eval, settled.
-	waiting := map[string]bool{}
-
-	startReady := func() {
-		for _, n := range nodes {
-			if settled(n) || running[n] || waiting[n] {
+	// missing counts each node's dependencies not done yet; dependents
+	// lists who waits for a node.
+	missing := make(map[string]int, len(nodes))
+	dependents := make(map[string][]string, len(nodes))
+	var ready []string
+	var skip func(n, because string)
+	skip = func(n, because string) {
+		if res.skipped[n] || res.done[n] || res.failed[n] {
+			return
+		}
+		res.skipped[n] = true
+		if w.skipped != nil {
+			w.skipped(n, because)
+		}
+		for _, d := range dependents[n] {
+			skip(d, because)
+		}
+	}
+	// track (re)reads a node's dependencies and queues it if they are done.
+	track := func(n string) {
+		count := 0
+		for _, d := range w.deps(n) {
+			if !inSet[d] || res.done[d] {
 				continue
 			}
-			ready := true
-			for _, d := range w.deps(n) {
-				if !inSet[d] {
-					continue
-				}
-				if res.failed[d] || res.skipped[d] {
-					res.skipped[n] = true
-					if w.skipped != nil {
-						w.skipped(n, d)
-					}
-					ready = false
-					break
-				}
-				if !res.done[d] {
-					ready = false
-					break
-				}
+			if res.failed[d] || res.skipped[d] {
+				skip(n, d)
+				return
 			}
-			if !ready || settled(n) || ctx.Err() != nil {
+			count++
+			dependents[d] = append(dependents[d], n)
+		}
+		missing[n] = count
+		if count == 0 {
+			ready = append(ready, n)
+		}
+	}
+	for _, n := range nodes {
+		track(n)
+	}
+	start := func() {
+		for len(ready) > 0 && ctx.Err() == nil {
+			n := ready[0]
+			ready = ready[1:]
+			if res.skipped[n] {
 				continue
 			}
-			running[n] = true
+			running++
 			wg.Add(1)
 			go func(n string) {
 				defer wg.Done()
@@ -176,79 +192,73 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			}(n)
 		}
 	}
-	// Skipping may cascade; repeat until stable.
-	startAll := func() {
-		for {
-			before := len(res.skipped)
-			startReady()
-			if len(res.skipped) == before {
-				return
-			}
-		}
-	}
 	startEval := func() {
 		if evaluating || len(waitingEval) == 0 {
 			return
 		}
 		evaluating = true
-		evalBatch = waitingEval
-		waitingEval = nil
+		evalBatch, waitingEval = waitingEval, nil
 		go func(batch []string) {
 			evalDone <- w.evaluate(ctx, batch)
 		}(evalBatch)
 	}
-
 	// An evaluation starts when nothing else runs, or after a short wait
 	// so that nodes becoming ready together share one evaluation.
 	var evalTimer <-chan time.Time
-	startAll()
-	for len(running) > 0 || evaluating {
+	start()
+	for running > 0 || evaluating || len(waitingEval) > 0 {
+		if running == 0 && !evaluating {
+			startEval()
+		}
 		select {
 		case <-evalTimer:
 			evalTimer = nil
 			startEval()
 		case f := <-results:
-			delete(running, f.node)
+			running--
 			switch f.out {
 			case outcomeDone:
 				res.done[f.node] = true
+				for _, d := range dependents[f.node] {
+					if missing[d]--; missing[d] == 0 && !res.skipped[d] {
+						ready = append(ready, d)
+					}
+				}
 			case outcomeFailed:
 				res.failed[f.node] = true
+				for _, d := range dependents[f.node] {
+					skip(d, f.node)
+				}
 			case outcomeNeedsEval:
-				waiting[f.node] = true
 				waitingEval = append(waitingEval, f.node)
 			}
 		case err := <-evalDone:
 			evaluating = false
 			for _, n := range evalBatch {
-				delete(waiting, n)
-			}
-			if err != nil {
-				for _, n := range evalBatch {
+				if err != nil {
 					res.failed[n] = true
+					for _, d := range dependents[n] {
+						skip(d, n)
+					}
+					continue
 				}
-				if firstErr == nil {
-					firstErr = err
-				}
+				track(n)
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
 			evalBatch = nil
 		}
-		if ctx.Err() == nil {
-			startAll()
-			if len(running) == 0 {
-				startEval()
-			} else if len(waitingEval) > 0 && evalTimer == nil && !evaluating {
-				evalTimer = time.After(20 * time.Millisecond)
-			}
-		} else {
+		if ctx.Err() != nil {
 			for _, n := range waitingEval {
 				res.failed[n] = true
-				delete(waiting, n)
 			}
-			waitingEval = nil
+			waitingEval, ready = nil, nil
+			continue
 		}
-		if len(running) == 0 && !evaluating && len(waitingEval) > 0 {
-			startEval()
+		start()
+		if running > 0 && len(waitingEval) > 0 && evalTimer == nil && !evaluating {
+			evalTimer = time.After(20 * time.Millisecond)
 		}
 	}
 	wg.Wait()
@@ -261,7 +271,7 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	// A cycle discovered after an evaluation leaves nodes unreachable.
 	var stuck []string
 	for _, n := range nodes {
-		if !settled(n) {
+		if !res.done[n] && !res.failed[n] && !res.skipped[n] {
 			stuck = append(stuck, n)
 		}
 	}

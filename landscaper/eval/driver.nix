@@ -126,7 +126,8 @@ let
         let ty = typeOf r.key r.m; in
         { path = r.key; type = "${ty.provider}.${ty.name}"; };
     in
-    map (if ctx.mode == "paths" then encodePath else encode) selected;
+    if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
+    else map (if ctx.mode == "paths" then encodePath else encode) selected;
 
   declared = builtins.mapAttrs
     (n: p:
@@ -138,7 +139,7 @@ let
     ((deployment { members = { }; providers = providerTypes; }).providers or { });
 in
 if ctx.mode == "providers" then { providers = declared; }
-else if ctx.mode == "paths" then { paths = evaluate "a"; }
+else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
 else {
   a = evaluate "a";
   b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;

@@ -268,11 +268,17 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 
 // Paths evaluates only the structure: every resource member's path and
 // type, without their inputs.
-func (e *Evaluator) Paths(ctx context.Context, types Types) ([]Member, error) {
+// With only set, it evaluates only those members; with namesOnly, it does
+// not evaluate their types either (their Type is empty).
+func (e *Evaluator) Paths(ctx context.Context, types Types, only []string, namesOnly bool) ([]Member, error) {
 	var raw struct {
 		Paths []Member `json:"paths"`
 	}
-	if _, err := e.run(ctx, contextFile{Mode: "paths", Types: types}, &raw); err != nil {
+	mode := "paths"
+	if namesOnly {
+		mode = "names"
+	}
+	if _, err := e.run(ctx, contextFile{Mode: mode, Types: types, Only: only}, &raw); err != nil {
 		return nil, err
 	}
 	return raw.Paths, nil

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,9 @@ type File struct {
 	// broken is the error of the last failed attempt to parse the stored
 	// state; while it is set, Write refuses.
 	broken error
+	// cache holds the encoding of each resource record of the last write.
+	cache        map[*Resource][]byte
+	pendingCache map[*Pending][]byte
 }
 
 var _ Backend = (*File)(nil)
@@ -238,7 +242,7 @@ func (f *File) Write(ctx context.Context, s *State) error {
 	if out.Resources == nil {
 		out.Resources = map[string]*Resource{}
 	}
-	data, err := encode(&out)
+	data, err := f.encode(&out)
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", f.path, err)
 	}
@@ -292,15 +296,88 @@ func (f *File) ensureDir() error {
 	return nil
 }
 
-func encode(s *State) ([]byte, error) {
+// encode writes the state as JSON. A resource record does not change once
+// recorded (the Recorder stores copies), so its encoding is kept from one
+// write to the next: an apply of many members re-encodes only the records
+// that changed since the last write.
+func (f *File) encode(s *State) ([]byte, error) {
+	cache := make(map[*Resource][]byte, len(s.Resources))
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Keep the recorded JSON values byte for byte.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
+	head, err := encodeValue(struct {
+		Version int    `json:"version"`
+		Lineage string `json:"lineage"`
+		Serial  uint64 `json:"serial"`
+	}{s.Version, s.Lineage, s.Serial})
+	if err != nil {
 		return nil, err
 	}
+	buf.Write(head[:len(head)-1])
+	buf.WriteString(`,"resources":{`)
+	names := make([]string, 0, len(s.Resources))
+	for n := range s.Resources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		r := s.Resources[n]
+		b, ok := f.cache[r]
+		if !ok {
+			if b, err = encodeValue(r); err != nil {
+				return nil, fmt.Errorf("encode resource %s: %w", n, err)
+			}
+		}
+		cache[r] = b
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		key, _ := encodeValue(n)
+		buf.Write(key)
+		buf.WriteByte(':')
+		buf.Write(b)
+	}
+	buf.WriteByte('}')
+	pendingCache := make(map[*Pending][]byte, len(s.Pending))
+	if len(s.Pending) > 0 {
+		buf.WriteString(`,"pending":{`)
+		names = names[:0]
+		for n := range s.Pending {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			p := s.Pending[n]
+			b, ok := f.pendingCache[p]
+			if !ok {
+				if b, err = encodeValue(p); err != nil {
+					return nil, fmt.Errorf("encode pending %s: %w", n, err)
+				}
+			}
+			pendingCache[p] = b
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			key, _ := encodeValue(n)
+			buf.Write(key)
+			buf.WriteByte(':')
+			buf.Write(b)
+		}
+		buf.WriteByte('}')
+	}
+	buf.WriteString("}\n")
+	f.cache, f.pendingCache = cache, pendingCache
 	return buf.Bytes(), nil
+}
+
+// encodeValue encodes v as compact JSON without a newline, keeping
+// recorded JSON values byte for byte.
+func encodeValue(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // decode parses and validates a stored state.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Recorder keeps a state in memory while an apply changes it and writes it
@@ -41,7 +42,9 @@ type Recorder struct {
 	done   chan struct{}
 	closed bool
 
-	kick    chan struct{}
+	kick chan struct{}
+	// urgent is signalled by Sync: write now instead of gathering changes.
+	urgent  chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
 
@@ -65,6 +68,7 @@ func NewRecorder(b Backend, s *State) *Recorder {
 		state:   s,
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
+		urgent:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -140,6 +144,10 @@ func (r *Recorder) Sync(ctx context.Context) error {
 	for {
 		done := r.done
 		r.mu.Unlock()
+		select {
+		case r.urgent <- struct{}{}:
+		default:
+		}
 		r.wake()
 		select {
 		case <-ctx.Done():
@@ -192,6 +200,10 @@ func (r *Recorder) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
+// gatherFor is how long the writer waits for more changes when no Sync is
+// waiting.
+const gatherFor = 25 * time.Millisecond
+
 // run is the writer: it writes whenever the state has changed since the
 // last attempt, or a Sync asks for a retry.
 func (r *Recorder) run() {
@@ -202,7 +214,23 @@ func (r *Recorder) run() {
 			return
 		case <-r.kick:
 		}
-		for r.writeOnce() {
+		// Changes nobody waits for are gathered for a moment, so that a
+		// burst of results makes one write, not one each.
+		select {
+		case <-r.urgent:
+		default:
+			timer := time.NewTimer(gatherFor)
+			select {
+			case <-r.urgent:
+			case <-timer.C:
+			case <-r.stop:
+			}
+			timer.Stop()
+		}
+		if r.writeOnce() {
+			// Changes made during the write wait for the next round, which
+			// gathers again.
+			r.wake()
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
@@ -134,7 +133,9 @@ func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
 }
 
 // writeFile writes the file atomically: a temporary file in the same
-// directory, synced and given its mode, is renamed over the target.
+// directory, given its mode, is renamed over the target. It is not
+// fsynced: refresh notices a file lost to a power cut and writes it again,
+// and a chain of files is not held up by a disk flush for each.
 func writeFile(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
 	mode, err := parseMode(in.Mode)
 	if err != nil {
@@ -168,9 +169,6 @@ func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write temporary file %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync temporary file %s: %w", tmp.Name(), err)
-	}
 	// Chmod after creation so the umask does not interfere.
 	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod temporary file %s: %w", tmp.Name(), err)
@@ -181,22 +179,9 @@ func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		return fmt.Errorf("rename temporary file to %s: %w", name, err)
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable. File systems that cannot sync a
-// directory are let be.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
 	return nil
 }
+
 
 func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fileOutputs]) error {
 	name := prior.Inputs.Name

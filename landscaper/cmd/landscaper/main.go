@@ -2,11 +2,25 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/landscaper-nix/landscaper/landscaper/cli"
 )
 
 func main() {
+	// LANDSCAPER_CPUPROFILE writes a CPU profile of the run, for
+	// benchmarks and performance work.
+	if path := os.Getenv("LANDSCAPER_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			code := cli.Main(os.Args[1:], cli.System())
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+		fmt.Fprintf(os.Stderr, "landscaper: cannot write a CPU profile to %s\n", path)
+	}
 	os.Exit(cli.Main(os.Args[1:], cli.System()))
 }
