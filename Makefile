@@ -1,5 +1,7 @@
 # Landscaper. `make build` puts landscaper and every provider in ./bin.
 GO        ?= go
+# Go is expected in /usr/local/go when it is not on PATH already.
+export PATH := $(PATH):/usr/local/go/bin
 BIN       := $(CURDIR)/bin
 TOOLS     := $(CURDIR)/.tools
 BUF_VERSION            := v1.75.0
@@ -30,13 +32,16 @@ generate: $(TOOLS)/buf
 
 lint: $(TOOLS)/buf
 	PATH=$(TOOLS):$$PATH buf lint
-	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))"
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 bench: build
 	bash scripts/bench.sh
 
-demo: build
+# The README's first command: installs what is needed, builds, and runs the
+# quickstart deployment in a temporary directory (plan, apply, destroy).
+demo:
 	bash scripts/demo.sh
 
 clean:

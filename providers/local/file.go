@@ -182,7 +182,6 @@ func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
 	return nil
 }
 
-
 func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fileOutputs]) error {
 	name := prior.Inputs.Name
 	if name == "" {
