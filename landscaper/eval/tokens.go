@@ -52,16 +52,6 @@ func (e *Evaluator) Tokens(keys []Key) *Tokens {
 	return t
 }
 
-// Token returns the spelling-A token of a key.
-func (t *Tokens) Token(k Key) string {
-	for tok, key := range t.a {
-		if key == k {
-			return tok
-		}
-	}
-	return ""
-}
-
 var hexRun = regexp.MustCompile(`[0-9a-f]{24,}`)
 
 // scan finds the tokens in s (spelling A): those intact and the keys whose

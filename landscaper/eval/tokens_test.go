@@ -1,0 +1,94 @@
+package eval
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+func TestSubstitute(t *testing.T) {
+	e := &Evaluator{nonceA: "a", nonceB: "b"}
+	str, num, unk, sec := Key{"s", "v"}, Key{"n", "v"}, Key{"u", "v"}, Key{"k", "privateKey"}
+	toks := e.Tokens([]Key{str, num, unk, sec})
+	tok := func(k Key) string {
+		for t, key := range toks.a {
+			if key == k {
+				return t
+			}
+		}
+		t.Fatalf("no token for %v", k)
+		return ""
+	}
+	values := map[Key]Value{
+		str: {JSON: json.RawMessage(`"hello"`), Known: true},
+		num: {JSON: json.RawMessage(`42`), Known: true},
+		sec: {JSON: json.RawMessage(`"-----BEGIN KEY-----"`), Known: true, Sensitive: true},
+	}
+	lookup := func(k Key) Value { return values[k] }
+	encode := func(v any) string {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	tests := []struct {
+		name          string
+		inputs        string
+		want          string
+		wantUnknown   []string
+		wantSensitive []string
+	}{
+		{"no tokens", encode(map[string]any{"a": "x"}), `{"a":"x"}`, nil, nil},
+		{"whole string keeps the type", encode(map[string]any{"a": tok(num)}), `{"a":42}`, nil, nil},
+		{"interpolated", encode(map[string]any{"a": "say " + tok(str) + "!"}), `{"a":"say hello!"}`, nil, nil},
+		{"number interpolated", encode(map[string]any{"a": "n=" + tok(num)}), `{"a":"n=42"}`, nil, nil},
+		{"unknown becomes null", encode(map[string]any{"a": "x" + tok(unk), "b": "y"}), `{"a":null,"b":"y"}`, []string{"a"}, nil},
+		{"in a list", encode(map[string]any{"l": []any{"z", tok(str)}}), `{"l":["z","hello"]}`, nil, nil},
+		{"sensitive marked", encode(map[string]any{"key": tok(sec)}), `{"key":"-----BEGIN KEY-----"}`, nil, []string{"key"}},
+		{"sensitive interpolated", encode(map[string]any{"o": map[string]any{"c": "k: " + tok(sec)}}), `{"o":{"c":"k: -----BEGIN KEY-----"}}`, nil, []string{"o.c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := toks.Substitute(tt.inputs, lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.JSON) != tt.want {
+				t.Errorf("JSON %s, want %s", got.JSON, tt.want)
+			}
+			paths := func(ps []resource.Path) []string {
+				var out []string
+				for _, p := range ps {
+					out = append(out, p.String())
+				}
+				return out
+			}
+			if g := paths(got.Unknown); encode(g) != encode(tt.wantUnknown) {
+				t.Errorf("unknown %v, want %v", g, tt.wantUnknown)
+			}
+			if g := paths(got.Sensitive); encode(g) != encode(tt.wantSensitive) {
+				t.Errorf("sensitive %v, want %v", g, tt.wantSensitive)
+			}
+		})
+	}
+}
+
+// Escaping a token (as lib.escapeShellArg or builtins.toJSON would) mangles
+// it; the analysis must see that as computation, not pass-through.
+func TestAnalyzeSeesMangledTokens(t *testing.T) {
+	e := &Evaluator{nonceA: "a", nonceB: "b"}
+	k := Key{"m", "out"}
+	toks := e.Tokens([]Key{k})
+	var token string
+	for t := range toks.a {
+		token = t
+	}
+	quoted, _ := json.Marshal(token)
+	inputs, _ := json.Marshal(map[string]string{"c": "x=" + string(quoted)})
+	an, err := toks.Analyze(string(inputs), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(an.Opaque) != 1 || an.Opaque[0] != k {
+		t.Errorf("opaque %v, want [%v]", an.Opaque, k)
+	}
+}
