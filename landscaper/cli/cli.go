@@ -372,7 +372,6 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	start := time.Now()
 	summary, err := e.Apply(ctx, plan)
 	disp.close()
-	disp.close = func() {}
 	stats := e.Stats()
 	if c.json {
 		disp.json.Write(map[string]any{

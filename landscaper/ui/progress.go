@@ -88,6 +88,7 @@ type Terminal struct {
 	status  bool
 	stop    chan struct{}
 	done    chan struct{}
+	closing sync.Once
 }
 
 // NewTerminal starts a terminal display; call Close when the run ends.
@@ -156,13 +157,15 @@ func (t *Terminal) Event(ev engine.Event) {
 	fmt.Fprintln(t.w, line(ev, t.st))
 }
 
-// Close stops the status line.
+// Close stops the status line; closing again does nothing.
 func (t *Terminal) Close() {
-	close(t.stop)
-	<-t.done
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.clearStatus()
+	t.closing.Do(func() {
+		close(t.stop)
+		<-t.done
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.clearStatus()
+	})
 }
 
 // JSON writes one JSON object per event.
