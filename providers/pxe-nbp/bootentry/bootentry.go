@@ -1,0 +1,298 @@
+// Package bootentry is the on-disk contract between the pxe-nbp provider,
+// which writes network boot entries, and the landscaper boot server, which
+// serves them. An entry belongs to one machine (by MAC address) and names
+// one kernel, its initrds, an optional extra initrd made for that machine
+// alone, and a kernel command line.
+//
+// Layout under the boot directory:
+//
+//	entries/<mac>            symlink to ../versions/<mac>/<version>
+//	versions/<mac>/<version>/entry.json
+//	versions/<mac>/<version>/extra.cpio   (optional)
+//
+// <mac> is the normalised MAC with hyphens (52-54-00-12-34-56). A version
+// is never changed once written; an entry changes by pointing the symlink
+// at a new version (an atomic rename), so a booting machine that fetched
+// its script from one version gets that version's kernel and initrd even if
+// the entry changes meanwhile. Scripts name the version they were made
+// from.
+package bootentry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// DefaultDir is where entries live unless told otherwise.
+const DefaultDir = "/var/lib/landscaper/boot"
+
+// Entry is one machine's boot entry, as stored in entry.json.
+type Entry struct {
+	// MAC is the normalised MAC address (52:54:00:12:34:56).
+	MAC string `json:"mac"`
+	// Kernel is the absolute path of the kernel.
+	Kernel string `json:"kernel"`
+	// Initrds are absolute paths of initrds, in boot order.
+	Initrds []string `json:"initrds"`
+	// Cmdline is the kernel command line (validated: see CheckCmdline).
+	Cmdline string `json:"cmdline"`
+	// HasExtra says whether the version holds extra.cpio, the archive of
+	// files for this machine alone, loaded after the initrds.
+	HasExtra bool `json:"hasExtra,omitempty"`
+}
+
+// Version is an entry as found on disk.
+type Version struct {
+	Entry
+	// ID names the version (a hash of its content).
+	ID string
+	// Dir is the version's directory.
+	Dir string
+}
+
+// ExtraPath returns the path of the version's extra archive, or "".
+func (v *Version) ExtraPath() string {
+	if !v.HasExtra {
+		return ""
+	}
+	return filepath.Join(v.Dir, ExtraName)
+}
+
+// ExtraName is the file name of the extra initrd inside a version.
+const ExtraName = "extra.cpio"
+
+// ErrNotFound is returned for a MAC without an entry.
+var ErrNotFound = errors.New("no boot entry")
+
+// NormalizeMAC accepts the common notations of a 6-byte MAC address
+// (aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, aabbccddeeff, and
+// pxelinux's 01-aa-bb-cc-dd-ee-ff) and returns it as lowercase with colons.
+func NormalizeMAC(s string) (string, error) {
+	in := strings.TrimSpace(s)
+	if len(in) == 20 && strings.HasPrefix(in, "01-") {
+		in = in[3:]
+	}
+	if len(in) == 12 && isHex(in) {
+		in = strings.Join([]string{in[0:2], in[2:4], in[4:6], in[6:8], in[8:10], in[10:12]}, ":")
+	}
+	hw, err := net.ParseMAC(in)
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("%q is not a MAC address (expected six bytes like 52:54:00:12:34:56)", s)
+	}
+	return hw.String(), nil
+}
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// FileName returns the MAC as used in file names and URLs: hyphens.
+func FileName(mac string) string { return strings.ReplaceAll(mac, ":", "-") }
+
+var forbiddenInCmdline = regexp.MustCompile(`[\x00-\x1f\x7f]`)
+
+// CheckCmdline refuses a kernel command line that could escape the iPXE
+// script it is written into: control characters (a newline would start a
+// new command) and iPXE settings expansion (${...}).
+func CheckCmdline(cmdline string) error {
+	if forbiddenInCmdline.MatchString(cmdline) {
+		return errors.New("the kernel command line may not hold a newline or other control character")
+	}
+	if strings.Contains(cmdline, "${") {
+		return errors.New("the kernel command line may not hold ${...}: iPXE would expand it")
+	}
+	return nil
+}
+
+// Store reads and writes the entries under one boot directory.
+type Store struct {
+	Dir string
+}
+
+func (s Store) linkPath(mac string) string {
+	return filepath.Join(s.Dir, "entries", FileName(mac))
+}
+
+func (s Store) versionsDir(mac string) string {
+	return filepath.Join(s.Dir, "versions", FileName(mac))
+}
+
+// versionID hashes an entry and its extra archive.
+func versionID(e Entry, extra []byte) string {
+	h := sha256.New()
+	b, _ := json.Marshal(e)
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write(extra)
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// Put writes a new version of the entry for e.MAC and points the entry at
+// it atomically; extra (may be nil) becomes extra.cpio, readable by the
+// boot server only (0640). Older versions than the previous one are
+// removed; the previous one stays for machines booting from it right now.
+func (s Store) Put(e Entry, extra []byte) (*Version, error) {
+	mac, err := NormalizeMAC(e.MAC)
+	if err != nil {
+		return nil, err
+	}
+	e.MAC = mac
+	if err := CheckCmdline(e.Cmdline); err != nil {
+		return nil, err
+	}
+	e.HasExtra = len(extra) > 0
+	id := versionID(e, extra)
+	dir := filepath.Join(s.versionsDir(mac), id)
+	if _, err := os.Stat(filepath.Join(dir, "entry.json")); err != nil {
+		if err := s.writeVersion(dir, e, extra); err != nil {
+			return nil, err
+		}
+	}
+	previous, _ := os.Readlink(s.linkPath(mac))
+	if err := os.MkdirAll(filepath.Dir(s.linkPath(mac)), 0o755); err != nil {
+		return nil, fmt.Errorf("create entries directory: %w", err)
+	}
+	tmp := s.linkPath(mac) + ".tmp"
+	_ = os.Remove(tmp)
+	target := filepath.Join("..", "versions", FileName(mac), id)
+	if err := os.Symlink(target, tmp); err != nil {
+		return nil, fmt.Errorf("link entry %s: %w", mac, err)
+	}
+	if err := os.Rename(tmp, s.linkPath(mac)); err != nil {
+		return nil, fmt.Errorf("switch entry %s: %w", mac, err)
+	}
+	s.prune(mac, id, filepath.Base(previous))
+	return &Version{Entry: e, ID: id, Dir: dir}, nil
+}
+
+func (s Store) writeVersion(dir string, e Entry, extra []byte) error {
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("create entry version %s: %w", dir, err)
+	}
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode entry: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "entry.json"), b, 0o644); err != nil {
+		return fmt.Errorf("write entry %s: %w", dir, err)
+	}
+	if len(extra) > 0 {
+		if err := os.WriteFile(filepath.Join(tmp, ExtraName), extra, 0o640); err != nil {
+			return fmt.Errorf("write extra initrd %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("publish entry version %s: %w", dir, err)
+	}
+	return nil
+}
+
+// prune removes versions other than keep and previous.
+func (s Store) prune(mac, keep, previous string) {
+	entries, err := os.ReadDir(s.versionsDir(mac))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Name() != keep && e.Name() != previous {
+			_ = os.RemoveAll(filepath.Join(s.versionsDir(mac), e.Name()))
+		}
+	}
+}
+
+// Get returns the current version of a MAC's entry, or ErrNotFound.
+func (s Store) Get(mac string) (*Version, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return nil, err
+	}
+	target, err := os.Readlink(s.linkPath(mac))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", mac, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read entry %s: %w", mac, err)
+	}
+	return s.GetVersion(mac, filepath.Base(target))
+}
+
+var versionRe = regexp.MustCompile(`^[0-9a-f]{20}$`)
+
+// GetVersion returns one version of a MAC's entry (current or previous).
+func (s Store) GetVersion(mac, id string) (*Version, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return nil, err
+	}
+	if !versionRe.MatchString(id) {
+		return nil, fmt.Errorf("%s version %q: %w", mac, id, ErrNotFound)
+	}
+	dir := filepath.Join(s.versionsDir(mac), id)
+	b, err := os.ReadFile(filepath.Join(dir, "entry.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s version %s: %w", mac, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read entry %s: %w", dir, err)
+	}
+	var e Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("parse entry %s: %w", dir, err)
+	}
+	if e.MAC != mac {
+		return nil, fmt.Errorf("entry %s is for %s, not %s", dir, e.MAC, mac)
+	}
+	return &Version{Entry: e, ID: id, Dir: dir}, nil
+}
+
+// Delete removes a MAC's entry and all its versions. Deleting what is gone
+// succeeds.
+func (s Store) Delete(mac string) error {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.linkPath(mac)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove entry %s: %w", mac, err)
+	}
+	if err := os.RemoveAll(s.versionsDir(mac)); err != nil {
+		return fmt.Errorf("remove entry versions %s: %w", mac, err)
+	}
+	return nil
+}
+
+// List returns the MACs that have an entry.
+func (s Store) List() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Dir, "entries"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list entries: %w", err)
+	}
+	var macs []string
+	for _, e := range entries {
+		if mac, err := NormalizeMAC(e.Name()); err == nil {
+			macs = append(macs, mac)
+		}
+	}
+	sort.Strings(macs)
+	return macs, nil
+}
