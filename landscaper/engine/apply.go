@@ -80,14 +80,16 @@ func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Pla
 		}
 		e.state = rec.Snapshot()
 		e.emit(Event{Kind: EventInfo, Message: "evaluating again with the outputs now known"})
-		members, uncertain, err := e.evaluateAll(ctx)
+		members, st, err := e.evaluateAll(ctx)
 		if err != nil {
 			return err
 		}
 		e.mu.Lock()
 		e.members = members
 		e.mu.Unlock()
-		plan, err = e.planMembers(ctx, &Plan{Uncertain: uncertain})
+		plan = &Plan{}
+		plan.setStructure(st)
+		plan, err = e.planMembers(ctx, plan)
 		if err != nil {
 			return err
 		}
@@ -100,7 +102,10 @@ func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Pla
 // needsAnotherRound evaluates with every output known and compares with
 // what was applied. It is skipped when nothing was unknown.
 func (e *Engine) needsAnotherRound(ctx context.Context, plan *Plan) (bool, error) {
-	anyUnknown := plan.Uncertain
+	if !plan.Decided() {
+		return true, nil
+	}
+	anyUnknown := false
 	for _, c := range plan.Changes {
 		if c.Deferred || len(c.Unknown) > 0 || (c.Action != resource.ActionNoop && c.Action != resource.ActionDelete && len(c.UnknownOutputs) > 0) {
 			anyUnknown = true

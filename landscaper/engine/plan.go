@@ -18,10 +18,13 @@ type Plan struct {
 	// Changes lists every member considered, no-ops included, sorted by
 	// member path; deletions of removed members come last.
 	Changes []*Change
-	// Uncertain: the set of members depends on outputs not known yet, so
-	// members may appear once they are; removed members are then kept
-	// until it is certain.
-	Uncertain bool
+	// Undecided lists outputs, not known yet, that decide which members
+	// exist (as "member.outputs.name"). While there are any, the plan holds
+	// only the members that produce them; Waiting members are planned once
+	// they are applied, in the same apply. Removed members are kept until
+	// the structure is decided.
+	Undecided []string
+	Waiting   int
 	// Drift lists what refreshing found changed outside Landscaper.
 	Drift []string
 }
@@ -69,10 +72,21 @@ func (p *Plan) Counts() (add, change, destroy int) {
 	return
 }
 
+// Decided reports whether the plan knows every member that exists.
+func (p *Plan) Decided() bool { return len(p.Undecided) == 0 }
+
+func (p *Plan) setStructure(st structure) {
+	p.Undecided = nil
+	for _, k := range st.undecided {
+		p.Undecided = append(p.Undecided, k.String())
+	}
+	p.Waiting = st.waiting
+}
+
 // HasChanges reports whether applying the plan would change anything.
 func (p *Plan) HasChanges() bool {
 	a, c, d := p.Counts()
-	return a+c+d > 0
+	return a+c+d > 0 || !p.Decided()
 }
 
 // Plan evaluates the deployment, refreshes the state and asks the
@@ -98,14 +112,14 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	} else if err := e.recoverPending(ctx); err != nil {
 		return nil, err
 	}
-	members, uncertain, err := e.evaluateAll(ctx)
+	members, st, err := e.evaluateAll(ctx)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	e.members = members
 	e.mu.Unlock()
-	plan.Uncertain = uncertain
+	plan.setStructure(st)
 	return e.planMembers(ctx, plan)
 }
 
@@ -150,7 +164,7 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	for _, p := range paths {
 		plan.Changes = append(plan.Changes, changes[p])
 	}
-	plan.Changes = append(plan.Changes, e.planDeletions(plan.Uncertain)...)
+	plan.Changes = append(plan.Changes, e.planDeletions(!plan.Decided())...)
 	return plan, nil
 }
 

@@ -119,81 +119,195 @@ func (e *Engine) outputKeys(ms []eval.Member) []eval.Key {
 	return keys
 }
 
-// evaluateAll runs the first evaluation of a round: every output a token
-// (known values are substituted afterwards), evaluated twice. It returns
-// the members and whether the set of members may still change once
-// outputs are known.
-func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, bool, error) {
-	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true})
+// structure is what the first evaluation of a round found out about which
+// members exist.
+type structure struct {
+	// undecided lists outputs, not known yet, that decide which members
+	// exist. While there are any, only the members that produce them (and
+	// what those need) are planned; the rest wait for the next round.
+	undecided []eval.Key
+	// waiting counts the members left for the next round.
+	waiting int
+}
+
+// structureKnown returns the output values the structure is evaluated
+// with: those known this run, or else the recorded ones.
+func (e *Engine) structureKnown() (map[string]map[string]json.RawMessage, map[eval.Key]bool) {
+	e.mu.Lock()
+	haveValues := len(e.values) > 0
+	e.mu.Unlock()
+	if haveValues {
+		return e.knownForNix()
+	}
+	known := map[string]map[string]json.RawMessage{}
+	keys := map[eval.Key]bool{}
+	for name, r := range e.state.Resources {
+		schema, ok := e.schemas[r.Type]
+		if !ok || r.Tainted {
+			continue
+		}
+		var outs map[string]json.RawMessage
+		if json.Unmarshal(r.Outputs, &outs) != nil {
+			continue
+		}
+		for _, o := range schema.Outputs {
+			v, ok := outs[o.Name]
+			if !ok || o.Sensitive || resource.IsSensitive(resource.AttrPath(o.Name), r.SensitiveOutputs) {
+				continue
+			}
+			if known[name] == nil {
+				known[name] = map[string]json.RawMessage{}
+			}
+			known[name][o.Name] = v
+			keys[eval.Key{Member: name, Output: o.Name}] = true
+		}
+	}
+	return known, keys
+}
+
+func parseKey(driverKey string) eval.Key {
+	member, output, _ := strings.Cut(driverKey, "#")
+	return eval.Key{Member: member, Output: output}
+}
+
+// evaluateAll runs the first evaluations of a round. The structure (which
+// members exist) is evaluated with the outputs known so far, tracing the
+// unknown ones it uses; the members' inputs are evaluated with every output
+// a token, twice, so that the dependency graph is complete and computation
+// with outputs shows (known values are substituted afterwards).
+func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure, error) {
+	var info structure
+	known, knownKeys := e.structureKnown()
+	found, forced, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, TraceForced: true})
+	if err != nil {
+		var evalErr *eval.Error
+		if errors.As(err, &evalErr) {
+			return nil, info, e.explainStructureError(ctx, known, err)
+		}
+		return nil, info, err
+	}
+	for _, f := range forced {
+		k := parseKey(f)
+		if knownKeys[k] {
+			continue
+		}
+		if schema, ok := e.schemas[typeOfPath(found, k.Member)]; ok {
+			if o, ok := schema.Output(k.Output); ok && o.Sensitive {
+				return nil, info, &MemberError{Member: k.Member, Err: fmt.Errorf("which members exist depends on its sensitive output %s; a sensitive value cannot decide the structure of a deployment", k.Output)}
+			}
+		}
+		info.undecided = append(info.undecided, k)
+	}
+	e.tokens = e.evaluator.Tokens(e.outputKeys(found))
+	typeOf := map[string]string{}
+	var paths []string
+	for _, m := range found {
+		if e.tokens.Has(m.Path) {
+			continue // named after an output not known yet
+		}
+		typeOf[m.Path] = m.Type
+		paths = append(paths, m.Path)
+	}
+	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true, Only: paths})
 	var blockedMembers []*member
 	if err != nil {
 		var evalErr *eval.Error
 		if !errors.As(err, &evalErr) {
-			return nil, false, err
+			return nil, info, err
 		}
 		// Some member fails to evaluate. Find which; those that fail only
 		// because they compute with a stand-in wait for the real value.
-		res, blockedMembers, err = e.evaluateAround(ctx, evalErr)
+		res, blockedMembers, err = e.evaluateAround(ctx, paths, typeOf)
 		if err != nil {
-			return nil, false, err
+			return nil, info, err
 		}
 	}
-	keys := e.outputKeys(res.Members)
-	for _, b := range blockedMembers {
-		keys = append(keys, e.outputKeys([]eval.Member{{Path: b.path, Type: b.typ}})...)
-	}
-	e.tokens = e.evaluator.Tokens(keys)
 	members := map[string]*member{}
-	uncertain := false
 	for _, em := range res.Members {
-		if e.tokens.Has(em.Path) {
-			// The member's very name comes from an output not known yet.
-			uncertain = true
-			continue
-		}
 		second, inBoth := res.Second[em.Path]
-		if !inBoth {
-			uncertain = true
+		if _, inStructure := typeOf[em.Path]; !inStructure || !inBoth {
 			continue
 		}
 		m, err := e.newMember(em, second, true, nil)
 		if err != nil {
-			return nil, false, err
+			return nil, info, err
 		}
 		members[m.path] = m
 	}
 	for _, b := range blockedMembers {
 		members[b.path] = b
 	}
-	if len(res.Second) != len(res.Members) {
-		uncertain = true
+	if len(info.undecided) > 0 {
+		// Which members exist is not decided: plan only what decides it.
+		members, info.waiting = keepProducers(members, info.undecided)
+		return members, info, nil
 	}
-	return members, uncertain, nil
+	// Members that exist only given the known values: evaluate them with
+	// those values.
+	var missing []string
+	for _, p := range paths {
+		if members[p] == nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Known: known, Twice: true, Only: missing})
+		if err != nil {
+			return nil, info, err
+		}
+		for _, em := range more.Members {
+			second, ok := more.Second[em.Path]
+			if !ok {
+				return nil, info, &MemberError{Member: em.Path, Err: errors.New("its name depends on outputs not known yet")}
+			}
+			m, err := e.newMember(em, second, true, knownKeys)
+			if err != nil {
+				return nil, info, err
+			}
+			members[m.path] = m
+		}
+	}
+	return members, info, nil
+}
+
+func typeOfPath(ms []eval.Member, path string) string {
+	for _, m := range ms {
+		if m.Path == path {
+			return m.Type
+		}
+	}
+	return ""
+}
+
+// keepProducers keeps the members that produce the given outputs and what
+// they need, and says how many others were set aside.
+func keepProducers(members map[string]*member, outputs []eval.Key) (map[string]*member, int) {
+	keep := map[string]*member{}
+	var visit func(p string)
+	visit = func(p string) {
+		m, ok := members[p]
+		if !ok || keep[p] != nil {
+			return
+		}
+		keep[p] = m
+		for _, d := range m.deps {
+			visit(d)
+		}
+	}
+	for _, k := range outputs {
+		visit(k.Member)
+	}
+	return keep, len(members) - len(keep)
 }
 
 // evaluateAround evaluates the members that evaluate, after a failed
 // evaluation of all of them. Members that fail only because they force a
 // stand-in are returned as blocked on those outputs; any other failure is
 // an error naming the member.
-func (e *Engine) evaluateAround(ctx context.Context, evalErr *eval.Error) (*eval.Result, []*member, error) {
-	paths, err := e.evaluator.Paths(ctx, e.types, nil, false)
-	if err != nil {
-		// The structure does not evaluate: find the member whose type
-		// fails, if it is one member's fault.
-		return nil, nil, e.explainStructureError(ctx, err)
-	}
-	typeOf := map[string]string{}
-	all := make([]string, len(paths))
-	for i, p := range paths {
-		all[i] = p.Path
-		typeOf[p.Path] = p.Type
-	}
+func (e *Engine) evaluateAround(ctx context.Context, all []string, typeOf map[string]string) (*eval.Result, []*member, error) {
 	failing, err := e.failingMembers(ctx, all, nil)
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(failing) == 0 {
-		return nil, nil, evalErr
 	}
 	var blockedMembers []*member
 	bad := map[string]bool{}
@@ -208,10 +322,10 @@ func (e *Engine) evaluateAround(ctx context.Context, evalErr *eval.Error) (*eval
 		}
 		provider, _, _ := strings.Cut(typeOf[f.path], ".")
 		m := &member{path: f.path, typ: typeOf[f.path], provider: provider, schema: schema, inputs: "{}", traced: true, evalKnown: map[eval.Key]bool{}}
-		for _, k := range f.err.Forced {
-			mem, out, _ := strings.Cut(k, "#")
-			m.analysis.Opaque = append(m.analysis.Opaque, eval.Key{Member: mem, Output: out})
-			m.analysis.Deps = append(m.analysis.Deps, eval.Key{Member: mem, Output: out})
+		for _, fk := range f.err.Forced {
+			k := parseKey(fk)
+			m.analysis.Opaque = append(m.analysis.Opaque, k)
+			m.analysis.Deps = append(m.analysis.Deps, k)
 		}
 		m.deps = depsOf(m.path, m.analysis.Deps)
 		blockedMembers = append(blockedMembers, m)
@@ -221,6 +335,9 @@ func (e *Engine) evaluateAround(ctx context.Context, evalErr *eval.Error) (*eval
 		if !bad[p] {
 			good = append(good, p)
 		}
+	}
+	if len(good) == 0 {
+		return &eval.Result{Second: map[string]string{}}, blockedMembers, nil
 	}
 	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true, Only: good})
 	if err != nil {
@@ -439,8 +556,8 @@ func (e *Engine) traceMember(ctx context.Context, path string) error {
 
 // explainStructureError names the member whose type does not evaluate, when
 // the member names do.
-func (e *Engine) explainStructureError(ctx context.Context, structErr error) error {
-	names, err := e.evaluator.Paths(ctx, e.types, nil, true)
+func (e *Engine) explainStructureError(ctx context.Context, known map[string]map[string]json.RawMessage, structErr error) error {
+	names, _, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, NamesOnly: true})
 	if err != nil {
 		return structErr
 	}
@@ -449,7 +566,7 @@ func (e *Engine) explainStructureError(ctx context.Context, structErr error) err
 		if len(ps) == 0 {
 			return nil
 		}
-		_, err := e.evaluator.Paths(ctx, e.types, ps, false)
+		_, _, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, Only: ps})
 		if err == nil {
 			return nil
 		}

@@ -266,22 +266,35 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 	return res, nil
 }
 
-// Paths evaluates only the structure: every resource member's path and
-// type, without their inputs.
-// With only set, it evaluates only those members; with namesOnly, it does
-// not evaluate their types either (their Type is empty).
-func (e *Evaluator) Paths(ctx context.Context, types Types, only []string, namesOnly bool) ([]Member, error) {
+// StructureRequest asks for the deployment's structure: every resource
+// member's path and type, without their inputs.
+type StructureRequest struct {
+	Types Types
+	// Known values are used; other outputs are tokens.
+	Known map[string]map[string]json.RawMessage
+	// Only restricts the evaluation to these member paths.
+	Only []string
+	// NamesOnly skips the members' types too (Type is empty).
+	NamesOnly bool
+	// TraceForced reports the tokens the structure forced: the outputs
+	// that decide which members exist.
+	TraceForced bool
+}
+
+// Structure evaluates the structure of the deployment.
+func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Member, []string, error) {
 	var raw struct {
 		Paths []Member `json:"paths"`
 	}
 	mode := "paths"
-	if namesOnly {
+	if req.NamesOnly {
 		mode = "names"
 	}
-	if _, err := e.run(ctx, contextFile{Mode: mode, Types: types, Only: only}, &raw); err != nil {
-		return nil, err
+	forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced}, &raw)
+	if err != nil {
+		return nil, forced, err
 	}
-	return raw.Paths, nil
+	return raw.Paths, forced, nil
 }
 
 // DeclaredProvider is a provider the deployment declares.

@@ -83,7 +83,7 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 		}
 		fmt.Fprintln(w)
 	}
-	if !plan.HasChanges() {
+	if !plan.HasChanges() && plan.Decided() {
 		fmt.Fprintln(w, st.Green("No changes.")+" The deployment matches the recorded state.")
 		return
 	}
@@ -99,8 +99,8 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 	}
 	add, change, destroy := plan.Counts()
 	fmt.Fprintf(w, "\n%s %d to add, %d to change, %d to destroy.\n", st.Bold("Plan:"), add, change, destroy)
-	if plan.Uncertain {
-		fmt.Fprintln(w, "Some members are computed from outputs known only after apply; they are planned once those are known.")
+	if !plan.Decided() {
+		fmt.Fprintf(w, "Which other members exist depends on %s, known only after apply: the rest of the deployment is planned then, in the same apply.\n", strings.Join(plan.Undecided, ", "))
 	}
 }
 
@@ -162,7 +162,11 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 		}
 	}
 	if c.Deferred {
-		fmt.Fprintf(w, "      %s inputs = %s\n", st.Yellow("~"), unknownText)
+		sign := st.Green("+")
+		if c.Action != resource.ActionCreate {
+			sign = st.Yellow("~")
+		}
+		fmt.Fprintf(w, "      %s inputs = %s\n", sign, unknownText)
 	}
 	if c.Action == resource.ActionCreate || c.Action == resource.ActionReplace {
 		for _, o := range c.UnknownOutputs {

@@ -214,6 +214,8 @@ type PlanJSON struct {
 	Change  int          `json:"change"`
 	Destroy int          `json:"destroy"`
 	Drift   []string     `json:"drift,omitempty"`
+	// Undecided lists outputs that decide which other members exist.
+	Undecided []string `json:"undecided,omitempty"`
 }
 
 // ChangeJSON is one member of PlanJSON.
@@ -228,7 +230,7 @@ type ChangeJSON struct {
 
 // PlanToJSON converts a plan.
 func PlanToJSON(p *engine.Plan) PlanJSON {
-	out := PlanJSON{Kind: "plan", Drift: p.Drift, Changes: []ChangeJSON{}}
+	out := PlanJSON{Kind: "plan", Drift: p.Drift, Undecided: p.Undecided, Changes: []ChangeJSON{}}
 	out.Add, out.Change, out.Destroy = p.Counts()
 	for _, c := range p.Changes {
 		cj := ChangeJSON{Member: c.Member, Type: c.Type, Action: c.Action.String(), Deferred: c.Deferred}
