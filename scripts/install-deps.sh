@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs what Landscaper's build and tests need on Debian (run as root) and
+# makes sure nix works for root in single-user mode, without a daemon.
+# Idempotent: a second run changes nothing and only checks.
+set -euo pipefail
+
+export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+
+say() { printf 'install-deps: %s\n' "$*"; }
+die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run this as root: it installs packages and sets up /nix"
+command -v apt-get >/dev/null || die "apt-get not found: this script is for Debian"
+
+# libc6-dev is only a Recommends of gcc, but cgo (go test -race) needs it.
+# openssh-server/-client: the ssh-keypair tests log in to a real sshd; cpio:
+# the pxe-nbp tests unpack the archives the provider writes.
+packages=(nix-bin git make gcc libc6-dev ca-certificates openssh-server openssh-client cpio)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	say "installing ${missing[*]} (apt)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+	say "packages already installed: ${packages[*]}"
+fi
+
+# Go is not installed by this script; it is expected in /usr/local/go.
+command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go; see https://go.dev/doc/install)"
+say "$(go version)"
+
+# nix, single-user for root. Debian's nix-bin alone (without the recommended
+# nix-setup-systemd) has no /etc/nix/nix.conf, so nix would default to the
+# build sandbox and the nixbld build users. Root writes the store directly.
+if [ ! -d /nix ]; then
+	say "creating /nix"
+	mkdir -m 0755 /nix
+fi
+if [ ! -e /etc/nix/nix.conf ]; then
+	say "writing /etc/nix/nix.conf (single-user nix for root: no build users, no sandbox)"
+	mkdir -p /etc/nix
+	cat >/etc/nix/nix.conf <<'EOF'
+# Written by Landscaper's scripts/install-deps.sh: single-user nix for root,
+# no daemon. Builds run as root (no nixbld users) and without the sandbox,
+# as in Debian's nix-setup-systemd configuration.
+build-users-group =
+sandbox = false
+EOF
+fi
+
+# A configuration that names build users whose group does not exist: create
+# them as Debian's nix-setup-systemd does.
+group=$(nix --extra-experimental-features nix-command show-config 2>/dev/null |
+	awk -F' = ' '$1 == "build-users-group" { print $2 }' || true)
+if [ -n "$group" ] && ! getent group "$group" >/dev/null; then
+	say "creating the build users group $group and ${group}1..10 (named by nix.conf)"
+	groupadd --force --system "$group"
+	for n in $(seq 1 10); do
+		id "$group$n" >/dev/null 2>&1 ||
+			useradd --system --comment "Nix build user $n" --home-dir /var/empty \
+				--gid "$group" --groups "$group" --no-user-group \
+				--shell "$(command -v nologin || echo /usr/sbin/nologin)" "$group$n"
+	done
+fi
+
+if [ "${NIX_REMOTE:-}" = daemon ]; then
+	say "note: NIX_REMOTE=daemon is set; the checks below run with it unset (root uses the store directly)"
+fi
+
+# Check: nix evaluates, and can build a trivial derivation into the store.
+if ! out=$(env -u NIX_REMOTE nix-instantiate --eval -E 1 2>&1) || [ "$out" != 1 ]; then
+	die "nix-instantiate --eval -E 1 failed: $out"
+fi
+probe='derivation { name = "landscaper-install-deps-probe"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ok > $out" ]; }'
+if ! out=$(env -u NIX_REMOTE nix-build --no-out-link --option substituters '' -E "$probe" 2>&1); then
+	die "nix cannot build a trivial derivation as root (check /etc/nix/nix.conf: sandbox, build-users-group):
+$out"
+fi
+say "nix works for root without a daemon: $(nix-instantiate --version), store $(dirname "${out##*$'\n'}")"
+say "done"
