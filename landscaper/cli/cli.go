@@ -55,6 +55,8 @@ type exitError struct {
 	err  error
 }
 
+func (e *exitError) Unwrap() error { return e.err }
+
 func (e *exitError) Error() string {
 	if e.err == nil {
 		return fmt.Sprintf("exit %d", e.code)
@@ -71,6 +73,7 @@ Commands:
   state      list | show NAME | rm NAME: read and edit the recorded state
   providers  show the providers' schemas
   provider   schema|call: drive one provider by hand
+  serve      serve network boot entries over TFTP and HTTP
   version    print the version
 
 Run "landscaper <command> -h" for a command's flags.
@@ -82,6 +85,9 @@ func Main(args []string, env Env) int {
 	defer stop()
 	err := run(ctx, args, env)
 	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	var ee *exitError
@@ -143,6 +149,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runProviders(ctx, rest, env)
 	case "provider":
 		return runProvider(ctx, rest, env)
+	case "serve":
+		return runServe(ctx, rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintf(env.Stdout, "landscaper %s\n", Version)
 		return nil
@@ -381,7 +389,7 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 			"nix_invocations": stats.NixInvocations, "plugin_processes": stats.PluginProcesses,
 		})
 	} else {
-		printSummary(env.Stdout, summary, style(env), time.Since(start))
+		printSummary(env.Stdout, name, summary, style(env), time.Since(start))
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -412,11 +420,12 @@ func readLine(r io.Reader) (string, error) {
 	}
 }
 
-func printSummary(w io.Writer, s *engine.Summary, st ui.Style, elapsed time.Duration) {
-	msg := fmt.Sprintf("Apply complete! Resources: %d added, %d changed, %d replaced, %d destroyed (%s).",
+func printSummary(w io.Writer, command string, s *engine.Summary, st ui.Style, elapsed time.Duration) {
+	title := strings.ToUpper(command[:1]) + command[1:]
+	msg := fmt.Sprintf(title+" complete! Resources: %d added, %d changed, %d replaced, %d destroyed (%s).",
 		len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), elapsed.Round(10*time.Millisecond))
 	if !s.OK() {
-		msg = fmt.Sprintf("Apply failed. Resources: %d added, %d changed, %d replaced, %d destroyed; %d failed, %d skipped (%s).",
+		msg = fmt.Sprintf(title+" failed. Resources: %d added, %d changed, %d replaced, %d destroyed; %d failed, %d skipped (%s).",
 			len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), len(s.Failed), len(s.Skipped), elapsed.Round(10*time.Millisecond))
 		fmt.Fprintln(w, "\n"+st.Red(msg))
 		return

@@ -212,6 +212,13 @@ func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
 		if err := e.evaluator.Realise(ctx, d.Context); err != nil {
 			return fmt.Errorf("provider %s: %w", n, err)
 		}
+		if _, builtin := e.opts.Builtins[n]; builtin && e.opts.Builtins[n] != d.Executable {
+			// The deployment's own provider replaces the built-in one.
+			e.providers.Replace(n)
+			for t := range types[n] {
+				delete(e.schemas, n+"."+t)
+			}
+		}
 		s, err := e.providers.Add(ctx, n, d.Executable)
 		if err != nil {
 			return err

@@ -145,6 +145,23 @@ func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
 	return c, nil
 }
 
+// Replace stops the provider called name, if any, so that Add can start
+// another binary under that name (a deployment's own provider overriding
+// a built-in one).
+func (s *Set) Replace(name string) {
+	s.mu.Lock()
+	e, ok := s.entries[name]
+	delete(s.entries, name)
+	s.mu.Unlock()
+	if ok {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.client != nil {
+			e.client.Kill()
+		}
+	}
+}
+
 // Schema returns a started provider's schema.
 func (s *Set) Schema(name string) (*resource.ProviderSchema, bool) {
 	s.mu.Lock()

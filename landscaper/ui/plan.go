@@ -158,6 +158,11 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 				fmt.Fprintf(w, "      %s %s%s = %s%s\n", st.Green("+"), n, pad, newText, note)
 				continue
 			}
+			if oldText == newText {
+				// The input is the same; the resource changed outside.
+				fmt.Fprintf(w, "      %s %s%s = %s (changed outside Landscaper)%s\n", st.Yellow("~"), n, pad, newText, note)
+				continue
+			}
 			fmt.Fprintf(w, "      %s %s%s = %s -> %s%s\n", st.Yellow("~"), n, pad, oldText, newText, note)
 		}
 	}

@@ -25,8 +25,14 @@ func Serve(p *Provider) {
 
 var _ resource.Provider = (*Provider)(nil)
 
+// lookup finds a type by its name. The engine sends the full name with the
+// name the deployment gave the provider ("mine.file" for a provider declared
+// as providers.mine), which need not be the provider's own name.
 func (p *Provider) lookup(typ string) (Resource, error) {
-	name := strings.TrimPrefix(typ, p.Name+".")
+	name := typ
+	if i := strings.LastIndexByte(typ, '.'); i >= 0 {
+		name = typ[i+1:]
+	}
 	r, ok := p.Types[name]
 	if !ok {
 		known := make([]string, 0, len(p.Types))

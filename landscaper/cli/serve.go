@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
+	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+)
+
+// runServe is "landscaper serve": the network boot server for the entries
+// the pxe-nbp provider writes. It serves until SIGINT or SIGTERM, then
+// drains and exits 0.
+func runServe(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfg := bootserver.Config{}
+	fs.StringVar(&cfg.BootDir, "boot-dir", bootentry.DefaultDir, "the `directory` of pxe-nbp boot entries")
+	fs.StringVar(&cfg.TFTPAddr, "tftp-listen", ":69", "TFTP `address` to listen on (empty disables TFTP)")
+	fs.StringVar(&cfg.HTTPAddr, "http-listen", ":8069", "HTTP `address` to listen on, also for /metrics (empty disables HTTP)")
+	fs.StringVar(&cfg.HTTPURL, "http-url", "", "the base `URL` booting machines reach the HTTP listener at; when set, scripts fetch kernels and initrds over HTTP")
+	fs.StringVar(&cfg.IPXEDir, "ipxe-dir", bootserver.DefaultIPXEDir, "the `directory` of the iPXE binaries to serve (undionly.kpxe, ipxe.efi, snponly.efi)")
+	fs.IntVar(&cfg.MaxTransfers, "max-transfers", bootserver.DefaultMaxTransfers, "the most transfers served at once over both protocols; more are refused")
+	fs.DurationVar(&cfg.TransferTimeout, "transfer-timeout", bootserver.DefaultTransferTimeout, "the longest one transfer may take")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, "Usage: landscaper serve [flags]\n\nServe the network boot entries of the pxe-nbp provider over TFTP and HTTP.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	positional, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(positional) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q", positional)}
+	}
+	if cfg.MaxTransfers < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("--max-transfers must be at least 1, got %d", cfg.MaxTransfers)}
+	}
+	if cfg.TransferTimeout <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--transfer-timeout must be positive, got %s", cfg.TransferTimeout)}
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	cfg.Logger = log
+	if _, err := os.Stat(cfg.BootDir); err != nil {
+		log.Warn("boot directory not readable; every machine gets the no-entry script until it is", "boot_dir", cfg.BootDir, "error", err)
+	}
+	if _, err := os.Stat(cfg.IPXEDir); err != nil {
+		log.Warn("iPXE directory not readable; the iPXE binaries are not served (Debian: apt-get install ipxe)", "ipxe_dir", cfg.IPXEDir, "error", err)
+	}
+	srv, err := bootserver.New(cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
