@@ -141,6 +141,34 @@ func (e *Engine) learnSecrets(r *state.Resource) {
 	}
 }
 
+// learnSecretsUnder remembers every string under p in doc for redaction.
+func (e *Engine) learnSecretsUnder(doc json.RawMessage, p resource.Path) {
+	v, ok := resource.Lookup(doc, p)
+	if !ok {
+		return
+	}
+	var decoded any
+	if json.Unmarshal(v, &decoded) != nil {
+		return
+	}
+	var walk func(any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case string:
+			e.redact.add(t)
+		case map[string]any:
+			for _, y := range t {
+				walk(y)
+			}
+		case []any:
+			for _, y := range t {
+				walk(y)
+			}
+		}
+	}
+	walk(decoded)
+}
+
 func (e *Engine) learnSecretAt(doc json.RawMessage, p resource.Path) {
 	v, ok := resource.Lookup(doc, p)
 	if !ok {

@@ -47,9 +47,9 @@ type nopObserver struct{}
 
 func (nopObserver) Event(Event) {}
 
-// redactor replaces known secret values in text. Values shorter than four
-// bytes are not redacted (they would blot out ordinary text and are no
-// secret worth the name).
+// redactor replaces known secret values in text. Values shorter than eight
+// bytes are not redacted (they would blot out ordinary text, such as a file
+// mode next to a secret, and are no secret worth the name).
 type redactor struct {
 	mu      sync.RWMutex
 	secrets map[string]bool
@@ -58,7 +58,7 @@ type redactor struct {
 func newRedactor() *redactor { return &redactor{secrets: map[string]bool{}} }
 
 func (r *redactor) add(secret string) {
-	if len(secret) < 4 {
+	if len(secret) < 8 {
 		return
 	}
 	r.mu.Lock()

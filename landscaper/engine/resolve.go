@@ -82,9 +82,40 @@ func (e *Engine) lookup(k eval.Key) eval.Value {
 	return e.values[k]
 }
 
-// substitute resolves a member's inputs with what is known now.
+// substitute resolves a member's inputs with what is known now. Inputs
+// that hold a sensitive output, and inputs the type declares sensitive,
+// are marked sensitive, and their values are redacted from what providers
+// print.
 func (e *Engine) substitute(m *member) (eval.Substituted, error) {
-	return e.tokens.Substitute(m.inputs, e.lookup)
+	sub, err := e.tokens.Substitute(m.inputs, e.lookup)
+	if err != nil {
+		return sub, err
+	}
+	for _, p := range sensitiveInputPaths(m.schema.Inputs, nil) {
+		if _, present := resource.Lookup(sub.JSON, p); present && !resource.IsSensitive(p, sub.Sensitive) {
+			sub.Sensitive = append(sub.Sensitive, p)
+		}
+	}
+	for _, p := range sub.Sensitive {
+		e.learnSecretsUnder(sub.JSON, p)
+	}
+	return sub, nil
+}
+
+// sensitiveInputPaths lists the input paths a schema declares sensitive.
+func sensitiveInputPaths(attrs []resource.Attribute, at resource.Path) []resource.Path {
+	var out []resource.Path
+	for _, a := range attrs {
+		p := at.Attr(a.Name)
+		if a.Sensitive {
+			out = append(out, p)
+			continue
+		}
+		if a.Type == "object" {
+			out = append(out, sensitiveInputPaths(a.Attributes, p)...)
+		}
+	}
+	return out
 }
 
 // knownForNix returns the known, non-sensitive output values: the only ones

@@ -16,6 +16,14 @@
 // its script from one version gets that version's kernel and initrd even if
 // the entry changes meanwhile. Scripts name the version they were made
 // from.
+//
+// extra.cpio is an uncompressed newc archive whose length is a multiple of
+// 4 bytes, made to be loaded after the entry's initrds. iPXE places each
+// initrd on a 4-byte boundary itself; anything that joins initrds into one
+// image must pad each with zeros to a multiple of 4 bytes, or the kernel
+// stops unpacking at the next one ("invalid magic", seen with Linux 6.1).
+//
+// ScriptPath gives the URL path of a machine's script on the boot server.
 package bootentry
 
 import (
@@ -73,6 +81,15 @@ const ExtraName = "extra.cpio"
 
 // ErrNotFound is returned for a MAC without an entry.
 var ErrNotFound = errors.New("no boot entry")
+
+// ErrDamaged is returned for a version whose entry.json cannot be read as
+// an entry of its MAC (for instance, edited by hand or cut short).
+var ErrDamaged = errors.New("damaged boot entry")
+
+// ScriptPath returns the URL path, relative to the boot server's root, of
+// the iPXE script the server makes for a machine: machine/<mac>.ipxe with
+// the MAC in hyphen form. mac must be normalised (see NormalizeMAC).
+func ScriptPath(mac string) string { return "machine/" + FileName(mac) + ".ipxe" }
 
 // NormalizeMAC accepts the common notations of a 6-byte MAC address
 // (aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, aabbccddeeff, and
@@ -132,7 +149,34 @@ func (s Store) versionsDir(mac string) string {
 	return filepath.Join(s.Dir, "versions", FileName(mac))
 }
 
-// versionID hashes an entry and its extra archive.
+// canonical returns the entry as Put stores it: MAC normalised, no nil
+// initrd list, HasExtra set from extra.
+func canonical(e Entry, extra []byte) (Entry, error) {
+	mac, err := NormalizeMAC(e.MAC)
+	if err != nil {
+		return Entry{}, err
+	}
+	e.MAC = mac
+	if e.Initrds == nil {
+		e.Initrds = []string{}
+	}
+	e.HasExtra = len(extra) > 0
+	return e, nil
+}
+
+// VersionID returns the ID of the version that Put(e, extra) writes: a
+// hash of the entry (its MAC normalised) and the extra archive. Comparing
+// it with the ID of the current version tells whether an entry is still
+// what was put.
+func VersionID(e Entry, extra []byte) (string, error) {
+	e, err := canonical(e, extra)
+	if err != nil {
+		return "", err
+	}
+	return versionID(e, extra), nil
+}
+
+// versionID hashes a canonical entry and its extra archive.
 func versionID(e Entry, extra []byte) string {
 	h := sha256.New()
 	b, _ := json.Marshal(e)
@@ -146,65 +190,158 @@ func versionID(e Entry, extra []byte) string {
 // it atomically; extra (may be nil) becomes extra.cpio, readable by the
 // boot server only (0640). Older versions than the previous one are
 // removed; the previous one stays for machines booting from it right now.
+// Putting the current content again changes nothing and removes nothing; a
+// version directory whose content no longer matches its ID (damaged) is
+// written anew. Files and directories are synced before the entry is
+// switched, so after a crash the entry is the old version or the new one,
+// each whole.
 func (s Store) Put(e Entry, extra []byte) (*Version, error) {
-	mac, err := NormalizeMAC(e.MAC)
+	e, err := canonical(e, extra)
 	if err != nil {
 		return nil, err
 	}
-	e.MAC = mac
 	if err := CheckCmdline(e.Cmdline); err != nil {
 		return nil, err
 	}
-	e.HasExtra = len(extra) > 0
+	mac := e.MAC
 	id := versionID(e, extra)
 	dir := filepath.Join(s.versionsDir(mac), id)
-	if _, err := os.Stat(filepath.Join(dir, "entry.json")); err != nil {
+	if !s.intact(mac, id) {
 		if err := s.writeVersion(dir, e, extra); err != nil {
 			return nil, err
 		}
 	}
-	previous, _ := os.Readlink(s.linkPath(mac))
-	if err := os.MkdirAll(filepath.Dir(s.linkPath(mac)), 0o755); err != nil {
+	link := s.linkPath(mac)
+	previous := ""
+	if target, err := os.Readlink(link); err == nil {
+		previous = filepath.Base(target)
+	}
+	if previous == id {
+		return &Version{Entry: e, ID: id, Dir: dir}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return nil, fmt.Errorf("create entries directory: %w", err)
 	}
-	tmp := s.linkPath(mac) + ".tmp"
+	tmp := link + ".tmp-" + id
 	_ = os.Remove(tmp)
 	target := filepath.Join("..", "versions", FileName(mac), id)
 	if err := os.Symlink(target, tmp); err != nil {
 		return nil, fmt.Errorf("link entry %s: %w", mac, err)
 	}
-	if err := os.Rename(tmp, s.linkPath(mac)); err != nil {
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("switch entry %s: %w", mac, err)
 	}
-	s.prune(mac, id, filepath.Base(previous))
+	if err := syncDir(filepath.Dir(link)); err != nil {
+		return nil, fmt.Errorf("switch entry %s: %w", mac, err)
+	}
+	s.prune(mac, id, previous)
 	return &Version{Entry: e, ID: id, Dir: dir}, nil
 }
 
+// intact reports whether the version directory exists and its content
+// hashes to its ID.
+func (s Store) intact(mac, id string) bool {
+	v, err := s.GetVersion(mac, id)
+	if err != nil {
+		return false
+	}
+	got, err := v.ContentID()
+	return err == nil && got == id
+}
+
+// writeVersion writes a version into a temporary directory and renames it
+// into place; a damaged directory in the way is replaced.
 func (s Store) writeVersion(dir string, e Entry, extra []byte) error {
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create entry versions directory %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("create entry version %s: %w", dir, err)
+	}
+	published := false
+	defer func() {
+		if !published {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("create entry version %s: %w", dir, err)
 	}
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode entry: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "entry.json"), b, 0o644); err != nil {
+	if err := writeSynced(filepath.Join(tmp, "entry.json"), b, 0o644); err != nil {
 		return fmt.Errorf("write entry %s: %w", dir, err)
 	}
 	if len(extra) > 0 {
-		if err := os.WriteFile(filepath.Join(tmp, ExtraName), extra, 0o640); err != nil {
+		if err := writeSynced(filepath.Join(tmp, ExtraName), extra, 0o640); err != nil {
 			return fmt.Errorf("write extra initrd %s: %w", dir, err)
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("write entry version %s: %w", dir, err)
+	}
+	// A directory of this name that is not intact (Put checked) is moved
+	// away first: rename does not replace a directory that holds files.
+	trash := ""
+	if _, err := os.Lstat(dir); err == nil {
+		trash = tmp + ".damaged"
+		if err := os.Rename(dir, trash); err != nil {
+			return fmt.Errorf("move damaged entry version %s away: %w", dir, err)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("publish entry version %s: %w", dir, err)
 	}
+	published = true
+	if trash != "" {
+		_ = os.RemoveAll(trash)
+	}
+	if err := syncDir(parent); err != nil {
+		return fmt.Errorf("publish entry version %s: %w", dir, err)
+	}
 	return nil
 }
 
-// prune removes versions other than keep and previous.
+// writeSynced writes a new file with exactly the given permissions (the
+// umask does not apply) and syncs it to disk.
+func writeSynced(name string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir syncs a directory, so the names created in it last.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// prune removes versions other than keep and previous, and what
+// interrupted writes left behind.
 func (s Store) prune(mac, keep, previous string) {
 	entries, err := os.ReadDir(s.versionsDir(mac))
 	if err != nil {
@@ -236,6 +373,8 @@ func (s Store) Get(mac string) (*Version, error) {
 var versionRe = regexp.MustCompile(`^[0-9a-f]{20}$`)
 
 // GetVersion returns one version of a MAC's entry (current or previous).
+// A version whose entry.json cannot be parsed, or is for another MAC, is
+// ErrDamaged.
 func (s Store) GetVersion(mac, id string) (*Version, error) {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
@@ -254,12 +393,34 @@ func (s Store) GetVersion(mac, id string) (*Version, error) {
 	}
 	var e Entry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("parse entry %s: %w", dir, err)
+		return nil, fmt.Errorf("%w: parse %s: %w", ErrDamaged, dir, err)
 	}
 	if e.MAC != mac {
-		return nil, fmt.Errorf("entry %s is for %s, not %s", dir, e.MAC, mac)
+		return nil, fmt.Errorf("%w: entry %s is for %s, not %s", ErrDamaged, dir, e.MAC, mac)
 	}
 	return &Version{Entry: e, ID: id, Dir: dir}, nil
+}
+
+// ContentID hashes the version as it is on disk (entry.json and
+// extra.cpio) the way Put names versions: for a version that nobody
+// changed, it is v.ID. A version that says it has an extra archive but
+// has none is ErrDamaged.
+func (v *Version) ContentID() (string, error) {
+	var extra []byte
+	if v.HasExtra {
+		b, err := os.ReadFile(filepath.Join(v.Dir, ExtraName))
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s has no %s", ErrDamaged, v.Dir, ExtraName)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read extra initrd of %s: %w", v.Dir, err)
+		}
+		if len(b) == 0 {
+			return "", fmt.Errorf("%w: %s has an empty %s", ErrDamaged, v.Dir, ExtraName)
+		}
+		extra = b
+	}
+	return VersionID(v.Entry, extra)
 }
 
 // Delete removes a MAC's entry and all its versions. Deleting what is gone

@@ -1,0 +1,584 @@
+package pxenbp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/cpio"
+	"github.com/landscaper-nix/landscaper/providers/sdk"
+)
+
+// DefaultFileMode is the mode of a file in files whose mode is not given.
+const DefaultFileMode = "0444"
+
+// damagedVersion is the version Read reports for an entry that is there
+// but cannot be read whole (edited by hand, cut short): never the ID of a
+// version that Create writes, so the next plan updates it.
+const damagedVersion = "damaged"
+
+// entryInputs are the inputs of pxe-nbp.entry. Files stay raw JSON: their
+// objects are checked by validateEntry, which can name the path of what is
+// wrong in them.
+type entryInputs struct {
+	MAC     string                     `json:"mac"`
+	Kernel  string                     `json:"kernel"`
+	Initrd  []string                   `json:"initrd"`
+	Cmdline string                     `json:"cmdline"`
+	Files   map[string]json.RawMessage `json:"files"`
+	BootDir string                     `json:"bootDir"`
+}
+
+// entryOutputs are the outputs of pxe-nbp.entry.
+type entryOutputs struct {
+	MAC        string `json:"mac"`
+	ScriptPath string `json:"scriptPath"`
+	Version    string `json:"version"`
+}
+
+// extraFile is one decoded member of files.
+type extraFile struct {
+	Contents string
+	Mode     string
+	Perm     os.FileMode
+}
+
+func entryType() *sdk.Type[entryInputs, entryOutputs] {
+	files := sdk.Map("files", "object", "Files for this machine alone: absolute path inside the booted initrd -> { contents; mode ? \"0444\"; }. Appended to its initrd as an extra cpio archive.").
+		Default(map[string]any{}).Sensitive()
+	files.Attributes = []resource.Attribute{
+		sdk.String("contents", "The file's contents.").Required().Sensitive().Attribute,
+		sdk.String("mode", "Permission bits in octal, like \"0400\".").Default(DefaultFileMode).Attribute,
+	}
+	return &sdk.Type[entryInputs, entryOutputs]{
+		Description: "A network boot entry for one machine, served by landscaper serve: kernel, initrds, kernel command line and files for that machine alone.",
+		Inputs: []sdk.Attr{
+			sdk.String("mac", "The machine's MAC address, in any common notation (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456, 01-52-54-00-12-34-56). A change replaces the entry.").Required().ForceNew(),
+			sdk.String("kernel", "Absolute path of the kernel image, usually a store path (.../bzImage).").Required(),
+			sdk.List("initrd", "string", "Absolute paths of the initrds, in the order they are loaded.").Default([]string{}),
+			sdk.String("cmdline", "The kernel command line. No newlines or other control characters, no ${...}.").Default(""),
+			files,
+			sdk.String("bootDir", "The boot directory the boot server reads. A change replaces the entry.").Default(bootentry.DefaultDir).ForceNew(),
+		},
+		Outputs: []sdk.Attr{
+			sdk.String("mac", "The MAC address, normalised: lowercase with colons."),
+			sdk.String("scriptPath", "URL path, relative to the boot server's root, of this machine's iPXE script (machine/<mac-with-hyphens>.ipxe)."),
+			sdk.String("version", "ID of the entry's version in the boot directory: a hash of its content."),
+		},
+		Validate: validateEntry,
+		Plan:     planEntry,
+		Create: func(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
+			return writeEntry(ctx, op, in)
+		},
+		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[entryInputs, entryOutputs], in entryInputs) (entryOutputs, error) {
+			return writeEntry(ctx, op, in)
+		},
+		Delete: deleteEntry,
+		Read:   readEntry,
+	}
+}
+
+// validateEntry checks what the schema cannot: the MAC, that the kernel
+// and initrds are regular files, the command line, and the files. Values
+// at unknown paths are not judged.
+func validateEntry(in entryInputs, unknown []resource.Path) resource.Diagnostics {
+	var diags resource.Diagnostics
+	known := func(p resource.Path) bool { return !resource.IsSensitive(p, unknown) }
+	if p := resource.AttrPath("mac"); known(p) {
+		if _, err := bootentry.NormalizeMAC(in.MAC); err != nil {
+			diags = append(diags, resource.Error(p, "invalid MAC address", "%v", err))
+		}
+	}
+	if p := resource.AttrPath("kernel"); known(p) {
+		diags = append(diags, checkBootFile(p, "kernel", in.Kernel)...)
+	}
+	if p := resource.AttrPath("initrd"); known(p) {
+		for i, name := range in.Initrd {
+			if q := p.Index(i); known(q) {
+				diags = append(diags, checkBootFile(q, "initrd", name)...)
+			}
+		}
+	}
+	if p := resource.AttrPath("cmdline"); known(p) {
+		if err := bootentry.CheckCmdline(in.Cmdline); err != nil {
+			diags = append(diags, resource.Error(p, "unsafe kernel command line", "%v", err))
+		}
+	}
+	if p := resource.AttrPath("files"); known(p) {
+		_, d := parseFiles(in.Files, unknown)
+		diags = append(diags, d...)
+	}
+	if p := resource.AttrPath("bootDir"); known(p) && !filepath.IsAbs(in.BootDir) {
+		diags = append(diags, resource.Error(p, "boot directory is not an absolute path", "%q: the provider and the boot server must find the same directory", in.BootDir))
+	}
+	return diags
+}
+
+// checkBootFile checks that a kernel or initrd path names a regular file.
+func checkBootFile(p resource.Path, what, name string) resource.Diagnostics {
+	fail := func(format string, args ...any) resource.Diagnostics {
+		return resource.Diagnostics{resource.Error(p, "bad "+what+" path", format, args...)}
+	}
+	if name == "" {
+		return fail("the %s path is empty", what)
+	}
+	if !filepath.IsAbs(name) {
+		return fail("%q is not an absolute path (the boot server reads it as it is; a store path is usual)", name)
+	}
+	fi, err := os.Stat(name)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fail("%s does not exist (is it built? a store path must be realised on the machine running landscaper)", name)
+	case err != nil:
+		return fail("cannot look at %s: %v", name, err)
+	case !fi.Mode().IsRegular():
+		return fail("%s is not a regular file (%s): give the %s image itself", name, kind(fi.Mode()), what)
+	}
+	return nil
+}
+
+func kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a plain file"
+}
+
+// parseFiles decodes and checks files. Diagnostics name the path of the
+// problem and never show contents. Members whose object, contents or mode
+// is unknown are left out of the result.
+func parseFiles(raw map[string]json.RawMessage, unknown []resource.Path) (map[string]extraFile, resource.Diagnostics) {
+	var diags resource.Diagnostics
+	base := resource.AttrPath("files")
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	valid := map[string]bool{}
+	out := map[string]extraFile{}
+	for _, name := range names {
+		p := base.Key(name)
+		if err := checkFilePath(name); err != nil {
+			diags = append(diags, resource.Error(p, "invalid file path", "%v", err))
+			continue
+		}
+		valid[name] = true
+		if resource.IsSensitive(p, unknown) {
+			continue
+		}
+		f, complete, d := parseFile(p, raw[name], unknown)
+		diags = append(diags, d...)
+		if complete && !d.HasError() {
+			out[name] = f
+		}
+	}
+	// A file cannot also be the directory of another.
+	for _, name := range names {
+		if !valid[name] {
+			continue
+		}
+		for d := path.Dir(name); d != "/"; d = path.Dir(d) {
+			if valid[d] {
+				diags = append(diags, resource.Error(base.Key(name), "file below a file", "%s is also given as a file, so it cannot be the directory of %s", d, name))
+				break
+			}
+		}
+	}
+	return out, diags
+}
+
+// checkFilePath checks a key of files: an absolute, clean path below /.
+func checkFilePath(name string) error {
+	switch {
+	case !strings.HasPrefix(name, "/"):
+		return fmt.Errorf("%q is not an absolute path (like \"/etc/ssh/ssh_host_ed25519_key\")", name)
+	case slices.Contains(strings.Split(name, "/"), ".."):
+		return fmt.Errorf("%q contains \"..\"", name)
+	case name == "/":
+		return errors.New(`"/" is a directory, not a file`)
+	case path.Clean(name) != name:
+		return fmt.Errorf("%q is not a clean path (no \"//\", \".\" steps or trailing \"/\"; it would be %q)", name, path.Clean(name))
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%q holds a control character", name)
+	case name[1:] == cpio.Trailer:
+		return fmt.Errorf("%q is the name that ends a cpio archive", name)
+	}
+	return nil
+}
+
+// parseFile decodes one member of files. complete is false when a part of
+// it is unknown.
+func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f extraFile, complete bool, diags resource.Diagnostics) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return f, false, resource.Diagnostics{resource.Error(p, "wrong type", "expected an attribute set { contents; mode; }, got %s", describeJSON(raw))}
+	}
+	attrs := make([]string, 0, len(obj))
+	for a := range obj {
+		attrs = append(attrs, a)
+	}
+	sort.Strings(attrs)
+	for _, a := range attrs {
+		if a != "contents" && a != "mode" {
+			diags = append(diags, resource.Error(p.Attr(a), "unknown attribute", "%q is not an attribute of a file; a file has contents and mode", a))
+		}
+	}
+	complete = true
+	if cp := p.Attr("contents"); resource.IsSensitive(cp, unknown) {
+		complete = false
+	} else if v, ok := obj["contents"]; !ok || isNull(v) {
+		diags = append(diags, resource.Error(cp, "missing required input", "contents (string) must be set"))
+	} else if err := json.Unmarshal(v, &f.Contents); err != nil {
+		diags = append(diags, resource.Error(cp, "wrong type", "expected string, got %s", describeJSON(v)))
+	}
+	f.Mode = DefaultFileMode
+	if mp := p.Attr("mode"); resource.IsSensitive(mp, unknown) {
+		complete = false
+	} else if v, ok := obj["mode"]; ok && !isNull(v) {
+		if err := json.Unmarshal(v, &f.Mode); err != nil {
+			diags = append(diags, resource.Error(mp, "wrong type", "expected string, got %s", describeJSON(v)))
+		} else if perm, err := parseMode(f.Mode); err != nil {
+			diags = append(diags, resource.Error(mp, "invalid file mode", "%v", err))
+		} else {
+			f.Perm = perm
+		}
+	} else {
+		f.Perm, _ = parseMode(f.Mode)
+	}
+	return f, complete, diags
+}
+
+// parseMode reads an octal mode of three to five digits ("400", "0644",
+// "4755"), setuid, setgid and sticky bits included.
+func parseMode(s string) (os.FileMode, error) {
+	if len(s) < 3 || len(s) > 5 {
+		return 0, fmt.Errorf("%q is not an octal mode like \"0400\": want 3 to 5 octal digits", s)
+	}
+	var n uint32
+	for _, c := range s {
+		if c < '0' || c > '7' {
+			return 0, fmt.Errorf("%q is not an octal mode like \"0400\": %q is not an octal digit", s, c)
+		}
+		n = n<<3 | uint32(c-'0')
+	}
+	if n > 0o7777 {
+		return 0, fmt.Errorf("mode %q is above 07777", s)
+	}
+	m := os.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m, nil
+}
+
+func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+
+// describeJSON names the kind of a JSON value without showing it (it may
+// be secret).
+func describeJSON(v json.RawMessage) string {
+	t := bytes.TrimSpace(v)
+	if len(t) == 0 {
+		return "nothing"
+	}
+	switch t[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an attribute set"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// buildEntry makes the entry and the extra archive that inputs describe.
+// Inputs must be known and valid.
+func buildEntry(in entryInputs) (bootentry.Entry, []byte, error) {
+	mac, err := bootentry.NormalizeMAC(in.MAC)
+	if err != nil {
+		return bootentry.Entry{}, nil, err
+	}
+	files, diags := parseFiles(in.Files, nil)
+	if err := diags.Err(); err != nil {
+		return bootentry.Entry{}, nil, err
+	}
+	var extra []byte
+	if len(files) > 0 {
+		list := make([]cpio.File, 0, len(files))
+		for name, f := range files {
+			list = append(list, cpio.File{Path: name, Perm: f.Perm, Data: []byte(f.Contents)})
+		}
+		extra, err = cpio.Build(list)
+		if err != nil {
+			return bootentry.Entry{}, nil, fmt.Errorf("build the extra initrd: %w", err)
+		}
+	}
+	initrds := slices.Clone(in.Initrd)
+	if initrds == nil {
+		initrds = []string{}
+	}
+	return bootentry.Entry{MAC: mac, Kernel: in.Kernel, Initrds: initrds, Cmdline: in.Cmdline}, extra, nil
+}
+
+func outputs(mac, version string) entryOutputs {
+	return entryOutputs{MAC: mac, ScriptPath: bootentry.ScriptPath(mac), Version: version}
+}
+
+// contentInputs are the inputs that make an entry's content, and so its
+// version.
+var contentInputs = []string{"kernel", "initrd", "cmdline", "files"}
+
+// planEntry ignores changes of notation in mac and bootDir (they name the
+// same entry, so nothing is replaced) and changes of inputs that make the
+// same entry, fills in the outputs known at plan time, and plans an update
+// when the entry on disk is not the one recorded (Read refreshed the
+// version) even if no input changed.
+func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
+	if p.Prior != nil && p.Prior.HasOutputs {
+		same := map[string]bool{}
+		if !p.IsUnknown("mac") {
+			a, errA := bootentry.NormalizeMAC(p.Prior.Inputs.MAC)
+			b, errB := bootentry.NormalizeMAC(p.Desired.MAC)
+			same["mac"] = errA == nil && errB == nil && a == b
+		}
+		if !p.IsUnknown("bootDir") {
+			same["bootDir"] = filepath.Clean(p.Prior.Inputs.BootDir) == filepath.Clean(p.Desired.BootDir)
+		}
+		drop := func(ps []resource.Path) []resource.Path {
+			return slices.DeleteFunc(ps, func(q resource.Path) bool { return len(q) == 1 && same[q[0].Name] })
+		}
+		if p.Action == resource.ActionReplace || p.Action == resource.ActionUpdate {
+			p.Changed, p.RequiresReplace = drop(p.Changed), drop(p.RequiresReplace)
+			switch {
+			case len(p.RequiresReplace) > 0:
+				p.Action = resource.ActionReplace
+			case len(p.Changed) > 0:
+				p.Action = resource.ActionUpdate
+			default:
+				p.Action = resource.ActionNoop
+				p.UnknownOutputs = nil
+				p.Planned = map[string]any{"mac": p.Prior.Outputs.MAC, "scriptPath": p.Prior.Outputs.ScriptPath, "version": p.Prior.Outputs.Version}
+			}
+		}
+	}
+	if p.Planned == nil {
+		p.Planned = map[string]any{}
+	}
+	known := func(names ...string) {
+		p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return slices.Contains(names, n) })
+	}
+	if p.IsUnknown("mac") {
+		return
+	}
+	mac, err := bootentry.NormalizeMAC(p.Desired.MAC)
+	if err != nil {
+		return
+	}
+	p.Planned["mac"], p.Planned["scriptPath"] = mac, bootentry.ScriptPath(mac)
+	known("mac", "scriptPath")
+
+	for _, name := range contentInputs {
+		if p.IsUnknown(name) {
+			return
+		}
+	}
+	for _, u := range p.Unknown {
+		if len(u) > 0 && (u[0].Name == "initrd" || u[0].Name == "files") {
+			return
+		}
+	}
+	e, extra, err := buildEntry(p.Desired)
+	if err != nil {
+		return
+	}
+	want, err := bootentry.VersionID(e, extra)
+	if err != nil {
+		return
+	}
+	p.Planned["version"] = want
+	known("version")
+	if p.Prior == nil || !p.Prior.HasOutputs {
+		return
+	}
+	if p.Prior.Outputs.Version == want {
+		// Inputs spelled differently that make the same entry (a default
+		// mode written out, say) change nothing on disk.
+		if p.Action == resource.ActionUpdate && !slices.ContainsFunc(p.Changed, func(c resource.Path) bool {
+			return len(c) == 0 || !slices.Contains(contentInputs, c[0].Name)
+		}) {
+			p.Action, p.Changed = resource.ActionNoop, nil
+		}
+		return
+	}
+	// The entry on disk is not what these inputs make.
+	switch p.Action {
+	case resource.ActionNoop:
+		p.Action = resource.ActionUpdate
+		fallthrough
+	case resource.ActionUpdate:
+		for _, q := range driftPaths(bootentry.Store{Dir: p.Desired.BootDir}, e, extra) {
+			if !slices.ContainsFunc(p.Changed, func(c resource.Path) bool { return c.String() == q.String() }) {
+				p.Changed = append(p.Changed, q)
+			}
+		}
+	}
+}
+
+// driftPaths names the inputs in which the entry on disk differs from the
+// wanted one, as far as it can be read.
+func driftPaths(store bootentry.Store, want bootentry.Entry, wantExtra []byte) []resource.Path {
+	cur, err := store.Get(want.MAC)
+	if err != nil {
+		return nil
+	}
+	var ps []resource.Path
+	if cur.Kernel != want.Kernel {
+		ps = append(ps, resource.AttrPath("kernel"))
+	}
+	if !slices.Equal(cur.Initrds, want.Initrds) {
+		ps = append(ps, resource.AttrPath("initrd"))
+	}
+	if cur.Cmdline != want.Cmdline {
+		ps = append(ps, resource.AttrPath("cmdline"))
+	}
+	var curExtra []byte
+	if p := cur.ExtraPath(); p != "" {
+		curExtra, _ = os.ReadFile(p)
+	}
+	if !bytes.Equal(curExtra, wantExtra) {
+		ps = append(ps, resource.AttrPath("files"))
+	}
+	return ps
+}
+
+// writeEntry puts the entry for create and update: a new version, switched
+// to atomically. It logs names, modes and sizes, never contents.
+func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
+	if err := ctx.Err(); err != nil {
+		return entryOutputs{}, fmt.Errorf("write boot entry: %w", err)
+	}
+	e, extra, err := buildEntry(in)
+	if err != nil {
+		return entryOutputs{}, fmt.Errorf("boot entry for %s: %w", in.MAC, err)
+	}
+	store := bootentry.Store{Dir: in.BootDir}
+	if cur, err := store.Get(e.MAC); err == nil {
+		op.Logf("%s has an entry (version %s) in %s; it is replaced", e.MAC, cur.ID, in.BootDir)
+	}
+	v, err := store.Put(e, extra)
+	if err != nil {
+		return entryOutputs{}, fmt.Errorf("write boot entry for %s in %s: %w", e.MAC, in.BootDir, err)
+	}
+	op.Logf("boot entry for %s in %s is version %s: kernel %s, %d initrd(s), command line of %d bytes", e.MAC, in.BootDir, v.ID, e.Kernel, len(e.Initrds), len(e.Cmdline))
+	if len(extra) > 0 {
+		files, _ := parseFiles(in.Files, nil)
+		names := make([]string, 0, len(files))
+		for name := range files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			op.Logf("extra initrd file %s (mode %s, %d bytes)", name, files[name].Mode, len(files[name].Contents))
+		}
+		op.Logf("extra initrd: %d bytes", len(extra))
+	}
+	return outputs(e.MAC, v.ID), nil
+}
+
+// deleteEntry removes the entry and all its versions, so the machine no
+// longer boots from the network into it. An entry that is gone already
+// is a success.
+func deleteEntry(ctx context.Context, op *sdk.Op, prior sdk.State[entryInputs, entryOutputs]) error {
+	mac, err := bootentry.NormalizeMAC(prior.Inputs.MAC)
+	if err != nil {
+		// Such inputs never made an entry.
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete boot entry %s: %w", mac, err)
+	}
+	store := bootentry.Store{Dir: prior.Inputs.BootDir}
+	_, getErr := store.Get(mac)
+	if err := store.Delete(mac); err != nil {
+		return fmt.Errorf("delete boot entry %s from %s: %w", mac, prior.Inputs.BootDir, err)
+	}
+	if errors.Is(getErr, bootentry.ErrNotFound) {
+		op.Logf("boot entry for %s in %s is gone already", mac, prior.Inputs.BootDir)
+	} else {
+		op.Logf("removed the boot entry for %s from %s", mac, prior.Inputs.BootDir)
+	}
+	return nil
+}
+
+// readEntry reports whether the entry is there and which version it is
+// now, hashed from what is on disk, so a change behind Landscaper's back
+// shows as a new version and the next plan puts the entry back. For a
+// create that was interrupted, the entry exists only if it is the one
+// these inputs make.
+func readEntry(ctx context.Context, prior sdk.State[entryInputs, entryOutputs]) (entryOutputs, bool, error) {
+	mac, err := bootentry.NormalizeMAC(prior.Inputs.MAC)
+	if err != nil {
+		return entryOutputs{}, false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return entryOutputs{}, false, fmt.Errorf("read boot entry %s: %w", mac, err)
+	}
+	store := bootentry.Store{Dir: prior.Inputs.BootDir}
+	version := damagedVersion
+	v, err := store.Get(mac)
+	switch {
+	case errors.Is(err, bootentry.ErrNotFound):
+		return entryOutputs{}, false, nil
+	case errors.Is(err, bootentry.ErrDamaged):
+	case err != nil:
+		return entryOutputs{}, false, fmt.Errorf("read boot entry %s in %s: %w", mac, prior.Inputs.BootDir, err)
+	default:
+		id, err := v.ContentID()
+		switch {
+		case errors.Is(err, bootentry.ErrDamaged):
+		case err != nil:
+			return entryOutputs{}, false, fmt.Errorf("read boot entry %s in %s: %w", mac, prior.Inputs.BootDir, err)
+		default:
+			version = id
+		}
+	}
+	if !prior.HasOutputs {
+		e, extra, err := buildEntry(prior.Inputs)
+		if err != nil {
+			return entryOutputs{}, false, nil
+		}
+		want, err := bootentry.VersionID(e, extra)
+		if err != nil || want != version {
+			return entryOutputs{}, false, nil
+		}
+	}
+	return outputs(mac, version), true, nil
+}
