@@ -46,13 +46,13 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cfg.TransferTimeout <= 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--transfer-timeout must be positive, got %s", cfg.TransferTimeout)}
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	cfg.Logger = log
+	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	cfg.Logger = logger
 	if _, err := os.Stat(cfg.BootDir); err != nil {
-		log.Warn("boot directory not readable; every machine gets the no-entry script until it is", "boot_dir", cfg.BootDir, "error", err)
+		logger.Warn("boot directory not readable; every machine gets the no-entry script until it is", "boot_dir", cfg.BootDir, "error", err)
 	}
 	if _, err := os.Stat(cfg.IPXEDir); err != nil {
-		log.Warn("iPXE directory not readable; the iPXE binaries are not served (Debian: apt-get install ipxe)", "ipxe_dir", cfg.IPXEDir, "error", err)
+		logger.Warn("iPXE directory not readable; the iPXE binaries are not served (Debian: apt-get install ipxe)", "ipxe_dir", cfg.IPXEDir, "error", err)
 	}
 	srv, err := bootserver.New(cfg)
 	if err != nil {

@@ -1,0 +1,158 @@
+package bootserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+)
+
+// errInternal is what a client learns when the server cannot serve a file
+// it knows of (an unreadable entry, a command line that fails the checks);
+// the log says more.
+var errInternal = errors.New("internal error")
+
+// content is what a request resolves to: a script made for it, or an open
+// file of an entry or of the iPXE directory.
+type content struct {
+	body    io.ReadSeeker
+	size    int64
+	modTime time.Time
+	// file is the open file, nil for scripts.
+	file *os.File
+	// contentType is the HTTP Content-Type.
+	contentType string
+	// mac and version say which entry the content belongs to, if any.
+	mac, version string
+	// noEntry marks the script of a MAC without an entry.
+	noEntry bool
+}
+
+// Close closes the file behind the content, if there is one.
+func (c *content) Close() error {
+	if c.file == nil {
+		return nil
+	}
+	return c.file.Close()
+}
+
+// outcome is the outcome of a complete transfer of the content.
+func (c *content) outcome() outcome {
+	if c.noEntry {
+		return outcomeNoEntry
+	}
+	return outcomeOK
+}
+
+func scriptContent(b []byte) *content {
+	return &content{body: bytes.NewReader(b), size: int64(len(b)), contentType: "text/plain; charset=utf-8"}
+}
+
+// resolve finds what a request names. Entries are read on every request,
+// so new, changed and removed entries take effect without a restart. The
+// only files it opens are an entry's kernel and initrds (as entry.json
+// names them), its extra archive, and the iPXE binaries. Errors wrap
+// errUnknownName (nothing by that name) or errInternal.
+func (s *Server) resolve(req request) (*content, error) {
+	switch req.kind {
+	case kindBootScript:
+		return scriptContent([]byte(bootScript)), nil
+	case kindMachineScript:
+		return s.machineScript(req.mac)
+	case kindKernel, kindInitrd, kindExtra:
+		return s.versionFile(req)
+	case kindIPXE:
+		if s.cfg.IPXEDir == "" {
+			return nil, fmt.Errorf("%w: no iPXE directory configured", errUnknownName)
+		}
+		return s.openFile(filepath.Join(s.cfg.IPXEDir, req.binary))
+	}
+	return nil, fmt.Errorf("%w: request kind %d", errInternal, req.kind)
+}
+
+// machineScript makes the script of one machine, or the script that sends
+// a machine without an entry on to its next boot device.
+func (s *Server) machineScript(mac string) (*content, error) {
+	v, err := s.store.Get(mac)
+	if errors.Is(err, bootentry.ErrNotFound) {
+		c := scriptContent(renderNoEntryScript(mac))
+		c.mac, c.noEntry = mac, true
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read boot entry of %s: %w", errInternal, mac, err)
+	}
+	b, err := renderMachineScript(v, s.base)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errInternal, err)
+	}
+	c := scriptContent(b)
+	c.mac, c.version = v.MAC, v.ID
+	return c, nil
+}
+
+// versionFile opens the kernel, an initrd or the extra archive of one
+// version of an entry.
+func (s *Server) versionFile(req request) (*content, error) {
+	v, err := s.store.GetVersion(req.mac, req.version)
+	if errors.Is(err, bootentry.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", errUnknownName, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read boot entry of %s: %w", errInternal, req.mac, err)
+	}
+	var path string
+	switch req.kind {
+	case kindKernel:
+		path = v.Kernel
+	case kindInitrd:
+		if req.index >= len(v.Initrds) {
+			return nil, fmt.Errorf("%w: %s version %s has %d initrds, not %d", errUnknownName, v.MAC, v.ID, len(v.Initrds), req.index+1)
+		}
+		path = v.Initrds[req.index]
+	case kindExtra:
+		path = v.ExtraPath()
+		if path == "" {
+			return nil, fmt.Errorf("%w: %s version %s has no extra archive", errUnknownName, v.MAC, v.ID)
+		}
+	}
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("%w: entry %s version %s names %q, which is not an absolute path", errInternal, v.MAC, v.ID, path)
+	}
+	c, err := s.openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c.mac, c.version = v.MAC, v.ID
+	return c, nil
+}
+
+// openFile opens a regular file through the configured opener.
+func (s *Server) openFile(path string) (*content, error) {
+	f, err := s.cfg.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %w", errUnknownName, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", errInternal, path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: stat %s: %w", errInternal, path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", errInternal, path)
+	}
+	return &content{
+		body: f, file: f, size: fi.Size(), modTime: fi.ModTime(),
+		contentType: "application/octet-stream",
+	}, nil
+}
