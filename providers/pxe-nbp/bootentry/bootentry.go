@@ -133,6 +133,14 @@ func CheckCmdline(cmdline string) error {
 	if strings.Contains(cmdline, "${") {
 		return errors.New("the kernel command line may not hold ${...}: iPXE would expand it")
 	}
+	for _, word := range strings.Fields(cmdline) {
+		switch {
+		case word == "||" || word == "&&" || word == ";":
+			return fmt.Errorf("the kernel command line may not hold the word %q: iPXE would start another command there", word)
+		case strings.HasPrefix(word, "#"):
+			return fmt.Errorf("the kernel command line may not hold a word starting with #: iPXE would ignore the rest of the line")
+		}
+	}
 	return nil
 }
 

