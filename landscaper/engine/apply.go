@@ -304,7 +304,7 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		return r.fail(c, start, err)
 	}
 	if len(sub.Unknown) > 0 {
-		return r.fail(c, start, fmt.Errorf("inputs %s are still unknown", pathList(sub.Unknown)))
+		return r.fail(c, start, fmt.Errorf("%s still unknown", pathList(sub.Unknown)))
 	}
 	// Inputs known only now: ask the provider again.
 	if c.Deferred || len(c.Unknown) > 0 || !jsonSame(sub.JSON, c.Inputs) {

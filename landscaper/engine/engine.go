@@ -314,6 +314,9 @@ type MemberError struct {
 }
 
 func (e *MemberError) Error() string {
+	if strings.HasPrefix(e.Err.Error(), "member "+e.Member+":") || strings.HasPrefix(e.Err.Error(), "member "+e.Member+" ") {
+		return e.Err.Error()
+	}
 	if e.Type != "" {
 		return fmt.Sprintf("member %s (%s): %v", e.Member, e.Type, e.Err)
 	}

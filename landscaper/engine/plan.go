@@ -125,7 +125,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 
 // planMembers plans every member in dependency order, then the deletions.
 func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
-	selected, err := e.selected()
+	selected, err := e.selected(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -178,11 +178,12 @@ func (e *Engine) depsOf(path string) []string {
 }
 
 // selected returns the members to plan: all, or the targets and what they
-// need.
-func (e *Engine) selected() ([]string, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// need. Members that compute with outputs nobody can see are traced first,
+// so that what they need is known.
+func (e *Engine) selected(ctx context.Context) ([]string, error) {
 	if len(e.opts.Targets) == 0 {
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		all := make([]string, 0, len(e.members))
 		for p := range e.members {
 			all = append(all, p)
@@ -190,6 +191,24 @@ func (e *Engine) selected() ([]string, error) {
 		sort.Strings(all)
 		return all, nil
 	}
+	for {
+		closure, untraced, err := e.targetClosure()
+		if err != nil || len(untraced) == 0 {
+			return closure, err
+		}
+		for _, p := range untraced {
+			if err := e.traceMember(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// targetClosure returns the targets and what they need, and the members
+// among them whose needs are not all known until they are traced.
+func (e *Engine) targetClosure() (closure, untraced []string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	seen := map[string]bool{}
 	var visit func(p string)
 	visit = func(p string) {
@@ -197,27 +216,35 @@ func (e *Engine) selected() ([]string, error) {
 			return
 		}
 		seen[p] = true
-		if m, ok := e.members[p]; ok {
-			for _, d := range m.deps {
-				visit(d)
+		m, ok := e.members[p]
+		if !ok {
+			return
+		}
+		for _, k := range m.analysis.Opaque {
+			if k == (eval.Key{}) && !m.traced {
+				untraced = append(untraced, p)
 			}
+		}
+		for _, d := range m.deps {
+			visit(d)
 		}
 	}
 	for _, t := range e.opts.Targets {
 		if _, ok := e.members[t]; !ok {
 			if _, inState := e.state.Resources[t]; !inState {
-				return nil, fmt.Errorf("--target %s: no such member", t)
+				return nil, nil, fmt.Errorf("--target %s: no such member", t)
 			}
 			continue
 		}
 		visit(t)
 	}
-	var out []string
 	for p := range seen {
-		out = append(out, p)
+		if _, ok := e.members[p]; ok {
+			closure = append(closure, p)
+		}
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(closure)
+	return closure, untraced, nil
 }
 
 func (e *Engine) targeted(path string) bool {

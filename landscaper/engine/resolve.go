@@ -259,7 +259,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		if _, inStructure := typeOf[em.Path]; !inStructure || !inBoth {
 			continue
 		}
-		m, err := e.newMember(em, second, true, nil)
+		m, err := e.newMember(em, second, res.FailingFor(em.Path), nil)
 		if err != nil {
 			return nil, info, err
 		}
@@ -291,7 +291,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 			if !ok {
 				return nil, info, &MemberError{Member: em.Path, Err: errors.New("its name depends on outputs not known yet")}
 			}
-			m, err := e.newMember(em, second, true, knownKeys)
+			m, err := e.newMember(em, second, more.FailingFor(em.Path), knownKeys)
 			if err != nil {
 				return nil, info, err
 			}
@@ -386,7 +386,8 @@ type failure struct {
 // halving the set; single members are traced to see which stand-ins they
 // forced.
 func (e *Engine) failingMembers(ctx context.Context, paths []string, known map[string]map[string]json.RawMessage) ([]failure, error) {
-	_, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Known: known, Only: paths, TraceForced: len(paths) == 1})
+	// Both token spellings: some code fails on one of them only.
+	_, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Known: known, Twice: true, Only: paths, TraceForced: len(paths) == 1})
 	if err == nil {
 		return nil, nil
 	}
@@ -409,13 +410,13 @@ func (e *Engine) failingMembers(ctx context.Context, paths []string, known map[s
 	return append(left, right...), nil
 }
 
-func (e *Engine) newMember(em eval.Member, second string, haveSecond bool, evalKnown map[eval.Key]bool) (*member, error) {
+func (e *Engine) newMember(em eval.Member, second string, failing []resource.Path, evalKnown map[eval.Key]bool) (*member, error) {
 	schema, ok := e.schemas[em.Type]
 	if !ok {
 		return nil, &MemberError{Member: em.Path, Err: fmt.Errorf("unknown resource type %q", em.Type)}
 	}
 	provider, _, _ := strings.Cut(em.Type, ".")
-	an, err := e.tokens.Analyze(em.Inputs, second, haveSecond)
+	an, err := e.tokens.Analyze(em.Inputs, second, true, failing...)
 	if err != nil {
 		return nil, &MemberError{Member: em.Path, Type: em.Type, Err: err}
 	}
@@ -431,7 +432,9 @@ func depsOf(self string, keys []eval.Key) []string {
 	seen := map[string]bool{}
 	var deps []string
 	for _, k := range keys {
-		if k.Member == "" || k.Member == self || seen[k.Member] {
+		// A member that uses its own output stays its own dependency: the
+		// cycle check reports it.
+		if k.Member == "" || seen[k.Member] {
 			continue
 		}
 		seen[k.Member] = true
@@ -522,7 +525,7 @@ func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
 		if old == nil {
 			continue
 		}
-		m, err := e.newMember(em, res.Second[em.Path], true, keys)
+		m, err := e.newMember(em, res.Second[em.Path], res.FailingFor(em.Path), keys)
 		if err != nil {
 			return err
 		}
@@ -602,6 +605,9 @@ func (e *Engine) explainStructureError(ctx context.Context, known map[string]map
 			return nil
 		}
 		if len(ps) == 1 {
+			if strings.HasPrefix(err.Error(), "member ") {
+				return err // the driver's own message names the member
+			}
 			return &MemberError{Member: ps[0], Err: fmt.Errorf("type: %w", err)}
 		}
 		if err := find(ps[:len(ps)/2]); err != nil {

@@ -56,7 +56,9 @@ let
       forced = if ctx.traceForced then builtins.trace "landscaper-forced:${key}" else (x: x);
       a = "@@ls'\"\\$<&> \n" + builtins.substring 0 24 (builtins.hashString "sha256" (ctx.nonceA + key)) + "@@";
       b = "%%LANDSCAPER\t'\"\\$<&>|" + builtins.hashString "sha256" (ctx.nonceB + key) + "%%";
-    in forced (if spelling == "a" then a else b);
+    in
+    if spelling == "c" then throw "landscaper-unknown-output"
+    else forced (if spelling == "a" then a else b);
 
   known = ctx.known;
 
@@ -107,10 +109,31 @@ let
               throw "landscaper: member ${key}: unknown attribute `${builtins.head extra}` (a member has `type` and `inputs`, or `members`)"
             else [{ inherit key m; }])
         (builtins.attrNames ms);
+      # In the third evaluation every output throws: a composite whose
+      # members depend on an output is left out (the structure evaluation
+      # decides it), and each member reports which parts of its inputs
+      # force an output.
+      guardedResources = prefix: ms: builtins.concatMap
+        (n:
+          let
+            t = builtins.tryEval ms.${n};
+            m = t.value;
+            path = prefix ++ [ n ];
+            key = builtins.concatStringsSep "." path;
+          in
+          # A member or composite whose very definition needs an output
+          # is reported whole.
+          if !t.success then [{ inherit key; whole = true; }]
+          else if !(builtins.isAttrs m) then [ ]
+          else if m ? members && !(m ? type) then
+            let sub = builtins.tryEval (builtins.attrNames m.members); in
+            if sub.success then guardedResources path m.members else [{ inherit key; whole = true; }]
+          else [{ inherit key m; whole = false; }])
+        (let names = builtins.tryEval (builtins.attrNames ms); in if names.success then names.value else [ ]);
       selected =
-        let all = resources [ ] (result.members or { }); in
+        let all = if spelling == "c" then guardedResources [ ] (result.members or { }) else resources [ ] (result.members or { }); in
         if ctx.only == null then all
-        else builtins.filter (r: builtins.elem r.key ctx.only) all;
+        else builtins.filter (r: (r.whole or false) || builtins.elem r.key ctx.only) all;
       encode = r:
         let
           ty = typeOf r.key r.m;
@@ -122,11 +145,30 @@ let
           inputs = builtins.unsafeDiscardStringContext json;
           context = builtins.getContext json;
         };
+      # failingParts lists the paths (as lists of names and indexes) of the
+      # parts of v whose evaluation throws, stopping at the first level that
+      # throws.
+      failingParts = at: v:
+        let t = builtins.tryEval v; in
+        if !t.success then [ at ]
+        else if builtins.isAttrs t.value && t.value ? outPath then
+          (if (builtins.tryEval (toString t.value.outPath)).success then [ ] else [ at ])
+        else if builtins.isAttrs t.value then
+          builtins.concatMap (n: failingParts (at ++ [ n ]) t.value.${n}) (builtins.attrNames t.value)
+        else if builtins.isList t.value then
+          builtins.concatLists (builtins.genList (i: failingParts (at ++ [ i ]) (builtins.elemAt t.value i)) (builtins.length t.value))
+        else if (builtins.tryEval (builtins.deepSeq t.value true)).success then [ ]
+        else [ at ];
+      encodeFailing = r: {
+        path = r.key;
+        failing = if r.whole then [ [ ] ] else failingParts [ ] (r.m.inputs or { });
+      };
       encodePath = r:
         let ty = typeOf r.key r.m; in
         { path = r.key; type = "${ty.provider}.${ty.name}"; };
     in
     if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
+    else if spelling == "c" then map encodeFailing selected
     else map (if ctx.mode == "paths" then encodePath else encode) selected;
 
   declared = builtins.mapAttrs
@@ -143,4 +185,5 @@ else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; 
 else {
   a = evaluate "a";
   b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;
+  c = if ctx.twice then evaluate "c" else null;
 }

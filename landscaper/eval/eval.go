@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
 //go:embed driver.nix
@@ -67,7 +69,8 @@ func New(source Source) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nix is needed to evaluate deployments (nix-instantiate not found on PATH): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "landscaper-eval-")
+	removeAbandonedScratch()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("landscaper-eval-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("eval scratch directory: %w", err)
 	}
@@ -76,6 +79,21 @@ func New(source Source) (*Evaluator, error) {
 		return nil, fmt.Errorf("write eval driver: %w", err)
 	}
 	return &Evaluator{source: source, dir: dir, nix: nix, nonceA: nonce(), nonceB: nonce()}, nil
+}
+
+// removeAbandonedScratch removes the scratch directories of evaluators
+// whose process is gone (killed before it could clean up).
+func removeAbandonedScratch() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "landscaper-eval-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "landscaper-eval-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 func nonce() string {
@@ -134,6 +152,10 @@ type Result struct {
 	Second map[string]string
 	// Forced lists the tokens nix forced, when TraceForced was asked.
 	Forced []string
+	// Failing holds, by member path, the parts of the inputs that fail
+	// to evaluate when every unknown output throws (with Twice): the
+	// parts that use an unknown output, by passing it on or otherwise.
+	Failing map[string][]resource.Path
 }
 
 // Error is a failed evaluation: nix's message, cleaned up.
@@ -251,6 +273,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 			Path   string `json:"path"`
 			Inputs string `json:"inputs"`
 		} `json:"b"`
+		C []struct {
+			Path    string  `json:"path"`
+			Failing [][]any `json:"failing"`
+		} `json:"c"`
 	}
 	forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced}, &raw)
 	if err != nil {
@@ -261,6 +287,21 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 		res.Second = make(map[string]string, len(raw.B))
 		for _, m := range raw.B {
 			res.Second[m.Path] = m.Inputs
+		}
+		res.Failing = make(map[string][]resource.Path, len(raw.C))
+		for _, m := range raw.C {
+			for _, steps := range m.Failing {
+				var p resource.Path
+				for _, s := range steps {
+					switch v := s.(type) {
+					case string:
+						p = p.Attr(v)
+					case float64:
+						p = p.Index(int(v))
+					}
+				}
+				res.Failing[m.Path] = append(res.Failing[m.Path], p)
+			}
 		}
 	}
 	return res, nil
@@ -295,6 +336,22 @@ func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Memb
 		return nil, forced, err
 	}
 	return raw.Paths, forced, nil
+}
+
+// FailingFor returns the failing parts of a member's inputs; a member
+// inside a composite whose definition needs an unknown output fails whole.
+func (r *Result) FailingFor(path string) []resource.Path {
+	failing := r.Failing[path]
+	for prefix, parts := range r.Failing {
+		if strings.HasPrefix(path, prefix+".") {
+			for _, p := range parts {
+				if len(p) == 0 {
+					return append(failing, nil)
+				}
+			}
+		}
+	}
+	return failing
 }
 
 // DeclaredProvider is a provider the deployment declares.

@@ -95,8 +95,11 @@ type Analysis struct {
 }
 
 // Analyze reads a member's inputs (spelling A) and, if given, the same
-// inputs from the second evaluation (spelling B).
-func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool) (Analysis, error) {
+// inputs from the second evaluation (spelling B) and the parts that failed
+// in the third (every unknown output throwing). A part that uses an
+// unknown output without showing a token in spelling A computes with it
+// (compares it, say): the member must be evaluated again once it is known.
+func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resource.Path) (Analysis, error) {
 	var docA any
 	if err := json.Unmarshal([]byte(inputsA), &docA); err != nil {
 		return Analysis{}, fmt.Errorf("decode inputs: %w", err)
@@ -130,6 +133,23 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool) (Analysis, error) 
 			if len(deps) == 0 {
 				opaque[Key{}] = true
 			}
+		}
+	}
+	for _, p := range failing {
+		v, ok := resource.Lookup(json.RawMessage(inputsA), p)
+		if !ok {
+			opaque[Key{}] = true
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			// An object, list, number or boolean that needs an unknown
+			// output was computed from it.
+			opaque[Key{}] = true
+			continue
+		}
+		if intact, mangled := t.scan(s); len(intact) == 0 && len(mangled) == 0 {
+			opaque[Key{}] = true
 		}
 	}
 	return Analysis{Deps: sortedKeys(deps), Opaque: sortedKeys(opaque)}, nil

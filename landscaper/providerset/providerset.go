@@ -165,12 +165,14 @@ func (s *Set) Replace(name string) {
 // Schema returns a started provider's schema.
 func (s *Set) Schema(name string) (*resource.ProviderSchema, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e, ok := s.entries[name]
-	if !ok || e.schema == nil {
+	s.mu.Unlock()
+	if !ok {
 		return nil, false
 	}
-	return e.schema, true
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.schema, e.schema != nil
 }
 
 // Names returns the names of the providers in the set.
