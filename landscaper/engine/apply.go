@@ -121,19 +121,16 @@ func (e *Engine) needsAnotherRound(ctx context.Context, plan *Plan) (bool, error
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(res.Members) != len(e.members) && len(e.opts.Targets) == 0 {
-		return true, nil
-	}
+	again := len(res.Members) != len(e.members) && len(e.opts.Targets) == 0
 	for _, em := range res.Members {
 		m, ok := e.members[em.Path]
 		if !ok {
-			if len(e.opts.Targets) == 0 {
-				return true, nil
-			}
+			again = again || len(e.opts.Targets) == 0
 			continue
 		}
 		if em.Type != m.typ {
-			return true, nil
+			again = true
+			continue
 		}
 		now, err := e.tokens.Substitute(em.Inputs, func(k eval.Key) eval.Value { return e.values[k] })
 		if err != nil {
@@ -144,10 +141,13 @@ func (e *Engine) needsAnotherRound(ctx context.Context, plan *Plan) (bool, error
 			return false, err
 		}
 		if !jsonSame(now.JSON, before.JSON) {
-			return true, nil
+			// Substitution was not enough for this member: from now on
+			// its inputs are evaluated with the real values.
+			e.evaluateAgain[em.Path] = true
+			again = true
 		}
 	}
-	return false, nil
+	return again, nil
 }
 
 func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan, summary *Summary) error {

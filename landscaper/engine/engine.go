@@ -63,6 +63,10 @@ type Engine struct {
 	members  map[string]*member
 	tokens   *eval.Tokens
 	values   map[eval.Key]eval.Value
+	// evaluateAgain holds members whose inputs, evaluated with the real
+	// values after an apply, differed from substitution: they compute with
+	// outputs in a way the token evaluations did not show.
+	evaluateAgain map[string]bool
 }
 
 // Open locks the state and reads it.
@@ -87,6 +91,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		providers: providerset.New(opts.Logger), redact: newRedactor(),
 		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
 		members: map[string]*member{}, values: map[eval.Key]eval.Value{},
+		evaluateAgain: map[string]bool{},
 	}
 	for _, r := range st.Resources {
 		e.learnSecrets(r)

@@ -239,7 +239,11 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		typeOf[m.Path] = m.Type
 		paths = append(paths, m.Path)
 	}
-	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true, Only: paths})
+	req := eval.Request{Types: e.types, Twice: true, Only: paths}
+	if len(known) > 0 {
+		req.KnownCheck = known
+	}
+	res, err := e.evaluator.Evaluate(ctx, req)
 	var blockedMembers []*member
 	if err != nil {
 		var evalErr *eval.Error
@@ -262,6 +266,12 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		m, err := e.newMember(em, second, res.FailingFor(em.Path), nil)
 		if err != nil {
 			return nil, info, err
+		}
+		if checked, ok := res.Checked[em.Path]; ok && !e.substitutionHolds(em.Inputs, checked, known) {
+			// With the known values the inputs differ from what
+			// substituting them gives: the member computes with them.
+			e.evaluateAgain[m.path] = true
+			m.analysis.Opaque = append(m.analysis.Opaque, eval.Key{})
 		}
 		members[m.path] = m
 	}
@@ -299,6 +309,26 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		}
 	}
 	return members, info, nil
+}
+
+// substitutionHolds reports whether substituting the known values into
+// inputs (spelling A) gives what evaluating with them gave.
+func (e *Engine) substitutionHolds(inputs, evaluated string, known map[string]map[string]json.RawMessage) bool {
+	lookup := func(k eval.Key) eval.Value {
+		if v, ok := known[k.Member][k.Output]; ok {
+			return eval.Value{JSON: v, Known: true}
+		}
+		return eval.Value{}
+	}
+	a, err := e.tokens.Substitute(inputs, lookup)
+	if err != nil {
+		return false
+	}
+	b, err := e.tokens.Substitute(evaluated, lookup)
+	if err != nil {
+		return false
+	}
+	return jsonSame(a.JSON, b.JSON)
 }
 
 func typeOfPath(ms []eval.Member, path string) string {
@@ -423,6 +453,9 @@ func (e *Engine) newMember(em eval.Member, second string, failing []resource.Pat
 	m := &member{path: em.Path, typ: em.Type, provider: provider, schema: schema, inputs: em.Inputs, context: em.Context, analysis: an, evalKnown: evalKnown}
 	if m.evalKnown == nil {
 		m.evalKnown = map[eval.Key]bool{}
+	}
+	if e.evaluateAgain[m.path] && len(evalKnown) == 0 {
+		m.analysis.Opaque = append(m.analysis.Opaque, eval.Key{})
 	}
 	m.deps = depsOf(m.path, an.Deps)
 	return m, nil

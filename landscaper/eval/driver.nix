@@ -60,7 +60,10 @@ let
     if spelling == "c" then throw "landscaper-unknown-output"
     else forced (if spelling == "a" then a else b);
 
-  known = ctx.known;
+  # The fourth spelling, "k", uses the values in ctx.knownCheck: comparing
+  # it with spelling "a" after substitution shows members whose inputs use
+  # an output in a way the tokens do not show.
+  knownFor = spelling: if spelling == "k" then ctx.knownCheck else ctx.known;
 
   evaluate = spelling:
     let
@@ -83,9 +86,10 @@ let
               (o: {
                 name = o;
                 value =
+                  let known = knownFor spelling; in
                   if known ? ${key} && known.${key} ? ${o}
                   then known.${key}.${o}
-                  else token spelling "${key}#${o}";
+                  else token (if spelling == "k" then "a" else spelling) "${key}#${o}";
               })
               (typeOf key m).outputs);
           })
@@ -186,4 +190,5 @@ else {
   a = evaluate "a";
   b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;
   c = if ctx.twice then evaluate "c" else null;
+  k = if ctx.knownCheck != null then map (m: { inherit (m) path inputs; }) (evaluate "k") else null;
 }

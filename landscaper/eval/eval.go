@@ -124,6 +124,9 @@ type Request struct {
 	Only []string
 	// TraceForced makes nix report every token it forces (on stderr).
 	TraceForced bool
+	// KnownCheck, when set, evaluates the inputs once more with these
+	// values (Result.Checked).
+	KnownCheck map[string]map[string]json.RawMessage
 }
 
 // Member is one resource member as evaluated.
@@ -156,6 +159,9 @@ type Result struct {
 	// to evaluate when every unknown output throws (with Twice): the
 	// parts that use an unknown output, by passing it on or otherwise.
 	Failing map[string][]resource.Path
+	// Checked holds the inputs evaluated with Request.KnownCheck, by
+	// member path.
+	Checked map[string]string
 }
 
 // Error is a failed evaluation: nix's message, cleaned up.
@@ -178,6 +184,7 @@ type contextFile struct {
 	Twice       bool                                  `json:"twice"`
 	Only        []string                              `json:"only"`
 	TraceForced bool                                  `json:"traceForced"`
+	KnownCheck  map[string]map[string]json.RawMessage `json:"knownCheck"`
 }
 
 var ctxCounter atomic.Int64
@@ -277,12 +284,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 			Path    string  `json:"path"`
 			Failing [][]any `json:"failing"`
 		} `json:"c"`
+		K []struct {
+			Path   string `json:"path"`
+			Inputs string `json:"inputs"`
+		} `json:"k"`
 	}
-	forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced}, &raw)
+	forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck}, &raw)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Members: raw.A, Forced: forced}
+	if raw.K != nil {
+		res.Checked = make(map[string]string, len(raw.K))
+		for _, m := range raw.K {
+			res.Checked[m.Path] = m.Inputs
+		}
+	}
 	if req.Twice {
 		res.Second = make(map[string]string, len(raw.B))
 		for _, m := range raw.B {
