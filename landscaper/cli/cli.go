@@ -365,6 +365,11 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 		ui.RenderPlan(env.Stdout, plan, style(env))
 	}
 	if !plan.HasChanges() {
+		if e.HasUnsaved() {
+			// Nothing to do in the world; record what planning settled.
+			_, err := e.Apply(ctx, plan)
+			return err
+		}
 		return nil
 	}
 	if !*autoApprove {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -50,6 +51,11 @@ type applyRun struct {
 // the plan could not know, it plans and applies those too.
 func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
 	rec := state.NewRecorder(e.opts.Backend, e.state)
+	for _, name := range e.settled {
+		// Settled in memory while planning: make sure it is written.
+		rec.ClearPending(name)
+	}
+	e.settled = nil
 	summary := &Summary{}
 	err := e.applyRounds(ctx, rec, plan, summary)
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -217,11 +223,19 @@ func reverseDeps(nodes []string, deps func(string) []string) map[string][]string
 	return out
 }
 
+// change returns a member's planned change; it is replaced when the member
+// is planned again with inputs known only during the apply.
+func (r *applyRun) change(member string) *Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changes[member]
+}
+
 func (r *applyRun) skip(node, failedDep string) {
 	r.mu.Lock()
 	r.summary.Skipped = append(r.summary.Skipped, node)
 	r.mu.Unlock()
-	c := r.changes[node]
+	c := r.change(node)
 	r.e.emit(Event{Kind: EventSkipped, Member: node, Type: c.Type, Action: c.Action, Message: fmt.Sprintf("skipped: %s failed", failedDep)})
 }
 
@@ -274,7 +288,7 @@ func (r *applyRun) succeed(c *Change, start time.Time) outcome {
 // applyMember applies one member whose dependencies are applied.
 func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 	e := r.e
-	c := r.changes[path]
+	c := r.change(path)
 	start := time.Now()
 	if c.Action == resource.ActionDelete {
 		e.emit(Event{Kind: EventStarted, Member: path, Type: c.Type, Action: c.Action})
@@ -287,6 +301,7 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 	m := e.members[path]
 	e.mu.Unlock()
 	if c.Action == resource.ActionNoop && !c.Deferred && len(c.Unknown) == 0 {
+		r.keepDependencies(m)
 		return outcomeDone
 	}
 	rd, err := e.readinessOf(m)
@@ -324,6 +339,7 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		r.mu.Unlock()
 		c = c2
 		if c.Action == resource.ActionNoop {
+			r.keepDependencies(m)
 			return outcomeDone
 		}
 	}
@@ -350,6 +366,23 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		return r.fail(c, start, err)
 	}
 	return r.succeed(c, start)
+}
+
+// keepDependencies records a member's current dependencies when they
+// differ from the recorded ones (a record settled after a crash has none;
+// a deployment may change what a member refers to without changing its
+// inputs' values), so that deletion order stays right.
+func (r *applyRun) keepDependencies(m *member) {
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	prior := r.e.state.Resources[m.path]
+	if prior == nil || slices.Equal(prior.Dependencies, m.deps) {
+		return
+	}
+	updated := *prior
+	updated.Dependencies = append([]string(nil), m.deps...)
+	r.e.state.Resources[m.path] = &updated
+	r.rec.SetResource(m.path, &updated)
 }
 
 func pathList(ps []resource.Path) string {

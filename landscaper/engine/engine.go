@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +68,26 @@ type Engine struct {
 	// values after an apply, differed from substitution: they compute with
 	// outputs in a way the token evaluations did not show.
 	evaluateAgain map[string]bool
+	// settled lists members whose interrupted operations were settled in
+	// memory; an apply writes the result even when it changes nothing else.
+	settled []string
+}
+
+// HasUnsaved reports whether the state in memory holds something the
+// recorded state does not, with nothing to apply: interrupted operations
+// settled, or dependencies that changed. Apply saves it.
+func (e *Engine) HasUnsaved() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.settled) > 0 {
+		return true
+	}
+	for p, m := range e.members {
+		if r := e.state.Resources[p]; r != nil && !slices.Equal(r.Dependencies, m.deps) {
+			return true
+		}
+	}
+	return false
 }
 
 // Open locks the state and reads it.

@@ -58,6 +58,7 @@ func (e *Engine) recoverPending(ctx context.Context) error {
 			delete(e.state.Resources, name)
 		}
 		delete(e.state.Pending, name)
+		e.settled = append(e.settled, name)
 		e.emit(Event{Kind: EventInfo, Member: name, Message: fmt.Sprintf("settled an interrupted %s: the resource %s", p.Operation, map[bool]string{true: "exists", false: "does not exist"}[resp.Exists])})
 	}
 	return nil

@@ -487,8 +487,11 @@ func (f *File) invalid(problem string, err error) *InvalidError {
 // temporary file in the same directory, syncs it, renames it over path and
 // syncs the directory. It returns the identity of the new file.
 func writeAtomic(path string, data []byte) (id fileID, err error) {
+	// One fixed temporary name: writers hold the lock, and a write cut
+	// short by a kill leaves one file the next write replaces, not a new
+	// one each time.
 	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := os.OpenFile(filepath.Join(dir, "."+base+".tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return id, err
 	}

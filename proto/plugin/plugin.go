@@ -141,8 +141,11 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 		Logger:           logger.Named(filepath.Base(path)),
 		Stderr:           stderr,
 		SyncStdout:       io.Discard,
-		SyncStderr:       io.Discard,
-		StartTimeout:     opts.StartTimeout,
+		// go-plugin forwards what a provider writes to os.Stderr over the
+		// connection, after the fact; keep it with the rest of the tail.
+		// (The log package and panics write to the real stderr.)
+		SyncStderr:   stderr,
+		StartTimeout: opts.StartTimeout,
 	})
 	type started struct {
 		p   resource.Provider

@@ -151,12 +151,19 @@ func writeFile(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, err
 	return fileOutputs{SHA256: hashString(in.Contents)}, nil
 }
 
+// tempName is where a file's new contents are written before the rename.
+func tempName(name string) string {
+	return filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".landscaper-tmp")
+}
+
 func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create directory of file %s: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	// One fixed temporary name per file: a write cut short by a kill
+	// leaves one file that the next write (or the delete) replaces.
+	tmp, err := os.OpenFile(tempName(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", name, err)
 	}
@@ -190,6 +197,7 @@ func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fil
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete file %s: %w", name, err)
 	}
+	_ = os.Remove(tempName(name)) // left by a write that was killed
 	err := os.Remove(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		op.Logf("%s is gone already", name)
@@ -214,6 +222,9 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 	}
 	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A create cut short by a kill may have left its temporary file;
+		// the engine asks Read before planning it again or forgetting it.
+		_ = os.Remove(tempName(name))
 		return fileOutputs{}, false, nil
 	}
 	if err != nil {
