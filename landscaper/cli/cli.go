@@ -243,6 +243,19 @@ func (c *common) backend(env Env, dir string) state.Backend {
 	return state.NewFile(path)
 }
 
+// schemaCache keeps providers' schemas in the user's cache directory
+// (LANDSCAPER_SCHEMA_CACHE=off disables it).
+func schemaCache(env Env) *providerset.SchemaCache {
+	if env.Getenv("LANDSCAPER_SCHEMA_CACHE") == "off" {
+		return nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil
+	}
+	return providerset.NewSchemaCache(filepath.Join(dir, "landscaper", "provider-schemas.json"))
+}
+
 func lockInfo() state.LockInfo {
 	host, _ := os.Hostname()
 	return state.LockInfo{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Since: time.Now().UTC()}
@@ -292,6 +305,7 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 		Source: src, Backend: c.backend(env, dir), LockInfo: lockInfo(), LockTimeout: c.lockTimeout,
 		Parallelism: c.parallelism, Targets: c.targets, NoRefresh: c.noRefresh,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
+		SchemaCache: schemaCache(env),
 	}
 	return engine.Open(ctx, opts)
 }

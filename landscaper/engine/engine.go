@@ -43,6 +43,8 @@ type Options struct {
 	Builtins map[string]string
 	// Logger receives the plugins' logs; nil drops them.
 	Logger hclog.Logger
+	// SchemaCache, when set, lets a run start only the providers it uses.
+	SchemaCache *providerset.SchemaCache
 }
 
 // Engine runs one command against one deployment and state.
@@ -109,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts: opts, observer: opts.Observer, unlock: unlock, state: st,
-		providers: providerset.New(opts.Logger), redact: newRedactor(),
+		providers: newProviderSet(opts), redact: newRedactor(),
 		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
 		members: map[string]*member{}, values: map[eval.Key]eval.Value{},
 		evaluateAgain: map[string]bool{},
@@ -118,6 +120,12 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.learnSecrets(r)
 	}
 	return e, nil
+}
+
+func newProviderSet(opts Options) *providerset.Set {
+	s := providerset.New(opts.Logger)
+	s.UseCache(opts.SchemaCache)
+	return s
 }
 
 // State returns the state as read (and refreshed, after a plan).

@@ -63,6 +63,7 @@ func Discover() map[string]string {
 // Set is the providers of one run.
 type Set struct {
 	logger  hclog.Logger
+	cache   *SchemaCache
 	mu      sync.Mutex
 	entries map[string]*entry
 	started atomic.Int64
@@ -86,6 +87,10 @@ func New(logger hclog.Logger) *Set {
 	return &Set{logger: logger, entries: map[string]*entry{}}
 }
 
+// UseCache makes Add take schemas from cache where it can, starting the
+// provider only when it is first called.
+func (s *Set) UseCache(cache *SchemaCache) { s.cache = cache }
+
 // Started returns how many plugin processes the set has started.
 func (s *Set) Started() int64 { return s.started.Load() }
 
@@ -107,9 +112,23 @@ func (s *Set) Add(ctx context.Context, name, path string) (*resource.ProviderSch
 		s.entries[name] = e
 	}
 	s.mu.Unlock()
+	e.mu.Lock()
+	if e.schema == nil {
+		if cached, ok := s.cache.Get(path); ok {
+			e.schema = cached
+		}
+	}
+	schema := e.schema
+	e.mu.Unlock()
+	if schema != nil {
+		return schema, nil
+	}
 	if _, err := s.client(ctx, e); err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_ = s.cache.Put(path, e.schema) // a cache that cannot be written is only slower
 	return e.schema, nil
 }
 
