@@ -3,38 +3,18 @@ package local_test
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 
 // TestBinary builds the provider binary and drives it as the engine does.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool in PATH")
-	}
+	client := sdktest.LaunchBinary(t, "github.com/landscaper-nix/landscaper/providers/local/cmd/landscaper-provider-local")
+	ctx := context.Background()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "landscaper-provider-local")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/landscaper-nix/landscaper/providers/local/cmd/landscaper-provider-local")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	client, err := plugin.Launch(ctx, bin, plugin.LaunchOptions{})
-	if err != nil {
-		t.Fatalf("launch: %v", err)
-	}
-	defer client.Kill()
 
 	schema, err := client.GetSchema(ctx)
 	if err != nil {

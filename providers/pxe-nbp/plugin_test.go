@@ -3,39 +3,19 @@ package pxenbp_test
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 
 // TestBinary builds the provider binary and drives it as the engine does.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool in PATH")
-	}
+	client := sdktest.LaunchBinary(t, "github.com/landscaper-nix/landscaper/providers/pxe-nbp/cmd/landscaper-provider-pxe-nbp")
+	ctx := context.Background()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "landscaper-provider-pxe-nbp")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/landscaper-nix/landscaper/providers/pxe-nbp/cmd/landscaper-provider-pxe-nbp")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	client, err := plugin.Launch(ctx, bin, plugin.LaunchOptions{})
-	if err != nil {
-		t.Fatalf("launch: %v", err)
-	}
-	defer client.Kill()
 
 	schema, err := client.GetSchema(ctx)
 	if err != nil {

@@ -5,8 +5,11 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -135,4 +138,28 @@ func Outputs(t testing.TB, s *resource.State) map[string]any {
 		t.Fatalf("decode outputs %s: %v", s.Outputs.JSON, err)
 	}
 	return m
+}
+
+// LaunchBinary builds the provider command at importPath (e.g.
+// ".../providers/local/cmd/landscaper-provider-local") and launches it as
+// the engine does, over go-plugin with AutoMTLS. The plugin is killed when
+// the test ends.
+func LaunchBinary(t testing.TB, importPath string) *plugin.Client {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("building a provider needs the go tool: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(importPath))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, importPath).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", importPath, err, out)
+	}
+	client, err := plugin.Launch(ctx, bin, plugin.LaunchOptions{})
+	if err != nil {
+		t.Fatalf("launch %s: %v", bin, err)
+	}
+	t.Cleanup(client.Kill)
+	return client
 }
