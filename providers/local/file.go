@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
@@ -32,7 +33,39 @@ type fileOutputs struct {
 	SHA256 string `json:"sha256"`
 }
 
+// writing tracks the files this provider process is writing, so that Read
+// can remove a temporary file a killed process left behind without
+// touching one in use.
+type writing struct {
+	mu    sync.Mutex
+	names map[string]int
+}
+
+func (w *writing) start(name string) func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.names[name]++
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.names[name]--; w.names[name] == 0 {
+			delete(w.names, name)
+		}
+	}
+}
+
+// removeLeftover removes the temporary file of name unless it is being
+// written now.
+func (w *writing) removeLeftover(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.names[name] == 0 {
+		_ = os.Remove(tempName(name))
+	}
+}
+
 func fileType() *sdk.Type[fileInputs, fileOutputs] {
+	inFlight := &writing{names: map[string]int{}}
 	return &sdk.Type[fileInputs, fileOutputs]{
 		Description: "A file on the machine running the engine, written atomically with the given contents and mode.",
 		Inputs: []sdk.Attr{
@@ -46,13 +79,20 @@ func fileType() *sdk.Type[fileInputs, fileOutputs] {
 		Validate: validateFile,
 		Plan:     planFile,
 		Create: func(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
+			defer inFlight.start(in.Name)()
 			return writeFile(ctx, op, in)
 		},
 		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[fileInputs, fileOutputs], in fileInputs) (fileOutputs, error) {
+			defer inFlight.start(in.Name)()
 			return writeFile(ctx, op, in)
 		},
 		Delete: deleteFile,
-		Read:   readFile,
+		Read: func(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fileOutputs, bool, error) {
+			if prior.Inputs.Name != "" {
+				inFlight.removeLeftover(prior.Inputs.Name)
+			}
+			return readFile(ctx, prior)
+		},
 	}
 }
 
@@ -222,9 +262,6 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 	}
 	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		// A create cut short by a kill may have left its temporary file;
-		// the engine asks Read before planning it again or forgetting it.
-		_ = os.Remove(tempName(name))
 		return fileOutputs{}, false, nil
 	}
 	if err != nil {
