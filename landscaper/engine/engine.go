@@ -70,6 +70,8 @@ type Engine struct {
 	// values after an apply, differed from substitution: they compute with
 	// outputs in a way the token evaluations did not show.
 	evaluateAgain map[string]bool
+	// noSpeculation turns off speculative planning (after it failed once).
+	noSpeculation bool
 	// settled lists members whose interrupted operations were settled in
 	// memory; an apply writes the result even when it changes nothing else.
 	settled []string

@@ -103,18 +103,38 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	plan := &Plan{}
-	if !e.opts.NoRefresh {
-		drift, err := e.refresh(ctx)
-		if err != nil {
-			return nil, err
-		}
-		plan.Drift = drift
-	} else if err := e.recoverPending(ctx); err != nil {
+	if err := e.recoverPending(ctx); err != nil {
 		return nil, err
 	}
+	if err := e.ensureRecordedProviders(ctx); err != nil {
+		return nil, err
+	}
+	// Refreshing (asking providers what exists) and evaluating the
+	// deployment do not depend on each other: do both at once, then
+	// evaluate again in the rare case that refreshing changed a recorded
+	// output.
+	var reads refreshed
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !e.opts.NoRefresh {
+			reads = e.readAll(ctx)
+		}
+	}()
 	members, st, err := e.evaluateAll(ctx)
+	<-done
 	if err != nil {
 		return nil, err
+	}
+	drift, err := e.applyRefresh(reads)
+	if err != nil {
+		return nil, err
+	}
+	plan.Drift = drift
+	if len(drift) > 0 {
+		if members, st, err = e.evaluateAll(ctx); err != nil {
+			return nil, err
+		}
 	}
 	e.mu.Lock()
 	e.members = members
@@ -129,6 +149,14 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Members whose inputs can be resolved from the recorded outputs are
+	// planned all at once first; a member found unchanged needs no wait
+	// for its dependencies' plans (a no-op plan of a long chain is one
+	// parallel round, not one plan after another).
+	speculated, err := e.speculate(ctx, selected)
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	changes := map[string]*Change{}
 	var errs []error
@@ -137,6 +165,12 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 		deps:        e.depsOf,
 		evaluate:    e.reevaluate,
 		handle: func(ctx context.Context, path string) outcome {
+			if c, ok := speculated.changes[path]; ok {
+				mu.Lock()
+				defer mu.Unlock()
+				changes[path] = c
+				return outcomeDone
+			}
 			c, out, err := e.planMember(ctx, path)
 			mu.Lock()
 			defer mu.Unlock()
@@ -156,6 +190,13 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if !e.speculationHeld(speculated) {
+		// A member planned unchanged assumed outputs that do change: plan
+		// again, one member after what it needs.
+		e.noSpeculation = true
+		defer func() { e.noSpeculation = false }()
+		return e.planMembers(ctx, plan)
+	}
 	paths := make([]string, 0, len(changes))
 	for p := range changes {
 		paths = append(paths, p)
@@ -166,6 +207,107 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	}
 	plan.Changes = append(plan.Changes, e.planDeletions(!plan.Decided())...)
 	return plan, nil
+}
+
+// speculation is what speculate found: members unchanged given the
+// recorded outputs they use.
+type speculation struct {
+	changes map[string]*Change
+	// assumed holds the recorded output values those plans used.
+	assumed map[eval.Key]json.RawMessage
+}
+
+// recordedValue returns a member's recorded output, as a value for
+// substitution.
+func (e *Engine) recordedValue(k eval.Key) (eval.Value, bool) {
+	r := e.state.Resources[k.Member]
+	if r == nil || r.Tainted {
+		return eval.Value{}, false
+	}
+	v, ok := resource.Lookup(r.Outputs, resource.AttrPath(k.Output))
+	if !ok {
+		return eval.Value{}, false
+	}
+	sensitive := resource.IsSensitive(resource.AttrPath(k.Output), r.SensitiveOutputs)
+	if schema, ok := e.schemas[r.Type]; ok {
+		if o, ok := schema.Output(k.Output); ok && o.Sensitive {
+			sensitive = true
+		}
+	}
+	return eval.Value{JSON: v, Known: true, Sensitive: sensitive}, true
+}
+
+// speculate plans, in parallel, the recorded members whose inputs only pass
+// on or interpolate outputs, assuming those outputs stay as recorded, and
+// keeps the plans that change nothing.
+func (e *Engine) speculate(ctx context.Context, selected []string) (speculation, error) {
+	spec := speculation{changes: map[string]*Change{}, assumed: map[eval.Key]json.RawMessage{}}
+	if e.noSpeculation {
+		return spec, nil
+	}
+	var mu sync.Mutex
+	sem := make(chan struct{}, e.opts.Parallelism)
+	var wg sync.WaitGroup
+	for _, path := range selected {
+		e.mu.Lock()
+		m := e.members[path]
+		prior := e.state.Resources[path]
+		e.mu.Unlock()
+		if m == nil || prior == nil || prior.Type != m.typ || prior.Tainted || len(m.analysis.Opaque) > 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			used := map[eval.Key]json.RawMessage{}
+			var usedMu sync.Mutex
+			sub, err := e.substituteWith(m, func(k eval.Key) eval.Value {
+				v, _ := e.recordedValue(k)
+				usedMu.Lock()
+				used[k] = v.JSON
+				usedMu.Unlock()
+				return v
+			})
+			if err != nil || len(sub.Unknown) > 0 {
+				return
+			}
+			c, err := e.askPlanQuiet(ctx, m, prior, sub)
+			if err != nil || c.Action != resource.ActionNoop || !jsonSame(c.PlannedOutputs, prior.Outputs) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			spec.changes[path] = c
+			for k, v := range used {
+				spec.assumed[k] = v
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return spec, err
+	}
+	// The unchanged members' outputs are known: as recorded.
+	for path, c := range spec.changes {
+		e.recordPlannedOutputs(e.members[path], c)
+	}
+	return spec, nil
+}
+
+// speculationHeld reports whether every output a speculative plan assumed
+// is what planning found.
+func (e *Engine) speculationHeld(spec speculation) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, assumed := range spec.assumed {
+		v := e.values[k]
+		if !v.Known || !jsonSame(v.JSON, assumed) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) depsOf(path string) []string {
@@ -296,6 +438,16 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 // askPlan asks the member's provider for a plan and records what it says
 // of the outputs.
 func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted) (*Change, error) {
+	c, err := e.askPlanQuiet(ctx, m, prior, sub)
+	if err != nil {
+		return nil, err
+	}
+	e.recordPlannedOutputs(m, c)
+	return c, nil
+}
+
+// askPlanQuiet asks the member's provider for a plan.
+func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted) (*Change, error) {
 	_, p, err := e.providerFor(m.typ)
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
@@ -329,7 +481,6 @@ func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, 
 	if c.Action == resource.ActionUnspecified {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: errors.New("provider planned no action")}
 	}
-	e.recordPlannedOutputs(m, c)
 	return c, nil
 }
 

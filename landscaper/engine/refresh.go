@@ -64,24 +64,41 @@ func (e *Engine) recoverPending(ctx context.Context) error {
 	return nil
 }
 
-// refresh asks every provider what exists now, updating the recorded
-// outputs; resources deleted outside Landscaper are forgotten (and planned
-// again). It returns a line for each change found.
-func (e *Engine) refresh(ctx context.Context) ([]string, error) {
-	if err := e.recoverPending(ctx); err != nil {
-		return nil, err
+// refreshed is what the providers said of every recorded resource.
+type refreshed []refreshRead
+
+type refreshRead struct {
+	name string
+	resp *resource.ReadResponse
+	err  error
+}
+
+// ensureRecordedProviders registers the provider of every recorded
+// resource (from the schema cache or by starting it), so that later
+// concurrent work only reads the set of types.
+func (e *Engine) ensureRecordedProviders(ctx context.Context) error {
+	seen := map[string]bool{}
+	for _, r := range e.state.Resources {
+		if seen[r.Provider] {
+			continue
+		}
+		seen[r.Provider] = true
+		if _, err := e.providerForRecord(ctx, r); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// readAll asks every provider what exists now. It changes nothing; see
+// applyRefresh.
+func (e *Engine) readAll(ctx context.Context) refreshed {
 	names := make([]string, 0, len(e.state.Resources))
 	for n := range e.state.Resources {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	type read struct {
-		name string
-		resp *resource.ReadResponse
-		err  error
-	}
-	results := make([]read, len(names))
+	results := make(refreshed, len(names))
 	sem := make(chan struct{}, e.opts.Parallelism)
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -91,16 +108,23 @@ func (e *Engine) refresh(ctx context.Context) ([]string, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			prov, err := e.providerForRecord(ctx, r)
+			prov, err := e.providers.Provider(r.Provider)
 			if err != nil {
-				results[i] = read{name: name, err: err}
+				results[i] = refreshRead{name: name, err: err}
 				return
 			}
 			resp, err := prov.Read(ctx, resource.ReadRequest{Type: r.Type, Name: name, Prior: *recordToState(r)})
-			results[i] = read{name: name, resp: resp, err: err}
+			results[i] = refreshRead{name: name, resp: resp, err: err}
 		}()
 	}
 	wg.Wait()
+	return results
+}
+
+// applyRefresh updates the recorded outputs with what the providers said;
+// resources deleted outside Landscaper are forgotten (and planned again).
+// It returns a line for each change found.
+func (e *Engine) applyRefresh(results refreshed) ([]string, error) {
 	var drift []string
 	var errs []error
 	for _, res := range results {

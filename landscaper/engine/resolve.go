@@ -87,7 +87,11 @@ func (e *Engine) lookup(k eval.Key) eval.Value {
 // are marked sensitive, and their values are redacted from what providers
 // print.
 func (e *Engine) substitute(m *member) (eval.Substituted, error) {
-	sub, err := e.tokens.Substitute(m.inputs, e.lookup)
+	return e.substituteWith(m, e.lookup)
+}
+
+func (e *Engine) substituteWith(m *member, lookup func(eval.Key) eval.Value) (eval.Substituted, error) {
+	sub, err := e.tokens.Substitute(m.inputs, lookup)
 	if err != nil {
 		return sub, err
 	}
