@@ -130,3 +130,30 @@ for shape in independent chain; do
 			"$(median "${nixes[@]}")" "$(median "${plugins[@]}")"
 	done
 done
+
+# A baseline from the same run: the file system's own cost of creating and
+# removing the files, with a bash loop and no landscaper, so the figures
+# above can be read against what this disk allows.
+baseline() { # N -> "create remove"
+	local n=$1 dir="$work/baseline-$1"
+	mkdir -p "$dir/out"
+	local t0 t1 t2 i
+	t0=$(now)
+	for ((i = 1; i <= n; i++)); do printf 'file %d\n' "$i" >"$dir/out/f$i"; done
+	t1=$(now)
+	rm -r "$dir/out"
+	t2=$(now)
+	rm -rf "$dir"
+	echo "$(elapsed "$t0" "$t1") $(elapsed "$t1" "$t2")"
+}
+echo
+echo "| baseline (bash loop, no landscaper) | N | create s | remove s |"
+echo "|---|---:|---:|---:|"
+for n in $sizes; do
+	bc=() br=()
+	for ((r = 1; r <= reps; r++)); do
+		read -r c d < <(baseline "$n")
+		bc+=("$c") br+=("$d")
+	done
+	printf '| files written one by one | %s | %s | %s |\n' "$n" "$(median "${bc[@]}")" "$(median "${br[@]}")"
+done
