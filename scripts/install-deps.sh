@@ -16,6 +16,16 @@ command -v apt-get >/dev/null || die "apt-get not found: this script is for Debi
 # openssh-server/-client: the ssh-keypair tests log in to a real sshd; cpio:
 # the pxe-nbp tests unpack the archives the provider writes.
 packages=(nix-bin git make gcc libc6-dev ca-certificates openssh-server openssh-client cpio)
+# The network boot tests (landscaper/netboottest) boot QEMU from
+# `landscaper serve`: qemu-system-x86 (the VM), ipxe-qemu (its iPXE NIC
+# ROMs), ipxe (the iPXE binaries the server serves), and for the kernel and
+# initrd that scripts/netboot-assets.sh makes: linux-image-cloud-amd64 (the
+# kernel; its postinst runs update-initramfs, which works non-interactively),
+# busybox-static, cpio and gzip.
+packages+=(qemu-system-x86 ipxe-qemu ipxe linux-image-cloud-amd64 busybox-static gzip)
+# scripts/bench-pxe.sh compares `landscaper serve` with tftpd-hpa, with curl
+# as the client of both (TFTP with --tftp-blksize, and HTTP).
+packages+=(tftpd-hpa curl)
 
 missing=()
 for p in "${packages[@]}"; do
