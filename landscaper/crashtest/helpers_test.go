@@ -52,7 +52,7 @@ const pluginGoneWithin = 6 * time.Second
 func bins(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("nix-instantiate"); err != nil {
-		t.Skip("nix-instantiate is not installed")
+		t.Fatal("nix-instantiate is not installed (scripts/install-deps.sh installs nix-bin)")
 	}
 	return testbin.Dir(t, testkitPkg)
 }

@@ -619,7 +619,7 @@ func TestLockNotInherited(t *testing.T) {
 	}
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
-		t.Skipf("cannot start sleep: %v", err)
+		t.Fatalf("cannot start sleep: %v", err)
 	}
 	defer func() {
 		child.Process.Kill()

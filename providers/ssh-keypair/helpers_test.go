@@ -125,7 +125,7 @@ func needTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not installed", name)
+		t.Fatalf("%s not installed (scripts/install-deps.sh installs it)", name)
 	}
 	return p
 }

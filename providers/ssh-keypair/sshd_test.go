@@ -25,7 +25,7 @@ func TestSSHDAcceptsKeys(t *testing.T) {
 	}
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
-		t.Skipf("no sshd: %v", err)
+		t.Fatalf("no sshd (scripts/install-deps.sh installs openssh-server): %v", err)
 	}
 	sshClient := needTool(t, "ssh")
 	keygen := needTool(t, "ssh-keygen")
@@ -145,7 +145,7 @@ func startSSHD(t *testing.T, sshd, dir, hostKey, authorizedKeys string) *sshdSer
 	t.Helper()
 	// sshd's privilege separation directory.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Skipf("cannot create /run/sshd: %v", err)
+		t.Fatalf("cannot create /run/sshd: %v", err)
 	}
 	var lastLog string
 	for attempt := 0; attempt < 5; attempt++ {
