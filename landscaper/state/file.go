@@ -312,21 +312,42 @@ func (f *File) encode(s *State) ([]byte, error) {
 		return nil, err
 	}
 	buf.Write(head[:len(head)-1])
-	buf.WriteString(`,"resources":{`)
-	names := make([]string, 0, len(s.Resources))
-	for n := range s.Resources {
+	buf.WriteString(`,"resources":`)
+	if err := writeCachedObject(&buf, s.Resources, f.cache, cache); err != nil {
+		return nil, err
+	}
+	pendingCache := make(map[*Pending][]byte, len(s.Pending))
+	if len(s.Pending) > 0 {
+		buf.WriteString(`,"pending":`)
+		if err := writeCachedObject(&buf, s.Pending, f.pendingCache, pendingCache); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteString("}\n")
+	f.cache, f.pendingCache = cache, pendingCache
+	return buf.Bytes(), nil
+}
+
+// writeCachedObject writes m as a JSON object with sorted keys. A value
+// encoded by the previous write (the same pointer in old) is not encoded
+// again; next receives every value's encoding.
+func writeCachedObject[T any](buf *bytes.Buffer, m map[string]*T, old, next map[*T][]byte) error {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	buf.WriteByte('{')
 	for i, n := range names {
-		r := s.Resources[n]
-		b, ok := f.cache[r]
+		v := m[n]
+		b, ok := old[v]
 		if !ok {
-			if b, err = encodeValue(r); err != nil {
-				return nil, fmt.Errorf("encode resource %s: %w", n, err)
+			var err error
+			if b, err = encodeValue(v); err != nil {
+				return fmt.Errorf("encode %s: %w", n, err)
 			}
 		}
-		cache[r] = b
+		next[v] = b
 		if i > 0 {
 			buf.WriteByte(',')
 		}
@@ -336,36 +357,7 @@ func (f *File) encode(s *State) ([]byte, error) {
 		buf.Write(b)
 	}
 	buf.WriteByte('}')
-	pendingCache := make(map[*Pending][]byte, len(s.Pending))
-	if len(s.Pending) > 0 {
-		buf.WriteString(`,"pending":{`)
-		names = names[:0]
-		for n := range s.Pending {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for i, n := range names {
-			p := s.Pending[n]
-			b, ok := f.pendingCache[p]
-			if !ok {
-				if b, err = encodeValue(p); err != nil {
-					return nil, fmt.Errorf("encode pending %s: %w", n, err)
-				}
-			}
-			pendingCache[p] = b
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			key, _ := encodeValue(n)
-			buf.Write(key)
-			buf.WriteByte(':')
-			buf.Write(b)
-		}
-		buf.WriteByte('}')
-	}
-	buf.WriteString("}\n")
-	f.cache, f.pendingCache = cache, pendingCache
-	return buf.Bytes(), nil
+	return nil
 }
 
 // encodeValue encodes v as compact JSON without a newline, keeping
