@@ -229,7 +229,7 @@ func checkFilePath(name string) error {
 func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f extraFile, complete bool, diags resource.Diagnostics) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return f, false, resource.Diagnostics{resource.Error(p, "wrong type", "expected an attribute set { contents; mode; }, got %s", describeJSON(raw))}
+		return f, false, resource.Diagnostics{resource.Error(p, "wrong type", "expected an attribute set { contents; mode; }, got %s", sdk.DescribeJSON(raw))}
 	}
 	attrs := make([]string, 0, len(obj))
 	for a := range obj {
@@ -247,14 +247,14 @@ func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f
 	} else if v, ok := obj["contents"]; !ok || isNull(v) {
 		diags = append(diags, resource.Error(cp, "missing required input", "contents (string) must be set"))
 	} else if err := json.Unmarshal(v, &f.Contents); err != nil {
-		diags = append(diags, resource.Error(cp, "wrong type", "expected string, got %s", describeJSON(v)))
+		diags = append(diags, resource.Error(cp, "wrong type", "expected string, got %s", sdk.DescribeJSON(v)))
 	}
 	f.Mode = DefaultFileMode
 	if mp := p.Attr("mode"); resource.IsSensitive(mp, unknown) {
 		complete = false
 	} else if v, ok := obj["mode"]; ok && !isNull(v) {
 		if err := json.Unmarshal(v, &f.Mode); err != nil {
-			diags = append(diags, resource.Error(mp, "wrong type", "expected string, got %s", describeJSON(v)))
+			diags = append(diags, resource.Error(mp, "wrong type", "expected string, got %s", sdk.DescribeJSON(v)))
 		} else if perm, err := parseMode(f.Mode); err != nil {
 			diags = append(diags, resource.Error(mp, "invalid file mode", "%v", err))
 		} else {
@@ -296,28 +296,6 @@ func parseMode(s string) (os.FileMode, error) {
 }
 
 func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
-
-// describeJSON names the kind of a JSON value without showing it (it may
-// be secret).
-func describeJSON(v json.RawMessage) string {
-	t := bytes.TrimSpace(v)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an attribute set"
-	case '[':
-		return "a list"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
 
 // buildEntry makes the entry and the extra archive that inputs describe.
 // Inputs must be known and valid.

@@ -18,7 +18,7 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 	obj := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(doc)) > 0 && !isNull(doc) {
 		if err := json.Unmarshal(doc, &obj); err != nil {
-			return nil, resource.Diagnostics{resource.Error(at, "expected an attribute set", "got %s", describeJSON(doc))}
+			return nil, resource.Diagnostics{resource.Error(at, "expected an attribute set", "got %s", DescribeJSON(doc))}
 		}
 	}
 	declared := make(map[string]resource.Attribute, len(attrs))
@@ -78,7 +78,7 @@ func checkType(typ string, v json.RawMessage, p resource.Path, unknown []resourc
 		return nil
 	}
 	mismatch := func() resource.Diagnostics {
-		return resource.Diagnostics{resource.Error(p, "wrong type", "expected %s, got %s", typ, describeJSON(v))}
+		return resource.Diagnostics{resource.Error(p, "wrong type", "expected %s, got %s", typ, DescribeJSON(v))}
 	}
 	trimmed := bytes.TrimSpace(v)
 	if len(trimmed) == 0 {
@@ -139,9 +139,9 @@ func isNull(v json.RawMessage) bool {
 	return bytes.Equal(bytes.TrimSpace(v), []byte("null"))
 }
 
-// describeJSON names the kind of a JSON value for error messages, without
+// DescribeJSON names the kind of a JSON value for error messages, without
 // showing the value itself (it may be secret).
-func describeJSON(v json.RawMessage) string {
+func DescribeJSON(v json.RawMessage) string {
 	t := bytes.TrimSpace(v)
 	if len(t) == 0 {
 		return "nothing"
