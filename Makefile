@@ -44,5 +44,26 @@ bench: build
 demo:
 	bash scripts/demo.sh
 
+# Runs every fuzz target for FUZZTIME each, one after the other:
+# make fuzz FUZZTIME=5m. The seed corpora (testdata/fuzz) run with plain
+# go test too.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := \
+	./landscaper/state FuzzDecode \
+	./landscaper/eval FuzzSubstitute \
+	./landscaper/ui FuzzRenderPlanHidesSecrets \
+	./landscaper/bootserver FuzzParseName \
+	./providers/pxe-nbp/bootentry FuzzNormalizeMAC \
+	./providers/pxe-nbp/bootentry FuzzCheckCmdline \
+	./providers/pxe-nbp/cpio FuzzWriter
+
+fuzz:
+	@set -e; set -- $(FUZZ_TARGETS); \
+	while [ $$# -gt 0 ]; do \
+		echo "== $$1 $$2 ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$2\$$" -fuzztime $(FUZZTIME) $$1; \
+		shift 2; \
+	done
+
 clean:
 	rm -rf $(BIN)

@@ -295,6 +295,13 @@ func (t *Tokens) Substitute(inputs string, lookup func(Key) Value) (Substituted,
 		return Substituted{}, fmt.Errorf("encode inputs: %w", err)
 	}
 	out.JSON = b
+	// Objects are walked in map order: sort, so that the same inputs give
+	// the same lists.
+	byText := func(ps []resource.Path) {
+		sort.Slice(ps, func(i, j int) bool { return ps[i].String() < ps[j].String() })
+	}
+	byText(out.Unknown)
+	byText(out.Sensitive)
 	return out, nil
 }
 
