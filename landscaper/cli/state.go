@@ -130,7 +130,7 @@ func masked(doc json.RawMessage, sensitive []resource.Path, show bool) any {
 }
 
 func maskAt(v any, at resource.Path, sensitive []resource.Path) any {
-	if len(at) > 0 && resource.IsSensitive(at, sensitive) {
+	if len(at) > 0 && resource.Covered(at, sensitive) {
 		return "(sensitive)"
 	}
 	switch x := v.(type) {

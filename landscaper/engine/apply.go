@@ -411,7 +411,7 @@ func sensitiveOutputs(s *resource.TypeSchema, marked []resource.Path) []resource
 	out := append([]resource.Path{}, marked...)
 	for _, o := range s.Outputs {
 		p := resource.AttrPath(o.Name)
-		if o.Sensitive && !resource.IsSensitive(p, out) {
+		if o.Sensitive && !resource.Covered(p, out) {
 			out = append(out, p)
 		}
 	}

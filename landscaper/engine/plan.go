@@ -228,7 +228,7 @@ func (e *Engine) recordedValue(k eval.Key) (eval.Value, bool) {
 	if !ok {
 		return eval.Value{}, false
 	}
-	sensitive := resource.IsSensitive(resource.AttrPath(k.Output), r.SensitiveOutputs)
+	sensitive := resource.Covered(resource.AttrPath(k.Output), r.SensitiveOutputs)
 	if schema, ok := e.schemas[r.Type]; ok {
 		if o, ok := schema.Output(k.Output); ok && o.Sensitive {
 			sensitive = true
@@ -532,7 +532,7 @@ func (e *Engine) setOutputs(m *member, outputs resource.Values) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, o := range m.schema.Outputs {
-		sensitive := o.Sensitive || resource.IsSensitive(resource.AttrPath(o.Name), outputs.Sensitive)
+		sensitive := o.Sensitive || resource.Covered(resource.AttrPath(o.Name), outputs.Sensitive)
 		v, ok := got[o.Name]
 		if !ok {
 			v = json.RawMessage("null")

@@ -96,7 +96,7 @@ func (e *Engine) substituteWith(m *member, lookup func(eval.Key) eval.Value) (ev
 		return sub, err
 	}
 	for _, p := range sensitiveInputPaths(m.schema.Inputs, nil) {
-		if _, present := resource.Lookup(sub.JSON, p); present && !resource.IsSensitive(p, sub.Sensitive) {
+		if _, present := resource.Lookup(sub.JSON, p); present && !resource.Covered(p, sub.Sensitive) {
 			sub.Sensitive = append(sub.Sensitive, p)
 		}
 	}
@@ -187,7 +187,7 @@ func (e *Engine) structureKnown() (map[string]map[string]json.RawMessage, map[ev
 		}
 		for _, o := range schema.Outputs {
 			v, ok := outs[o.Name]
-			if !ok || o.Sensitive || resource.IsSensitive(resource.AttrPath(o.Name), r.SensitiveOutputs) {
+			if !ok || o.Sensitive || resource.Covered(resource.AttrPath(o.Name), r.SensitiveOutputs) {
 				continue
 			}
 			if known[name] == nil {

@@ -11,7 +11,7 @@ import (
 
 // redact replaces every part of v at or below a sensitive path by a marker.
 func redact(v any, p resource.Path, sensitive []resource.Path) any {
-	if resource.IsSensitive(p, sensitive) {
+	if resource.Covered(p, sensitive) {
 		return "(sensitive)"
 	}
 	switch x := v.(type) {

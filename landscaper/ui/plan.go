@@ -146,7 +146,7 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 		default:
 			old, had := prior[n]
 			oldText := renderValue(old, p, priorSensitive, nil)
-			same := had && oldText == newText && !resource.IsSensitive(p, c.Unknown) && !resource.IsSensitive(p, c.Sensitive)
+			same := had && oldText == newText && !resource.Covered(p, c.Unknown) && !resource.Covered(p, c.Sensitive)
 			if had && same && !changed(c, p) {
 				continue
 			}
@@ -192,10 +192,10 @@ func changed(c *engine.Change, p resource.Path) bool {
 // renderValue shows a JSON value; sensitive and unknown parts (by path)
 // are replaced by markers.
 func renderValue(v json.RawMessage, at resource.Path, sensitive, unknown []resource.Path) string {
-	if resource.IsSensitive(at, sensitive) {
+	if resource.Covered(at, sensitive) {
 		return sensitiveText
 	}
-	if resource.IsSensitive(at, unknown) {
+	if resource.Covered(at, unknown) {
 		return unknownText
 	}
 	if len(v) == 0 {
@@ -209,10 +209,10 @@ func renderValue(v json.RawMessage, at resource.Path, sensitive, unknown []resou
 }
 
 func renderAny(v any, at resource.Path, sensitive, unknown []resource.Path) string {
-	if resource.IsSensitive(at, sensitive) {
+	if resource.Covered(at, sensitive) {
 		return sensitiveText
 	}
-	if resource.IsSensitive(at, unknown) {
+	if resource.Covered(at, unknown) {
 		return unknownText
 	}
 	switch x := v.(type) {

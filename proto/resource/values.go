@@ -92,9 +92,11 @@ func (p *Path) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// IsSensitive reports whether p is at or below one of the sensitive paths.
-func IsSensitive(p Path, sensitive []Path) bool {
-	for _, s := range sensitive {
+// Covered reports whether p is one of paths or lies below one of them: a
+// value inside a sensitive input is sensitive, one inside an unknown input
+// is unknown.
+func Covered(p Path, paths []Path) bool {
+	for _, s := range paths {
 		if p.HasPrefix(s) {
 			return true
 		}

@@ -94,7 +94,7 @@ func execType() *sdk.Type[execInputs, execOutputs] {
 
 func validateExec(in execInputs, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
-	known := func(p resource.Path) bool { return !resource.IsSensitive(p, unknown) }
+	known := func(p resource.Path) bool { return !resource.Covered(p, unknown) }
 	if p := resource.AttrPath("executable"); known(p) && in.Executable == "" {
 		diags = append(diags, resource.Error(p, "empty executable", "executable must name a program"))
 	}

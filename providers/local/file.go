@@ -98,10 +98,10 @@ func fileType() *sdk.Type[fileInputs, fileOutputs] {
 
 func validateFile(in fileInputs, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
-	if p := resource.AttrPath("name"); !resource.IsSensitive(p, unknown) && in.Name == "" {
+	if p := resource.AttrPath("name"); !resource.Covered(p, unknown) && in.Name == "" {
 		diags = append(diags, resource.Error(p, "empty file name", "name must be a path"))
 	}
-	if p := resource.AttrPath("mode"); !resource.IsSensitive(p, unknown) {
+	if p := resource.AttrPath("mode"); !resource.Covered(p, unknown) {
 		if _, err := parseMode(in.Mode); err != nil {
 			diags = append(diags, resource.Error(p, "invalid file mode", "%v", err))
 		}

@@ -93,7 +93,7 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 // at unknown paths are not judged.
 func validateEntry(in entryInputs, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
-	known := func(p resource.Path) bool { return !resource.IsSensitive(p, unknown) }
+	known := func(p resource.Path) bool { return !resource.Covered(p, unknown) }
 	if p := resource.AttrPath("mac"); known(p) {
 		if _, err := bootentry.NormalizeMAC(in.MAC); err != nil {
 			diags = append(diags, resource.Error(p, "invalid MAC address", "%v", err))
@@ -181,7 +181,7 @@ func parseFiles(raw map[string]json.RawMessage, unknown []resource.Path) (map[st
 			continue
 		}
 		valid[name] = true
-		if resource.IsSensitive(p, unknown) {
+		if resource.Covered(p, unknown) {
 			continue
 		}
 		f, complete, d := parseFile(p, raw[name], unknown)
@@ -242,7 +242,7 @@ func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f
 		}
 	}
 	complete = true
-	if cp := p.Attr("contents"); resource.IsSensitive(cp, unknown) {
+	if cp := p.Attr("contents"); resource.Covered(cp, unknown) {
 		complete = false
 	} else if v, ok := obj["contents"]; !ok || isNull(v) {
 		diags = append(diags, resource.Error(cp, "missing required input", "contents (string) must be set"))
@@ -250,7 +250,7 @@ func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f
 		diags = append(diags, resource.Error(cp, "wrong type", "expected string, got %s", sdk.DescribeJSON(v)))
 	}
 	f.Mode = DefaultFileMode
-	if mp := p.Attr("mode"); resource.IsSensitive(mp, unknown) {
+	if mp := p.Attr("mode"); resource.Covered(mp, unknown) {
 		complete = false
 	} else if v, ok := obj["mode"]; ok && !isNull(v) {
 		if err := json.Unmarshal(v, &f.Mode); err != nil {

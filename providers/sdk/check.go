@@ -42,7 +42,7 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 			delete(obj, a.Name)
 			given = false
 		}
-		if resource.IsSensitive(p, unknown) {
+		if resource.Covered(p, unknown) {
 			continue
 		}
 		if !given {
@@ -62,7 +62,7 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 }
 
 func checkValue(a resource.Attribute, v json.RawMessage, p resource.Path, unknown []resource.Path) (json.RawMessage, resource.Diagnostics) {
-	if resource.IsSensitive(p, unknown) {
+	if resource.Covered(p, unknown) {
 		return v, nil
 	}
 	if a.Type == "object" {
@@ -74,7 +74,7 @@ func checkValue(a resource.Attribute, v json.RawMessage, p resource.Path, unknow
 }
 
 func checkType(typ string, v json.RawMessage, p resource.Path, unknown []resource.Path) resource.Diagnostics {
-	if resource.IsSensitive(p, unknown) {
+	if resource.Covered(p, unknown) {
 		return nil
 	}
 	mismatch := func() resource.Diagnostics {

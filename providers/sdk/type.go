@@ -42,7 +42,7 @@ type Plan[In, Out any] struct {
 
 // IsUnknown reports whether the desired input at path is not known yet.
 func (p *Plan[In, Out]) IsUnknown(path ...string) bool {
-	return resource.IsSensitive(resource.AttrPath(path...), p.Unknown)
+	return resource.Covered(resource.AttrPath(path...), p.Unknown)
 }
 
 // Op is the context of one operation: who it is for and where its events go.
@@ -117,7 +117,7 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 	}
 	known := make(map[string]json.RawMessage, len(obj))
 	for name, v := range obj {
-		if !resource.IsSensitive(resource.AttrPath(name), unknown) {
+		if !resource.Covered(resource.AttrPath(name), unknown) {
 			known[name] = v
 		}
 	}

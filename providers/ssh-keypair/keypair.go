@@ -57,7 +57,7 @@ func keypairType() *sdk.Type[keypairInputs, keypairOutputs] {
 func validateKeypair(in keypairInputs, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
 	algoPath, bitsPath, commentPath := resource.AttrPath("algorithm"), resource.AttrPath("bits"), resource.AttrPath("comment")
-	algoKnown := !resource.IsSensitive(algoPath, unknown)
+	algoKnown := !resource.Covered(algoPath, unknown)
 	if algoKnown {
 		switch in.Algorithm {
 		case algoEd25519, algoECDSA, algoRSA:
@@ -67,7 +67,7 @@ func validateKeypair(in keypairInputs, unknown []resource.Path) resource.Diagnos
 			algoKnown = false // the size cannot be judged
 		}
 	}
-	if !resource.IsSensitive(bitsPath, unknown) && in.Bits != nil {
+	if !resource.Covered(bitsPath, unknown) && in.Bits != nil {
 		b := *in.Bits
 		switch {
 		case b != math.Trunc(b) || math.IsInf(b, 0):
@@ -83,7 +83,7 @@ func validateKeypair(in keypairInputs, unknown []resource.Path) resource.Diagnos
 			diags = append(diags, resource.Error(bitsPath, "rsa key too large", "rsa allows at most %d bits, got %v", maxRSABits, b))
 		}
 	}
-	if !resource.IsSensitive(commentPath, unknown) && strings.ContainsAny(in.Comment, "\r\n\x00") {
+	if !resource.Covered(commentPath, unknown) && strings.ContainsAny(in.Comment, "\r\n\x00") {
 		diags = append(diags, resource.Error(commentPath, "invalid comment",
 			"the comment ends up on the public key's line, so it must not contain a line break or NUL"))
 	}

@@ -118,17 +118,17 @@ func itemType() *sdk.Type[Inputs, Outputs] {
 
 func validate(in Inputs, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
-	if p := resource.AttrPath("path"); !resource.IsSensitive(p, unknown) && in.Path == "" {
+	if p := resource.AttrPath("path"); !resource.Covered(p, unknown) && in.Path == "" {
 		diags = append(diags, resource.Error(p, "empty path", "path must name a file"))
 	}
-	if p := resource.AttrPath("behaviour"); !resource.IsSensitive(p, unknown) {
+	if p := resource.AttrPath("behaviour"); !resource.Covered(p, unknown) {
 		switch in.Behaviour {
 		case BehaviourOK, BehaviourPanic, BehaviourExit, BehaviourHang, BehaviourSlow:
 		default:
 			diags = append(diags, resource.Error(p, "unknown behaviour", "%q is not one of ok, panic, exit, hang, slow", in.Behaviour))
 		}
 	}
-	if p := resource.AttrPath("delayMs"); !resource.IsSensitive(p, unknown) && in.DelayMs < 0 {
+	if p := resource.AttrPath("delayMs"); !resource.Covered(p, unknown) && in.DelayMs < 0 {
 		diags = append(diags, resource.Error(p, "negative delay", "delayMs must be 0 or more"))
 	}
 	return diags
