@@ -26,6 +26,9 @@ packages+=(qemu-system-x86 ipxe-qemu ipxe linux-image-cloud-amd64 busybox-static
 # scripts/bench-pxe.sh compares `landscaper serve` with tftpd-hpa, with curl
 # as the client of both (TFTP with --tftp-blksize, and HTTP).
 packages+=(tftpd-hpa curl)
+# The PostgreSQL state backend's tests (landscaper/state/pgstate) start a
+# real PostgreSQL server (initdb and postgres from /usr/lib/postgresql/*/bin).
+packages+=(postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

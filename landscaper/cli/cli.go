@@ -24,6 +24,7 @@ import (
 	"github.com/landscaper-nix/landscaper/landscaper/eval"
 	"github.com/landscaper-nix/landscaper/landscaper/providerset"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/landscaper/state/pgstate"
 	"github.com/landscaper-nix/landscaper/landscaper/ui"
 )
 
@@ -239,6 +240,11 @@ func (c *common) backend(env Env, dir string) state.Backend {
 	}
 	if path == "" {
 		path = filepath.Join(dir, ".landscaper", "state.json")
+	}
+	// A postgres:// or postgresql:// URL keeps the state in PostgreSQL; the
+	// backend connects on first use.
+	if pgstate.IsURL(path) {
+		return pgstate.Open(path)
 	}
 	return state.NewFile(path)
 }
