@@ -200,7 +200,7 @@ type common struct {
 func (c *common) register(fs *flag.FlagSet, deployment bool) {
 	fs.StringVar(&c.file, "file", "", "the deployment `file` (default ./landscaper.nix)")
 	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment")
-	fs.StringVar(&c.statePath, "state", "", "the state file (default .landscaper/state.json beside the deployment; also LANDSCAPER_STATE)")
+	fs.StringVar(&c.statePath, "state", "", "the state file (default .landscaper/state.json beside the deployment), or a postgres:// URL; also LANDSCAPER_STATE")
 	fs.DurationVar(&c.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (e.g. 30s)")
 	fs.BoolVar(&c.json, "json", false, "print JSON events instead of text")
 	if deployment {
