@@ -634,3 +634,21 @@ func TestLockNotInherited(t *testing.T) {
 	}
 	unlock()
 }
+
+func TestFieldNamesDifferingOnlyByCaseAreRefused(t *testing.T) {
+	for _, doc := range []string{
+		`{"version":1,"lineAge":"x","resources":{}}`,
+		`{"version":1,"lineage":"x","Resources":{}}`,
+		`{"version":1,"lineage":"x","resources":{"a":{"type":"local.file","provider":"local","Inputs":{},"outputs":{}}}}`,
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "state.json")
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewFile(path).Read(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "should be spelled") {
+			t.Errorf("%s: got %v, want a refusal naming the misspelt field", doc, err)
+		}
+	}
+}
