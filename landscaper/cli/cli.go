@@ -119,7 +119,7 @@ func signalContext(env Env) (context.Context, func()) {
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintln(env.Stderr, "\nInterrupted: stopping operations in flight and saving state (interrupt again to quit at once)...")
+		fmt.Fprintln(env.Stderr, "\nInterrupted: stopping what is in flight (interrupt again to quit at once)...")
 		cancel()
 		select {
 		case <-ch:
