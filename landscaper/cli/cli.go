@@ -71,7 +71,8 @@ Commands:
   plan       show what apply would change
   apply      make the world match the deployment
   destroy    delete everything the state records
-  state      list | show NAME | rm NAME: read and edit the recorded state
+  state      list | show NAME | rm NAME | push PLACE | pull PLACE: read, edit
+             and move the recorded state (PLACE: postgres:// URL or file)
   providers  show the providers' schemas
   provider   schema|call: drive one provider by hand
   serve      serve network boot entries over TFTP and HTTP
@@ -241,12 +242,17 @@ func (c *common) backend(env Env, dir string) state.Backend {
 	if path == "" {
 		path = filepath.Join(dir, ".landscaper", "state.json")
 	}
-	// A postgres:// or postgresql:// URL keeps the state in PostgreSQL; the
-	// backend connects on first use.
-	if pgstate.IsURL(path) {
-		return pgstate.Open(path)
+	return openBackend(path)
+}
+
+// openBackend opens a state by its place: a postgres:// or postgresql://
+// URL keeps the state in PostgreSQL (connecting on first use), anything
+// else is a state file.
+func openBackend(place string) state.Backend {
+	if pgstate.IsURL(place) {
+		return pgstate.Open(place)
 	}
-	return state.NewFile(path)
+	return state.NewFile(place)
 }
 
 // schemaCache keeps providers' schemas in the user's cache directory

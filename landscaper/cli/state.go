@@ -14,7 +14,7 @@ import (
 
 func runState(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
-		return &exitError{code: 2, err: fmt.Errorf("state needs a subcommand: list, show NAME or rm NAME")}
+		return &exitError{code: 2, err: fmt.Errorf("state needs a subcommand: list, show NAME, rm NAME, push URL|FILE or pull URL|FILE")}
 	}
 	sub, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("state "+sub, flag.ContinueOnError)
@@ -104,8 +104,25 @@ func runState(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "Removed %s from the state; the resources themselves were not touched.\n", strings.Join(positional, ", "))
 		return nil
+	case "push", "pull":
+		// push copies the state to a place; pull copies it from a place. The
+		// place is a postgres:// URL or a state file path.
+		if len(positional) != 1 {
+			return &exitError{code: 2, err: fmt.Errorf("state %s needs one argument: a postgres:// URL or a state file", sub)}
+		}
+		other := openBackend(positional[0])
+		from, to := backend, other
+		if sub == "pull" {
+			from, to = other, backend
+		}
+		copied, err := state.Copy(ctx, from, to, lockInfo(), c.lockTimeout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "Copied the state (%d members, lineage %s) from %s to %s.\n", len(copied.Resources), copied.Lineage, from.Describe(), to.Describe())
+		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown state subcommand %q (list, show, rm)", sub)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown state subcommand %q (list, show, rm, push, pull)", sub)}
 }
 
 func sortedNames(st *state.State) []string {
