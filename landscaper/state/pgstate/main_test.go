@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landscaper-nix/landscaper/landscaper/state"
@@ -56,6 +58,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stop()
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
