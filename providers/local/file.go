@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -102,42 +101,11 @@ func validateFile(in fileInputs, unknown []resource.Path) resource.Diagnostics {
 		diags = append(diags, resource.Error(p, "empty file name", "name must be a path"))
 	}
 	if p := resource.AttrPath("mode"); !resource.Covered(p, unknown) {
-		if _, err := parseMode(in.Mode); err != nil {
+		if _, err := sdk.ParseFileMode(in.Mode); err != nil {
 			diags = append(diags, resource.Error(p, "invalid file mode", "%v", err))
 		}
 	}
 	return diags
-}
-
-// parseMode reads an octal mode of three to five digits ("644", "0600",
-// "4755") into an os.FileMode, setuid, setgid and sticky bits included.
-func parseMode(s string) (os.FileMode, error) {
-	if len(s) < 3 || len(s) > 5 {
-		return 0, fmt.Errorf("%q is not an octal mode like \"0644\": want 3 to 5 octal digits", s)
-	}
-	for _, c := range s {
-		if c < '0' || c > '7' {
-			return 0, fmt.Errorf("%q is not an octal mode like \"0644\": %q is not an octal digit", s, c)
-		}
-	}
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil {
-		return 0, fmt.Errorf("parse mode %q: %w", s, err)
-	}
-	if n > 0o7777 {
-		return 0, fmt.Errorf("mode %q is above 07777", s)
-	}
-	m := os.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= os.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m, nil
 }
 
 func hashString(s string) string {
@@ -177,7 +145,7 @@ func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
 // fsynced: refresh notices a file lost to a power cut and writes it again,
 // and a chain of files is not held up by a disk flush for each.
 func writeFile(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
-	mode, err := parseMode(in.Mode)
+	mode, err := sdk.ParseFileMode(in.Mode)
 	if err != nil {
 		return fileOutputs{}, fmt.Errorf("file %s: %w", in.Name, err)
 	}

@@ -255,44 +255,15 @@ func parseFile(p resource.Path, raw json.RawMessage, unknown []resource.Path) (f
 	} else if v, ok := obj["mode"]; ok && !isNull(v) {
 		if err := json.Unmarshal(v, &f.Mode); err != nil {
 			diags = append(diags, resource.Error(mp, "wrong type", "expected string, got %s", sdk.DescribeJSON(v)))
-		} else if perm, err := parseMode(f.Mode); err != nil {
+		} else if perm, err := sdk.ParseFileMode(f.Mode); err != nil {
 			diags = append(diags, resource.Error(mp, "invalid file mode", "%v", err))
 		} else {
 			f.Perm = perm
 		}
 	} else {
-		f.Perm, _ = parseMode(f.Mode)
+		f.Perm, _ = sdk.ParseFileMode(f.Mode)
 	}
 	return f, complete, diags
-}
-
-// parseMode reads an octal mode of three to five digits ("400", "0644",
-// "4755"), setuid, setgid and sticky bits included.
-func parseMode(s string) (os.FileMode, error) {
-	if len(s) < 3 || len(s) > 5 {
-		return 0, fmt.Errorf("%q is not an octal mode like \"0400\": want 3 to 5 octal digits", s)
-	}
-	var n uint32
-	for _, c := range s {
-		if c < '0' || c > '7' {
-			return 0, fmt.Errorf("%q is not an octal mode like \"0400\": %q is not an octal digit", s, c)
-		}
-		n = n<<3 | uint32(c-'0')
-	}
-	if n > 0o7777 {
-		return 0, fmt.Errorf("mode %q is above 07777", s)
-	}
-	m := os.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= os.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m, nil
 }
 
 func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
