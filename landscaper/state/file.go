@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -416,89 +415,12 @@ func encodeValue(v any) ([]byte, error) {
 
 // decode parses and validates a stored state.
 func (f *File) decode(data []byte) (*State, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, f.invalid(fmt.Sprintf("is empty (%d bytes)", len(data)), nil)
+	s, err := Parse(data)
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return nil, f.invalid(pe.Problem, pe.Err)
 	}
-	// Look at the version first: a newer format may not parse as this one.
-	var head struct {
-		Version json.RawMessage `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, f.jsonError(data, err)
-	}
-	if head.Version == nil || string(head.Version) == "null" {
-		return nil, f.invalid("has no format version (\"version\" is missing)", nil)
-	}
-	var version int
-	if err := json.Unmarshal(head.Version, &version); err != nil {
-		return nil, f.invalid(fmt.Sprintf("has an invalid format version %s", head.Version), err)
-	}
-	if version > FormatVersion {
-		return nil, f.invalid(fmt.Sprintf("was written by a newer landscaper (state format version %d; this landscaper reads version %d); upgrade landscaper", version, FormatVersion), nil)
-	}
-	if version != FormatVersion {
-		return nil, f.invalid(fmt.Sprintf("has unsupported format version %d (this landscaper reads version %d)", version, FormatVersion), nil)
-	}
-	s := &State{}
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, f.jsonError(data, err)
-	}
-	if err := checkFieldNames(data); err != nil {
-		return nil, f.invalid(err.Error(), nil)
-	}
-	if s.Lineage == "" {
-		return nil, f.invalid("has no lineage", nil)
-	}
-	if s.Resources == nil {
-		s.Resources = map[string]*Resource{}
-	}
-	if s.Pending == nil {
-		s.Pending = map[string]*Pending{}
-	}
-	for name, r := range s.Resources {
-		switch {
-		case name == "":
-			return nil, f.invalid("has a resource with an empty name", nil)
-		case r == nil:
-			return nil, f.invalid(fmt.Sprintf("has resource %q recorded as null", name), nil)
-		case r.Type == "":
-			return nil, f.invalid(fmt.Sprintf("has resource %q without a type", name), nil)
-		}
-	}
-	for name, p := range s.Pending {
-		switch {
-		case name == "":
-			return nil, f.invalid("has a pending operation with an empty name", nil)
-		case p == nil:
-			return nil, f.invalid(fmt.Sprintf("has pending operation %q recorded as null", name), nil)
-		case p.Operation != OpCreate && p.Operation != OpUpdate && p.Operation != OpDelete:
-			return nil, f.invalid(fmt.Sprintf("has pending operation %q with unknown operation %q", name, p.Operation), nil)
-		case p.Type == "":
-			return nil, f.invalid(fmt.Sprintf("has pending operation %q without a type", name), nil)
-		}
-	}
-	return s, nil
-}
-
-// jsonError describes a failure of json.Unmarshal on data.
-func (f *File) jsonError(data []byte, err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		var v json.RawMessage
-		if derr := json.NewDecoder(bytes.NewReader(data)).Decode(&v); errors.Is(derr, io.ErrUnexpectedEOF) {
-			return f.invalid(fmt.Sprintf("is truncated: the JSON document ends early after %d bytes", len(data)), err)
-		}
-		line, col := position(data, syn.Offset)
-		return f.invalid(fmt.Sprintf("is not valid JSON (corrupted?): %v at line %d, column %d", err, line, col), err)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return f.invalid(fmt.Sprintf("is not a state document: it holds a JSON %s, not an object", typ.Value), err)
-		}
-		return f.invalid(fmt.Sprintf("has an invalid value at %q: a JSON %s where %s is expected", typ.Field, typ.Value, typ.Type), err)
-	}
-	return f.invalid(fmt.Sprintf("has an invalid value: %v", err), err)
+	return s, err
 }
 
 // position returns the 1-based line and column of the byte before offset.

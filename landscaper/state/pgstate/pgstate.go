@@ -318,64 +318,15 @@ func (b *Backend) Read(ctx context.Context) (*state.State, error) {
 
 // decode parses and validates a stored document.
 func (b *Backend) decode(data []byte) (*state.State, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, b.invalid("is empty", nil)
+	if len(bytes.TrimSpace(data)) > 0 && !json.Valid(data) {
+		return nil, b.invalid("is not a valid JSON state document (corrupted?)", nil)
 	}
-	var head struct {
-		Version json.RawMessage `json:"version"`
+	s, err := state.Parse(data)
+	var pe *state.ParseError
+	if errors.As(err, &pe) {
+		return nil, b.invalid(pe.Problem, pe.Err)
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, b.invalid(fmt.Sprintf("is not a valid JSON state document (corrupted?): %v", err), err)
-	}
-	if head.Version == nil || string(head.Version) == "null" {
-		return nil, b.invalid("has no format version (\"version\" is missing)", nil)
-	}
-	var version int
-	if err := json.Unmarshal(head.Version, &version); err != nil {
-		return nil, b.invalid(fmt.Sprintf("has an invalid format version %s", head.Version), err)
-	}
-	if version > state.FormatVersion {
-		return nil, b.invalid(fmt.Sprintf("was written by a newer landscaper (state format version %d; this landscaper reads version %d); upgrade landscaper", version, state.FormatVersion), nil)
-	}
-	if version != state.FormatVersion {
-		return nil, b.invalid(fmt.Sprintf("has unsupported format version %d (this landscaper reads version %d)", version, state.FormatVersion), nil)
-	}
-	s := &state.State{}
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, b.invalid(fmt.Sprintf("has an invalid value: %v", err), err)
-	}
-	if s.Lineage == "" {
-		return nil, b.invalid("has no lineage", nil)
-	}
-	if s.Resources == nil {
-		s.Resources = map[string]*state.Resource{}
-	}
-	if s.Pending == nil {
-		s.Pending = map[string]*state.Pending{}
-	}
-	for name, r := range s.Resources {
-		switch {
-		case name == "":
-			return nil, b.invalid("has a resource with an empty name", nil)
-		case r == nil:
-			return nil, b.invalid(fmt.Sprintf("has resource %q recorded as null", name), nil)
-		case r.Type == "":
-			return nil, b.invalid(fmt.Sprintf("has resource %q without a type", name), nil)
-		}
-	}
-	for name, p := range s.Pending {
-		switch {
-		case name == "":
-			return nil, b.invalid("has a pending operation with an empty name", nil)
-		case p == nil:
-			return nil, b.invalid(fmt.Sprintf("has pending operation %q recorded as null", name), nil)
-		case p.Operation != state.OpCreate && p.Operation != state.OpUpdate && p.Operation != state.OpDelete:
-			return nil, b.invalid(fmt.Sprintf("has pending operation %q with unknown operation %q", name, p.Operation), nil)
-		case p.Type == "":
-			return nil, b.invalid(fmt.Sprintf("has pending operation %q without a type", name), nil)
-		}
-	}
-	return s, nil
+	return s, err
 }
 
 // Write stores s in one transaction and increases s.Serial by one. It
