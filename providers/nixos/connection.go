@@ -1,0 +1,106 @@
+package nixos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
+	"github.com/landscaper-nix/landscaper/providers/sdk"
+)
+
+// connectionAttrs are the inputs both types use to reach a host.
+func connectionAttrs() []sdk.Attr {
+	return []sdk.Attr{
+		sdk.String("address", "Host name or IP address of the target.").Required(),
+		sdk.Number("port", "SSH port of the target.").Default(22),
+		sdk.String("user", `User to log in as. Commands run as root: directly for "root", through "sudo -n" otherwise.`).Default("root"),
+		sdk.String("privateKey", "The login key, in OpenSSH form (an ssh-keypair.keypair's privateKey, say). Never shown, logged or written to the Nix store.").Required().Sensitive(),
+	}
+}
+
+// connection is the decoded connection inputs.
+type connection struct {
+	Address    string  `json:"address"`
+	Port       float64 `json:"port"`
+	User       string  `json:"user"`
+	PrivateKey string  `json:"privateKey"`
+}
+
+// validateConnection checks the connection inputs that are known.
+func validateConnection(c connection, unknown []resource.Path) resource.Diagnostics {
+	var diags resource.Diagnostics
+	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
+	if known("address") && (strings.TrimSpace(c.Address) == "" || strings.ContainsAny(c.Address, " \t\r\n/@'\"")) {
+		diags = append(diags, resource.Error(resource.AttrPath("address"), "invalid address", "address must be a host name or IP address, got %q", c.Address))
+	}
+	if known("port") && (c.Port != float64(int(c.Port)) || c.Port < 1 || c.Port > 65535) {
+		diags = append(diags, resource.Error(resource.AttrPath("port"), "invalid port", "port must be a whole number from 1 to 65535, got %v", c.Port))
+	}
+	if known("user") && (c.User == "" || strings.ContainsAny(c.User, " \t\r\n/@:'\"")) {
+		diags = append(diags, resource.Error(resource.AttrPath("user"), "invalid user", "user must be a login name, got %q", c.User))
+	}
+	if known("privateKey") {
+		if _, err := ssh.ParsePrivateKey([]byte(c.PrivateKey)); err != nil {
+			// The parser's message does not quote the key.
+			diags = append(diags, resource.Error(resource.AttrPath("privateKey"), "invalid private key", "privateKey must be an unencrypted OpenSSH or PEM private key: %v", err))
+		}
+	}
+	return diags
+}
+
+// validatePublicKey checks an authorized_keys line at the named input.
+func validatePublicKey(name, line string, unknown []resource.Path) resource.Diagnostics {
+	if resource.Covered(resource.AttrPath(name), unknown) {
+		return nil
+	}
+	if _, err := remote.ParsePublicKey(line); err != nil {
+		return resource.Diagnostics{resource.Error(resource.AttrPath(name), "invalid public key", "%s must be an OpenSSH public key line such as \"ssh-ed25519 AAAA...\": %v", name, err)}
+	}
+	return nil
+}
+
+// validateSeconds checks a positive number of seconds at the named input.
+func validateSeconds(name string, v float64, unknown []resource.Path) resource.Diagnostics {
+	if resource.Covered(resource.AttrPath(name), unknown) {
+		return nil
+	}
+	if v <= 0 || v > 7*24*3600 {
+		return resource.Diagnostics{resource.Error(resource.AttrPath(name), "invalid duration", "%s is in seconds and must be more than 0 and at most a week, got %v", name, v)}
+	}
+	return nil
+}
+
+func seconds(v float64) time.Duration {
+	return time.Duration(v * float64(time.Second))
+}
+
+// target is the remote target for the connection, pinned to hostKey.
+func (c connection) target(hostKey string) remote.Target {
+	return remote.Target{Address: c.Address, Port: int(c.Port), User: c.User, PrivateKey: c.PrivateKey, HostKey: hostKey, Sudo: c.User != "root"}
+}
+
+// normalizeKey writes a public key line as "type base64", without the
+// comment, so that the same key always reads the same.
+func normalizeKey(line string) (string, error) {
+	key, err := remote.ParsePublicKey(line)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
+}
+
+// dialLogged dials the target, bounded by within.
+func dialWithin(ctx context.Context, t remote.Target, within time.Duration) (*remote.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	c, err := remote.Dial(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,268 @@
+// Package remote runs commands on a NixOS target over SSH with the host key
+// pinned, and copies store paths to it with nix copy. Every dial and every
+// command is bounded by its context; a host presenting a key other than the
+// pinned one is refused during the key exchange, before any credential is
+// offered to it.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Target is a host and how to log in to it.
+type Target struct {
+	Address string
+	Port    int
+	User    string
+	// PrivateKey is the login key in OpenSSH (PEM) form. It is secret.
+	PrivateKey string
+	// HostKey is the public key the host must present, as an
+	// authorized_keys line ("ssh-ed25519 AAAA... comment").
+	HostKey string
+	// Sudo prefixes commands with "sudo -n".
+	Sudo bool
+}
+
+// HostPort is the address ssh dials, "host:port".
+func (t Target) HostPort() string {
+	return net.JoinHostPort(t.Address, strconv.Itoa(t.Port))
+}
+
+// String names the target for messages: "root@10.0.0.5:22".
+func (t Target) String() string {
+	return t.User + "@" + t.HostPort()
+}
+
+// HostKeyMismatchError is returned when the host presents a key other than
+// the pinned one. No credential was offered to the host.
+type HostKeyMismatchError struct {
+	Host string
+	// Want and Got are SHA256 fingerprints.
+	Want, Got string
+	GotKey    ssh.PublicKey
+}
+
+func (e *HostKeyMismatchError) Error() string {
+	return fmt.Sprintf("host %s presented host key %s, but %s is pinned; refused before authenticating (no credential was offered)", e.Host, e.Got, e.Want)
+}
+
+// AuthError is returned when the host was the right one but refused the
+// login key.
+type AuthError struct {
+	Target string
+	Err    error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("log in to %s: %v", e.Target, e.Err)
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// ParsePublicKey parses an authorized_keys line.
+func ParsePublicKey(line string) (ssh.PublicKey, error) {
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(line)))
+	if err != nil {
+		return nil, fmt.Errorf("parse public key: %w", err)
+	}
+	return key, nil
+}
+
+// Fingerprint is the SHA256 fingerprint of an authorized_keys line, or a
+// note that it cannot be parsed.
+func Fingerprint(line string) string {
+	key, err := ParsePublicKey(line)
+	if err != nil {
+		return "(unparsable key)"
+	}
+	return ssh.FingerprintSHA256(key)
+}
+
+// hostKeyAlgorithms lists the algorithms that make a host present a key of
+// the pinned key's type, so that a host with several keys is asked for the
+// pinned one.
+func hostKeyAlgorithms(key ssh.PublicKey) []string {
+	switch key.Type() {
+	case ssh.KeyAlgoRSA:
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	default:
+		return []string{key.Type()}
+	}
+}
+
+// Client is an SSH connection to a target.
+type Client struct {
+	target Target
+	conn   *ssh.Client
+}
+
+// Dial connects and logs in, checking the host key first. ctx bounds the
+// TCP connect, the key exchange and the authentication.
+func Dial(ctx context.Context, t Target) (*Client, error) {
+	pinned, err := ParsePublicKey(t.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("pinned host key of %s: %w", t.HostPort(), err)
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(t.PrivateKey))
+	if err != nil {
+		// The parser's message does not contain the key.
+		return nil, fmt.Errorf("login key for %s: %w", t.String(), err)
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", t.HostPort())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", t.HostPort(), err)
+	}
+	// The handshake has no context of its own: a deadline on the
+	// connection bounds it, and cancellation closes it.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	var mismatch *HostKeyMismatchError
+	cfg := &ssh.ClientConfig{
+		User:              t.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			if bytes.Equal(key.Marshal(), pinned.Marshal()) {
+				return nil
+			}
+			mismatch = &HostKeyMismatchError{Host: t.HostPort(), Want: ssh.FingerprintSHA256(pinned), Got: ssh.FingerprintSHA256(key), GotKey: key}
+			return mismatch
+		},
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, t.HostPort(), cfg)
+	if err != nil {
+		nc.Close()
+		switch {
+		case mismatch != nil:
+			return nil, mismatch
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("ssh handshake with %s: %w", t.HostPort(), ctx.Err())
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, &AuthError{Target: t.String(), Err: err}
+		}
+		return nil, fmt.Errorf("ssh handshake with %s: %w", t.HostPort(), err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &Client{target: t, conn: ssh.NewClient(sc, chans, reqs)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Target is the target this client is connected to.
+func (c *Client) Target() Target { return c.target }
+
+// maxOutput bounds what Run keeps of a command's stdout and stderr.
+const maxOutput = 4 << 20
+
+// Result is what a remote command did.
+type Result struct {
+	Stdout, Stderr string
+	// ExitCode is the command's exit status; -1 when it died of a signal or
+	// the connection dropped before it ended.
+	ExitCode int
+}
+
+// ExitError is returned by Run for a command that exited non-zero.
+type ExitError struct {
+	Command string
+	Result
+}
+
+func (e *ExitError) Error() string {
+	msg := strings.TrimSpace(tail(e.Stderr, 10))
+	if msg == "" {
+		msg = strings.TrimSpace(tail(e.Stdout, 10))
+	}
+	if msg != "" {
+		return fmt.Sprintf("%s exited with status %d: %s", e.Command, e.ExitCode, msg)
+	}
+	return fmt.Sprintf("%s exited with status %d", e.Command, e.ExitCode)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Run runs script with sh on the target (as root through sudo when the
+// target asks for it), feeding it stdin. name describes it in errors. The
+// command is ended when ctx is done. A non-zero exit is an *ExitError.
+func (c *Client) Run(ctx context.Context, name, script string, stdin io.Reader) (Result, error) {
+	sess, err := c.conn.NewSession()
+	if err != nil {
+		return Result{ExitCode: -1}, fmt.Errorf("%s on %s: open session: %w", name, c.target.HostPort(), err)
+	}
+	defer sess.Close()
+	var stdout, stderr capped
+	stdout.max, stderr.max = maxOutput, maxOutput
+	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, stdin
+	cmd := "sh -c " + Quote(script)
+	if c.target.Sudo {
+		cmd = "sudo -n " + cmd
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		<-done
+		return Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}, fmt.Errorf("%s on %s: %w", name, c.target.HostPort(), ctx.Err())
+	}
+	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitStatus()
+		if exit.Signal() != "" {
+			res.ExitCode = -1
+		}
+		return res, &ExitError{Command: name + " on " + c.target.HostPort(), Result: res}
+	default:
+		res.ExitCode = -1
+		return res, fmt.Errorf("%s on %s: %w", name, c.target.HostPort(), err)
+	}
+}
+
+// Quote quotes s for a POSIX shell.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// capped is a buffer that keeps at most max bytes.
+type capped struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room > 0 {
+		if len(p) > room {
+			c.Buffer.Write(p[:room])
+		} else {
+			c.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,70 @@
+package nixos
+
+import _ "embed"
+
+// supervisorScript is the dead-man switch run on the target.
+//
+//go:embed supervisor.sh
+var supervisorScript string
+
+// probeScript reports what the target runs, whether it holds $1 (the new
+// system, may be empty) and whether anything stands in the way of an
+// activation, as key=value lines.
+const probeScript = `new="$1"
+echo "current=$(readlink -f /run/current-system 2>/dev/null)"
+echo "profile=$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)"
+echo "booted=$(readlink -f /run/booted-system 2>/dev/null)"
+if [ -n "$new" ]; then
+	if nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
+	for f in kernel initrd kernel-modules; do
+		if [ "$(readlink -f "/run/booted-system/$f" 2>/dev/null)" != "$(readlink -f "$new/$f" 2>/dev/null)" ]; then echo reboot=1; fi
+	done
+fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	systemctl list-units --state=failed --no-legend --plain 2>/dev/null | while read -r unit rest; do echo "failed=$unit"; done
+fi
+for lock in /run/landscaper/lock /run/nixos/switch-to-configuration.lock; do
+	if [ -e "$lock" ] && ! flock -n "$lock" true 2>/dev/null; then echo "busy=$lock"; fi
+done
+exit 0
+`
+
+// startScript writes the supervisor (stdin) and its params into $1 and
+// starts it detached from this SSH session.
+const startScript = `set -eu
+dir="$1"
+params="$2"
+mkdir -p /run/landscaper "$dir"
+chmod 0700 /run/landscaper
+cat >"$dir/supervisor.sh"
+printf '%s\n' "$params" >"$dir/params"
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+	systemd-run --unit="landscaper-activate-$(basename "$dir")" --collect --no-ask-password --quiet \
+		--service-type=exec -p KillMode=process /bin/sh "$dir/supervisor.sh" "$dir"
+else
+	setsid -f /bin/sh "$dir/supervisor.sh" "$dir" </dev/null >"$dir/supervisor.log" 2>&1
+fi
+`
+
+// bootScript makes $1 the system profile's generation and the boot
+// default.
+const bootScript = `set -eu
+new="$1"
+nix-env -p /nix/var/nix/profiles/system --set "$new"
+"$new/bin/switch-to-configuration" boot
+`
+
+// restoreScript puts back the recorded previous system after a failure
+// past the dead-man switch: $1 was running, $2 was the profile's system.
+const restoreScript = `prev="$1"
+prevProfile="$2"
+rc=0
+if [ -n "$prevProfile" ]; then
+	nix-env -p /nix/var/nix/profiles/system --set "$prevProfile" || rc=1
+	"$prevProfile/bin/switch-to-configuration" boot || rc=1
+fi
+if [ -n "$prev" ]; then
+	"$prev/bin/switch-to-configuration" test || rc=1
+fi
+exit $rc
+`

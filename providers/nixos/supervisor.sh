@@ -1,0 +1,51 @@
+#!/bin/sh
+# Landscaper's activation supervisor: the dead-man switch on the target.
+# Started detached from the SSH session (a transient systemd unit, or a
+# process in its own session) with its directory as $1, which holds
+# "params" (new, prev, activation_timeout, confirm_timeout, check_timeout).
+# It activates $new with `switch-to-configuration test`, then waits for the
+# deployer to create "reached" over a new SSH connection within
+# confirm_timeout seconds, then for "confirm" within check_timeout seconds
+# (while the health checks run). Anything else -- a failed or hung
+# activation, no new connection, no confirmation, an "abort" -- re-activates
+# $prev with its own switch-to-configuration. Progress is in "status".
+dir="$1"
+. "$dir/params"
+set_status() {
+	printf '%s\n' "$*" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"
+}
+exec 9>/run/landscaper/lock
+if ! flock -n 9; then
+	set_status "busy"
+	exit 1
+fi
+rollback() {
+	if [ -z "$prev" ] || [ ! -x "$prev/bin/switch-to-configuration" ]; then
+		set_status "failed $1 no-previous"
+		exit 1
+	fi
+	set_status "rolling-back $1"
+	timeout -k 10 "$activation_timeout" "$prev/bin/switch-to-configuration" test >"$dir/rollback.log" 2>&1
+	set_status "rolled-back $1 $?"
+	exit 1
+}
+# wait_for FILE SECONDS: 0 once FILE exists, 1 after SECONDS.
+wait_for() {
+	n=$(($2 * 10))
+	while [ "$n" -gt 0 ]; do
+		if [ -e "$dir/abort" ]; then rollback abort; fi
+		if [ -e "$dir/$1" ]; then return 0; fi
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+set_status activating
+timeout -k 10 "$activation_timeout" "$new/bin/switch-to-configuration" test >"$dir/activate.log" 2>&1
+rc=$?
+if [ "$rc" -ne 0 ]; then rollback "exit-$rc"; fi
+set_status activated
+wait_for reached "$confirm_timeout" || rollback no-new-connection
+set_status reached
+wait_for confirm "$check_timeout" || rollback not-confirmed
+set_status confirmed

@@ -1,0 +1,338 @@
+package nixos
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
+	"github.com/landscaper-nix/landscaper/providers/sdk"
+)
+
+type systemInputs struct {
+	connection
+	HostPublicKey           string           `json:"hostPublicKey"`
+	Toplevel                string           `json:"toplevel"`
+	Action                  string           `json:"action"`
+	HealthChecks            []map[string]any `json:"healthChecks"`
+	ConfirmTimeout          float64          `json:"confirmTimeout"`
+	ActivationTimeout       float64          `json:"activationTimeout"`
+	CopyTimeout             float64          `json:"copyTimeout"`
+	SubstituteOnDestination bool             `json:"substituteOnDestination"`
+	Sudo                    *bool            `json:"sudo"`
+}
+
+type systemOutputs struct {
+	Toplevel    string `json:"toplevel"`
+	Previous    string `json:"previous"`
+	NeedsReboot bool   `json:"needsReboot"`
+	Current     string `json:"current"`
+	Profile     string `json:"profile"`
+	Booted      string `json:"booted"`
+}
+
+const (
+	actionSwitch = "switch"
+	actionTest   = "test"
+	actionBoot   = "boot"
+)
+
+func systemType() *sdk.Type[systemInputs, systemOutputs] {
+	inputs := append(connectionAttrs(),
+		sdk.String("hostPublicKey", `The host key the target must present ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking always; no trust on first use.`).Required(),
+		sdk.String("toplevel", "The system's store path (config.system.build.toplevel). Its derivation is built before the apply.").Required(),
+		sdk.String("action", `"switch": activate with test, run the health checks, then make it the boot default; "test": activate and check, leave the boot default; "boot": only make it the boot default.`).Default(actionSwitch),
+		sdk.List("healthChecks", "object", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`).Default([]any{}),
+		sdk.Number("confirmTimeout", "Seconds the target waits, after activating, for a new SSH connection from the deployer before it re-activates the previous system on its own.").Default(30),
+		sdk.Number("activationTimeout", "Seconds switch-to-configuration may take (the new system's, and the previous one's when rolling back).").Default(600),
+		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(3600),
+		sdk.Bool("substituteOnDestination", "Let the target fetch store paths from its own binary caches (nix copy --substitute-on-destination).").Default(false),
+		sdk.Bool("sudo", `Run commands through "sudo -n"; by default when user is not "root".`),
+	)
+	return &sdk.Type[systemInputs, systemOutputs]{
+		Description: "A NixOS system activated on a host over SSH: closure copied, activated under a dead-man switch, health-checked, then made the boot default; the previous system is re-activated on any failure.",
+		Inputs:      inputs,
+		Outputs: []sdk.Attr{
+			sdk.String("toplevel", "The system Landscaper activated."),
+			sdk.String("previous", `The system that ran before ("" on a host that ran none).`),
+			sdk.Bool("needsReboot", "Whether the booted kernel, initrd or modules differ from the activated system's (or, for action boot, the system is not running yet)."),
+			sdk.String("current", "What /run/current-system points at, as last read."),
+			sdk.String("profile", "The system profile's generation (the boot default), as last read."),
+			sdk.String("booted", "What /run/booted-system points at, as last read."),
+		},
+		Validate: validateSystem,
+		Plan:     planSystem,
+		Create: func(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutputs, error) {
+			return deploySystem(ctx, op, in)
+		},
+		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[systemInputs, systemOutputs], in systemInputs) (systemOutputs, error) {
+			return deploySystem(ctx, op, in)
+		},
+		Delete: forgetSystem,
+		Read:   readSystem,
+	}
+}
+
+func validateSystem(in systemInputs, unknown []resource.Path) resource.Diagnostics {
+	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
+	diags := validateConnection(in.connection, unknown)
+	diags = append(diags, validatePublicKey("hostPublicKey", in.HostPublicKey, unknown)...)
+	if known("toplevel") && !isStorePath(in.Toplevel) {
+		diags = append(diags, resource.Error(resource.AttrPath("toplevel"), "invalid toplevel", "toplevel must be a store path such as /nix/store/...-nixos-system-..., got %q", in.Toplevel))
+	}
+	if known("action") && in.Action != actionSwitch && in.Action != actionTest && in.Action != actionBoot {
+		diags = append(diags, resource.Error(resource.AttrPath("action"), "invalid action", `action must be "switch", "test" or "boot", got %q`, in.Action))
+	}
+	if known("healthChecks") {
+		_, d := parseHealthChecks(in.HealthChecks)
+		diags = append(diags, d...)
+	}
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{"confirmTimeout", in.ConfirmTimeout}, {"activationTimeout", in.ActivationTimeout}, {"copyTimeout", in.CopyTimeout}} {
+		diags = append(diags, validateSeconds(s.name, s.v, unknown)...)
+	}
+	return diags
+}
+
+// isStorePath reports whether p is a path right under /nix/store.
+func isStorePath(p string) bool {
+	return strings.HasPrefix(p, "/nix/store/") && path.Clean(p) == p && !strings.Contains(strings.TrimPrefix(p, "/nix/store/"), "/") &&
+		len(p) > len("/nix/store/")+33 && !strings.ContainsAny(p, "\x00\n'\"$`\\ ")
+}
+
+// running is what must equal the toplevel for the resource to be in place:
+// the active system, and for switch and boot also the boot default.
+func inPlace(action, toplevel string, o systemOutputs) bool {
+	switch action {
+	case actionTest:
+		return o.Current == toplevel
+	case actionBoot:
+		return o.Profile == toplevel
+	}
+	return o.Current == toplevel && o.Profile == toplevel
+}
+
+// planSystem turns a no-op into an update when the host no longer runs
+// the recorded system (refresh read it): drift is repaired by the apply.
+func planSystem(_ context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
+	if p.Prior == nil || !p.Prior.HasOutputs || p.Action != resource.ActionNoop {
+		return
+	}
+	if inPlace(p.Desired.Action, p.Desired.Toplevel, p.Prior.Outputs) {
+		return
+	}
+	p.Action = resource.ActionUpdate
+	p.Changed = append(p.Changed, resource.AttrPath("toplevel"))
+	p.Planned = nil
+	p.UnknownOutputs = []string{"toplevel", "previous", "needsReboot", "current", "profile", "booted"}
+	p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
+		Summary: "the host does not run the recorded system",
+		Detail:  fmt.Sprintf("%s runs %s (boot default %s), not %s; the apply activates it again", p.Desired.Address, orNone(p.Prior.Outputs.Current), orNone(p.Prior.Outputs.Profile), p.Desired.Toplevel)})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// target is the pinned target with the effective sudo setting.
+func (in systemInputs) target() remote.Target {
+	t := in.connection.target(in.HostPublicKey)
+	if in.Sudo != nil {
+		t.Sudo = *in.Sudo
+	}
+	return t
+}
+
+// probe is what the probe script found.
+type probe struct {
+	current, profile, booted string
+	present, reboot          bool
+	failedUnits, busy        []string
+}
+
+func runProbe(ctx context.Context, c *remote.Client, toplevel string) (probe, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := c.Run(ctx, "inspect the host", "set -- "+remote.Quote(toplevel)+"\n"+probeScript, nil)
+	if err != nil {
+		return probe{}, err
+	}
+	var p probe
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "current":
+			p.current = v
+		case "profile":
+			p.profile = v
+		case "booted":
+			p.booted = v
+		case "present":
+			p.present = v == "1"
+		case "reboot":
+			p.reboot = true
+		case "failed":
+			p.failedUnits = append(p.failedUnits, v)
+		case "busy":
+			p.busy = append(p.busy, v)
+		}
+	}
+	return p, nil
+}
+
+// StepError is a failed deployment: the step that failed, why, and what
+// became of the host.
+type StepError struct {
+	Host string
+	Step string
+	Err  error
+	// Outcome says what the host runs now: re-activated previous system,
+	// left untouched, or the rollback's own failure.
+	Outcome string
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%s: %s failed: %v; %s", e.Host, e.Step, e.Err, e.Outcome)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// RolledBack reports whether the host was put back on its previous system.
+func (e *StepError) RolledBack() bool { return strings.HasPrefix(e.Outcome, "rolled back") }
+
+func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutputs, error) {
+	checks, diags := parseHealthChecks(in.HealthChecks)
+	if diags.HasError() {
+		return systemOutputs{}, diags.Err()
+	}
+	t := in.target()
+	op.Progress("connecting to "+t.HostPort(), -1)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	c, err := remote.WaitFor(wctx, t, 30*time.Second, remote.DefaultBackoff, nil)
+	cancel()
+	if err != nil {
+		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "connect", Err: err, Outcome: "nothing was changed"}
+	}
+	defer c.Close()
+	pre, err := runProbe(ctx, c, in.Toplevel)
+	if err != nil {
+		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
+	}
+	untouched := func(step string, err error) (systemOutputs, error) {
+		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: step, Err: err, Outcome: "nothing was changed; the host runs " + orNone(pre.current)}
+	}
+	if len(pre.busy) > 0 {
+		return untouched("pre-flight", fmt.Errorf("another activation is in progress (lock held: %s)", strings.Join(pre.busy, ", ")))
+	}
+	if len(pre.failedUnits) > 0 {
+		return untouched("pre-flight", fmt.Errorf("systemd reports failed units before anything changed: %s", strings.Join(pre.failedUnits, ", ")))
+	}
+	if inPlace(in.Action, in.Toplevel, systemOutputs{Current: pre.current, Profile: pre.profile}) {
+		op.Logf("%s already runs %s", t.HostPort(), in.Toplevel)
+		return outputsFrom(in, pre, pre.current), nil
+	}
+	if !pre.present {
+		op.Progress("copying the closure of "+in.Toplevel, -1)
+		cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
+		err := remote.Copy(cctx, t, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
+		cancel()
+		if err != nil {
+			return untouched("copy", err)
+		}
+		op.Logf("copied %s to %s", in.Toplevel, t.HostPort())
+	} else {
+		op.Logf("%s already holds %s", t.HostPort(), in.Toplevel)
+	}
+	previous := pre.current
+	if in.Action != actionBoot && pre.current != in.Toplevel {
+		a := &activation{in: in, op: op, target: t, checks: checks, prev: pre.current}
+		if err := a.run(ctx, c); err != nil {
+			return systemOutputs{}, err
+		}
+	}
+	if in.Action != actionTest && pre.profile != in.Toplevel {
+		op.Progress("making it the boot default", -1)
+		bctx, cancel := context.WithTimeout(ctx, seconds(in.ActivationTimeout))
+		_, err := c.Run(bctx, "set the system profile and boot entry", "set -- "+remote.Quote(in.Toplevel)+"\n"+bootScript, nil)
+		cancel()
+		if err != nil {
+			return systemOutputs{}, restore(ctx, c, in, pre, "boot entry", err)
+		}
+	}
+	post, err := runProbe(ctx, c, in.Toplevel)
+	if err != nil {
+		return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
+	}
+	op.Logf("%s runs %s, boot default %s", t.HostPort(), orNone(post.current), orNone(post.profile))
+	return outputsFrom(in, post, previous), nil
+}
+
+// restore puts back what ran before after a failure past the dead-man
+// switch (setting the boot entry).
+func restore(ctx context.Context, c *remote.Client, in systemInputs, pre probe, step string, cause error) error {
+	t := c.Target()
+	prev := pre.current
+	if in.Action == actionBoot {
+		prev = "" // nothing was activated
+	}
+	rctx, cancel := context.WithTimeout(ctx, seconds(in.ActivationTimeout))
+	defer cancel()
+	_, err := c.Run(rctx, "restore the previous system", "set -- "+remote.Quote(prev)+" "+remote.Quote(pre.profile)+"\n"+restoreScript, nil)
+	if err != nil {
+		return &StepError{Host: t.HostPort(), Step: step, Err: cause, Outcome: fmt.Sprintf("restoring the previous system failed too: %v", err)}
+	}
+	return &StepError{Host: t.HostPort(), Step: step, Err: cause, Outcome: fmt.Sprintf("rolled back: re-activated %s, boot default %s", orNone(pre.current), orNone(pre.profile))}
+}
+
+func outputsFrom(in systemInputs, p probe, previous string) systemOutputs {
+	return systemOutputs{
+		Toplevel:    in.Toplevel,
+		Previous:    previous,
+		NeedsReboot: p.reboot || (in.Action == actionBoot && p.current != in.Toplevel),
+		Current:     p.current,
+		Profile:     p.profile,
+		Booted:      p.booted,
+	}
+}
+
+// forgetSystem leaves the machine running what it runs.
+func forgetSystem(_ context.Context, op *sdk.Op, prior sdk.State[systemInputs, systemOutputs]) error {
+	op.Logf("forgetting %s; it keeps running %s", prior.Inputs.Address, orNone(prior.Outputs.Current))
+	return nil
+}
+
+// readSystem reports the current, profile and booted systems.
+func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs]) (systemOutputs, bool, error) {
+	if !prior.HasOutputs {
+		return systemOutputs{}, false, nil
+	}
+	in := prior.Inputs
+	c, err := dialWithin(ctx, in.target(), 30*time.Second)
+	if err != nil {
+		return systemOutputs{}, false, fmt.Errorf("read %s: %w", in.Address, err)
+	}
+	defer c.Close()
+	p, err := runProbe(ctx, c, prior.Outputs.Toplevel)
+	if err != nil {
+		return systemOutputs{}, false, fmt.Errorf("read %s: %w", in.Address, err)
+	}
+	out := prior.Outputs
+	out.Current, out.Profile, out.Booted = p.current, p.profile, p.booted
+	out.NeedsReboot = p.reboot || (in.Action == actionBoot && p.current != out.Toplevel)
+	return out, true, nil
+}
+
+// wholeSeconds rounds a duration up to whole seconds, at least 1.
+func wholeSeconds(d time.Duration) int {
+	return int(math.Max(1, math.Ceil(d.Seconds())))
+}
+

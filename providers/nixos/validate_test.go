@@ -1,0 +1,86 @@
+package nixos_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/nixos"
+	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
+)
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t, nixos.Provider())
+	key := newKeyPair(t)
+	store := "/nix/store/1i3zb5h85cxr2d013x8i9009gr21dmn0-nixos-system-x"
+	sys := func(mod func(m map[string]any)) map[string]any {
+		m := map[string]any{"address": "10.0.0.5", "privateKey": key.Private, "hostPublicKey": key.Public, "toplevel": store}
+		mod(m)
+		return m
+	}
+	hk := func(mod func(m map[string]any)) map[string]any {
+		m := map[string]any{"address": "10.0.0.5", "privateKey": key.Private, "expectedHostKey": key.Public}
+		mod(m)
+		return m
+	}
+	cases := []struct {
+		name, typ string
+		inputs    map[string]any
+		path      string
+		want      string
+	}{
+		{"valid system", systemType, sys(func(map[string]any) {}), "", ""},
+		{"valid host-key", hostKeyType, hk(func(map[string]any) {}), "", ""},
+		{"bad action", systemType, sys(func(m map[string]any) { m["action"] = "dry-activate" }), "action", `must be "switch", "test" or "boot"`},
+		{"toplevel not in store", systemType, sys(func(m map[string]any) { m["toplevel"] = "/etc/nixos" }), "toplevel", "must be a store path"},
+		{"toplevel with quote", systemType, sys(func(m map[string]any) { m["toplevel"] = store + "'x" }), "toplevel", "must be a store path"},
+		{"pinned key garbage", systemType, sys(func(m map[string]any) { m["hostPublicKey"] = "not a key" }), "hostPublicKey", "OpenSSH public key"},
+		{"private key garbage", systemType, sys(func(m map[string]any) { m["privateKey"] = "secret-garbage" }), "privateKey", "private key"},
+		{"port out of range", systemType, sys(func(m map[string]any) { m["port"] = 70000 }), "port", "1 to 65535"},
+		{"user with space", systemType, sys(func(m map[string]any) { m["user"] = "a b" }), "user", "login name"},
+		{"health check typo", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "not a health check attribute"},
+		{"health check empty", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"timeout": 3}} }), "healthChecks[0]", "needs command"},
+		{"health check both", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "url": "http://x/"}} }), "healthChecks[0]", "not both"},
+		{"health check bad url", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"url": "ftp://x/"}} }), "healthChecks[0].url", "http://"},
+		{"health check retries", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "retries": 1.5}} }), "healthChecks[0].retries", "whole number"},
+		{"confirm timeout zero", systemType, sys(func(m map[string]any) { m["confirmTimeout"] = 0 }), "confirmTimeout", "more than 0"},
+		{"host key path relative", hostKeyType, hk(func(m map[string]any) { m["hostKeyPath"] = "etc/ssh/key" }), "hostKeyPath", "absolute"},
+		{"expected key garbage", hostKeyType, hk(func(m map[string]any) { m["expectedHostKey"] = "ssh-ed25519 !!" }), "expectedHostKey", "OpenSSH public key"},
+		{"missing address", hostKeyType, hk(func(m map[string]any) { delete(m, "address") }), "address", "must be set"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			diags, err := h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: tc.typ, Name: "test", Inputs: resource.Values{JSON: h.JSON(tc.inputs)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if diags.HasError() {
+					t.Fatalf("valid inputs refused: %v", diags.Err())
+				}
+				return
+			}
+			found := false
+			for _, d := range diags {
+				if d.Severity == resource.SeverityError && d.Attribute.String() == tc.path && strings.Contains(d.String(), tc.want) {
+					found = true
+				}
+				if strings.Contains(d.String(), "secret-garbage") || strings.Contains(d.String(), "PRIVATE KEY") {
+					t.Errorf("diagnostic shows the private key: %v", d)
+				}
+			}
+			if !found {
+				t.Errorf("no error at %s saying %q; got %v", tc.path, tc.want, diags)
+			}
+		})
+	}
+	// Unknown inputs are not judged.
+	diags, _ := h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: systemType, Name: "test",
+		Inputs:  resource.Values{JSON: h.JSON(map[string]any{"address": "10.0.0.5", "privateKey": "", "hostPublicKey": "", "toplevel": ""})},
+		Unknown: []resource.Path{resource.AttrPath("privateKey"), resource.AttrPath("hostPublicKey"), resource.AttrPath("toplevel")}})
+	if diags.HasError() {
+		t.Errorf("unknown inputs judged: %v", diags.Err())
+	}
+}
