@@ -335,4 +335,3 @@ func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs
 func wholeSeconds(d time.Duration) int {
 	return int(math.Max(1, math.Ceil(d.Seconds())))
 }
-

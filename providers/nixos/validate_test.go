@@ -42,7 +42,9 @@ func TestValidate(t *testing.T) {
 		{"user with space", systemType, sys(func(m map[string]any) { m["user"] = "a b" }), "user", "login name"},
 		{"health check typo", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "not a health check attribute"},
 		{"health check empty", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"timeout": 3}} }), "healthChecks[0]", "needs command"},
-		{"health check both", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "url": "http://x/"}} }), "healthChecks[0]", "not both"},
+		{"health check both", systemType, sys(func(m map[string]any) {
+			m["healthChecks"] = []any{map[string]any{"command": "true", "url": "http://x/"}}
+		}), "healthChecks[0]", "not both"},
 		{"health check bad url", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"url": "ftp://x/"}} }), "healthChecks[0].url", "http://"},
 		{"health check retries", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "retries": 1.5}} }), "healthChecks[0].retries", "whole number"},
 		{"confirm timeout zero", systemType, sys(func(m map[string]any) { m["confirmTimeout"] = 0 }), "confirmTimeout", "more than 0"},
