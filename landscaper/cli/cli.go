@@ -196,6 +196,9 @@ type common struct {
 	targets     multiFlag
 	json        bool
 	noRefresh   bool
+	// operationTimeout and callTimeout bound how long a provider may take.
+	operationTimeout time.Duration
+	callTimeout      time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, deployment bool) {
@@ -205,6 +208,8 @@ func (c *common) register(fs *flag.FlagSet, deployment bool) {
 	fs.DurationVar(&c.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (e.g. 30s)")
 	fs.BoolVar(&c.json, "json", false, "print JSON events instead of text")
 	if deployment {
+		fs.DurationVar(&c.operationTimeout, "operation-timeout", providerset.DefaultOperationTimeout, "the longest a provider may take to create, update or delete one member; then it is cancelled and the member fails")
+		fs.DurationVar(&c.callTimeout, "call-timeout", providerset.DefaultCallTimeout, "the longest a provider may take to start, or to answer a plan or read")
 		fs.IntVar(&c.parallelism, "parallelism", 10, "how many operations may run at once")
 		fs.Var(&c.targets, "target", "apply only this `member` and what it needs (repeatable)")
 		fs.BoolFunc("refresh", "ask providers what exists before planning (default true; -refresh=false trusts the state)", func(v string) error {
@@ -213,6 +218,19 @@ func (c *common) register(fs *flag.FlagSet, deployment bool) {
 			return err
 		})
 	}
+}
+
+// check checks the flags' values.
+func (c *common) check() error {
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--operation-timeout", c.operationTimeout}, {"--call-timeout", c.callTimeout}} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", d.flag, d.value)
+		}
+	}
+	return nil
 }
 
 // source finds the deployment.
@@ -317,7 +335,8 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 		Source: src, Backend: c.backend(env, dir), LockInfo: lockInfo(), LockTimeout: c.lockTimeout,
 		Parallelism: c.parallelism, Targets: c.targets, NoRefresh: c.noRefresh,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
-		SchemaCache: schemaCache(env),
+		SchemaCache:      schemaCache(env),
+		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
 	}
 	return engine.Open(ctx, opts)
 }
@@ -329,6 +348,9 @@ func runPlan(ctx context.Context, args []string, env Env) error {
 	c.register(fs, true)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 1 for an error, 2 for changes")
 	if _, err := parse(fs, args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	disp := newDisplay(env, c.json)
@@ -364,6 +386,9 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	c.register(fs, true)
 	autoApprove := fs.Bool("auto-approve", false, "apply without asking")
 	if _, err := parse(fs, args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if !*autoApprove && !env.IsTerminal {
@@ -416,7 +441,7 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 		disp.json.Write(map[string]any{
 			"kind": "summary", "created": len(summary.Created), "updated": len(summary.Updated),
 			"replaced": len(summary.Replaced), "deleted": len(summary.Deleted), "failed": summary.Failed,
-			"skipped": summary.Skipped, "elapsed_ms": time.Since(start).Milliseconds(),
+			"skipped": summary.Skipped, "rollouts": summary.Rollouts, "elapsed_ms": time.Since(start).Milliseconds(),
 			"nix_invocations": stats.NixInvocations, "plugin_processes": stats.PluginProcesses,
 		})
 	} else {
@@ -455,6 +480,9 @@ func printSummary(w io.Writer, command string, s *engine.Summary, st ui.Style, e
 	title := strings.ToUpper(command[:1]) + command[1:]
 	msg := fmt.Sprintf(title+" complete! Resources: %d added, %d changed, %d replaced, %d destroyed (%s).",
 		len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), elapsed.Round(10*time.Millisecond))
+	for _, o := range s.Rollouts {
+		fmt.Fprintln(w, o.String())
+	}
 	if !s.OK() {
 		msg = fmt.Sprintf(title+" failed. Resources: %d added, %d changed, %d replaced, %d destroyed; %d failed, %d skipped (%s).",
 			len(s.Created), len(s.Updated), len(s.Replaced), len(s.Deleted), len(s.Failed), len(s.Skipped), elapsed.Round(10*time.Millisecond))

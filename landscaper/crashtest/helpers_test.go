@@ -85,11 +85,18 @@ func (r result) String() string {
 // landscaper runs the landscaper binary in dir and waits for it.
 func landscaper(t *testing.T, bin, dir string, args ...string) result {
 	t.Helper()
+	return landscaperWithEnv(t, bin, dir, nil, args...)
+}
+
+// landscaperWithEnv is landscaper with extra environment variables
+// (KEY=value).
+func landscaperWithEnv(t *testing.T, bin, dir string, extraEnv []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "landscaper"), args...)
 	cmd.Dir = dir
-	cmd.Env = env()
+	cmd.Env = append(env(), extraEnv...)
 	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -184,9 +191,15 @@ func (s *syncBuffer) String() string {
 // start starts landscaper in dir; its stdout is read as JSON lines.
 func start(t *testing.T, bin, dir string, args ...string) *running {
 	t.Helper()
+	return startWithEnv(t, bin, dir, nil, args...)
+}
+
+// startWithEnv is start with extra environment variables (KEY=value).
+func startWithEnv(t *testing.T, bin, dir string, extraEnv []string, args ...string) *running {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "landscaper"), args...)
 	cmd.Dir = dir
-	cmd.Env = env()
+	cmd.Env = append(env(), extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,9 @@ type Summary struct {
 	// Rounds counts plan-and-apply rounds (more than one when members
 	// appeared once outputs were known).
 	Rounds int
+	// Rollouts says, for each declared rollout, which members were
+	// updated, failed, or not reached.
+	Rollouts []RolloutOutcome
 }
 
 // OK reports whether everything succeeded.
@@ -58,6 +61,16 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
 	e.settled = nil
 	summary := &Summary{}
 	err := e.applyRounds(ctx, rec, plan, summary)
+	if len(e.rollouts) > 0 {
+		changes := map[string]*Change{}
+		for _, c := range plan.Changes {
+			changes[c.Member] = c
+		}
+		summary.Rollouts = e.rolloutOutcomes(changes, summary)
+		for _, o := range summary.Rollouts {
+			e.emit(Event{Kind: EventInfo, Message: o.String()})
+		}
+	}
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if cerr := rec.Close(closeCtx); cerr != nil {
@@ -194,12 +207,17 @@ func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan,
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	run.prepareRollouts(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	w = &walker{
 		parallelism: e.opts.Parallelism,
-		deps:        e.depsOf,
+		deps:        e.applyDeps,
 		handle:      run.applyMember,
 		evaluate:    e.reevaluate,
 		skipped:     run.skip,
+		tolerate:    e.tolerates,
 	}
 	if _, err := w.run(ctx, others); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -236,7 +254,11 @@ func (r *applyRun) skip(node, failedDep string) {
 	r.summary.Skipped = append(r.summary.Skipped, node)
 	r.mu.Unlock()
 	c := r.change(node)
-	r.e.emit(Event{Kind: EventSkipped, Member: node, Type: c.Type, Action: c.Action, Message: fmt.Sprintf("skipped: %s failed", failedDep)})
+	msg := r.e.notReachedBecause(node, failedDep)
+	if msg == "" {
+		msg = fmt.Sprintf("skipped: %s failed", failedDep)
+	}
+	r.e.emit(Event{Kind: EventSkipped, Member: node, Type: c.Type, Action: c.Action, Message: msg})
 }
 
 func (r *applyRun) pendingFor(c *Change, inputs json.RawMessage, sensitive []resource.Path) *state.Pending {

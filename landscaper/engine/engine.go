@@ -45,6 +45,13 @@ type Options struct {
 	Logger hclog.Logger
 	// SchemaCache, when set, lets a run start only the providers it uses.
 	SchemaCache *providerset.SchemaCache
+	// OperationTimeout bounds each create, update and delete, CallTimeout
+	// starting a provider and each of its plan, read and schema calls
+	// (defaults: providerset.DefaultOperationTimeout, DefaultCallTimeout).
+	// A call that runs out fails its member; an operation's pending record
+	// stays for the next run to settle.
+	OperationTimeout time.Duration
+	CallTimeout      time.Duration
 }
 
 // Engine runs one command against one deployment and state.
@@ -72,6 +79,10 @@ type Engine struct {
 	evaluateAgain map[string]bool
 	// noSpeculation turns off speculative planning (after it failed once).
 	noSpeculation bool
+	// rollouts are the declared rollouts by name; rolloutIndex places
+	// each rollout member.
+	rollouts     map[string]*eval.Rollout
+	rolloutIndex map[string]rolloutPos
 	// settled lists members whose interrupted operations were settled in
 	// memory; an apply writes the result even when it changes nothing else.
 	settled []string
@@ -127,6 +138,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 func newProviderSet(opts Options) *providerset.Set {
 	s := providerset.New(opts.Logger)
 	s.UseCache(opts.SchemaCache)
+	s.SetTimeouts(providerset.Timeouts{Operation: opts.OperationTimeout, Call: opts.CallTimeout})
 	return s
 }
 
@@ -246,7 +258,13 @@ func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			declared, declErr = e.evaluator.DeclaredProviders(ctx, nil)
+			d, err := e.evaluator.Declarations(ctx, nil)
+			if err != nil {
+				declErr = err
+				return
+			}
+			declared = d.Providers
+			e.setRollouts(d.Rollouts)
 		}()
 	}
 	var errs []error

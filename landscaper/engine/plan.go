@@ -27,6 +27,8 @@ type Plan struct {
 	Waiting   int
 	// Drift lists what refreshing found changed outside Landscaper.
 	Drift []string
+	// Rollouts are the declared rollouts, in batches.
+	Rollouts []RolloutPlan
 }
 
 // Change is the plan of one member.
@@ -140,6 +142,12 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	e.members = members
 	e.mu.Unlock()
 	plan.setStructure(st)
+	if plan.Decided() {
+		if err := e.checkRollouts(); err != nil {
+			return nil, err
+		}
+	}
+	plan.Rollouts = e.rolloutPlans()
 	return e.planMembers(ctx, plan)
 }
 

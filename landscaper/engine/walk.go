@@ -36,6 +36,10 @@ type walker struct {
 	evaluate func(ctx context.Context, nodes []string) error
 	// skipped is told about nodes skipped because a dependency failed.
 	skipped func(node, failedDep string)
+	// tolerate, when set, says whether node may still start although its
+	// dependency dep failed (failed lists every failure so far); such a
+	// failure counts as done for node.
+	tolerate func(node, dep string, failed map[string]bool) bool
 }
 
 type walkResult struct {
@@ -154,6 +158,9 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			if !inSet[d] || res.done[d] {
 				continue
 			}
+			if res.failed[d] && w.tolerate != nil && w.tolerate(n, d, res.failed) {
+				continue
+			}
 			if res.failed[d] || res.skipped[d] {
 				skip(n, d)
 				return
@@ -227,6 +234,12 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			case outcomeFailed:
 				res.failed[f.node] = true
 				for _, d := range dependents[f.node] {
+					if w.tolerate != nil && w.tolerate(d, f.node, res.failed) {
+						if missing[d]--; missing[d] == 0 && !res.skipped[d] {
+							ready = append(ready, d)
+						}
+						continue
+					}
 					skip(d, f.node)
 				}
 			case outcomeNeedsEval:

@@ -94,12 +94,14 @@ let
               (typeOf key m).outputs);
           })
         ms;
-      # Resource members, flattened to their paths.
+      # Resource members, flattened to their paths. Every name is checked
+      # here, not only where an output is used: "a.b" and a.members.b would
+      # otherwise both be the member a.b.
       resources = prefix: ms: builtins.concatMap
         (n:
           let
             m = ms.${n};
-            path = prefix ++ [ n ];
+            path = prefix ++ [ (checkName (builtins.concatStringsSep "." (prefix ++ [ n ])) n) ];
             key = builtins.concatStringsSep "." path;
           in
           if !(builtins.isAttrs m) then
@@ -182,9 +184,21 @@ let
         let exe = toString p.executable; in
         { executable = builtins.unsafeDiscardStringContext exe; context = builtins.getContext exe; }
       else throw "landscaper: providers.${n}: a declared provider needs `executable`")
-    ((deployment { members = { }; providers = providerTypes; }).providers or { });
+    (top.providers or { });
+
+  # The deployment's declarations besides members, evaluated without any
+  # member: providers and rollouts.
+  top = deployment { members = { }; providers = providerTypes; };
+
+  # Rollouts, checked by the engine: rollouts.<name> = { members = [ "h1"
+  # ... ]; batchSize ? 1; maxFailures ? 0; }.
+  rollouts = builtins.mapAttrs
+    (n: r:
+      if builtins.isAttrs r then r
+      else throw "landscaper: rollouts.${n} must be an attribute set { members = [ ... ]; batchSize ? 1; maxFailures ? 0; }")
+    (top.rollouts or { });
 in
-if ctx.mode == "providers" then { providers = declared; }
+if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
 else {
   a = evaluate "a";

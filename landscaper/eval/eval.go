@@ -189,7 +189,9 @@ type contextFile struct {
 
 var ctxCounter atomic.Int64
 
-func (e *Evaluator) run(ctx context.Context, cf contextFile, out any) ([]string, error) {
+// run runs the driver and returns what it printed (checked by the caller's
+// decoder) and the tokens it forced.
+func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, error) {
 	if cf.Types == nil {
 		cf.Types = Types{}
 	}
@@ -204,11 +206,11 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile, out any) ([]string,
 	cf.NonceA, cf.NonceB = e.nonceA, e.nonceB
 	b, err := json.Marshal(cf)
 	if err != nil {
-		return nil, fmt.Errorf("encode eval context: %w", err)
+		return nil, nil, fmt.Errorf("encode eval context: %w", err)
 	}
 	path := filepath.Join(e.dir, fmt.Sprintf("context-%d.json", ctxCounter.Add(1)))
 	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write eval context: %w", err)
+		return nil, nil, fmt.Errorf("write eval context: %w", err)
 	}
 	defer os.Remove(path)
 	args := []string{"--eval", "--strict", "--json", "--read-write-mode",
@@ -224,14 +226,16 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile, out any) ([]string,
 	forced := forcedTokens(stderr.String())
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return forced, ctx.Err()
+			return nil, forced, ctx.Err()
 		}
-		return forced, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: forced}
+		return nil, forced, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: forced}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		return forced, fmt.Errorf("decode nix output: %w", err)
-	}
-	return forced, nil
+	return stdout.Bytes(), forced, nil
+}
+
+// decodeError wraps a failure to decode the driver's output.
+func (e *Evaluator) decodeError(mode string, err error) error {
+	return fmt.Errorf("decode the evaluation (%s) of %s: %w", mode, e.source, err)
 }
 
 var forcedRe = regexp.MustCompile(`trace: landscaper-forced:(\S+)`)
@@ -274,53 +278,15 @@ func cleanNixError(stderr, source string) string {
 
 // Evaluate evaluates the deployment's members.
 func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) {
-	var raw struct {
-		A []Member `json:"a"`
-		B []struct {
-			Path   string `json:"path"`
-			Inputs string `json:"inputs"`
-		} `json:"b"`
-		C []struct {
-			Path    string  `json:"path"`
-			Failing [][]any `json:"failing"`
-		} `json:"c"`
-		K []struct {
-			Path   string `json:"path"`
-			Inputs string `json:"inputs"`
-		} `json:"k"`
-	}
-	forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck}, &raw)
+	out, forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck})
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Members: raw.A, Forced: forced}
-	if raw.K != nil {
-		res.Checked = make(map[string]string, len(raw.K))
-		for _, m := range raw.K {
-			res.Checked[m.Path] = m.Inputs
-		}
+	res, err := decodeMembers(out, req.Twice)
+	if err != nil {
+		return nil, e.decodeError("members", err)
 	}
-	if req.Twice {
-		res.Second = make(map[string]string, len(raw.B))
-		for _, m := range raw.B {
-			res.Second[m.Path] = m.Inputs
-		}
-		res.Failing = make(map[string][]resource.Path, len(raw.C))
-		for _, m := range raw.C {
-			for _, steps := range m.Failing {
-				var p resource.Path
-				for _, s := range steps {
-					switch v := s.(type) {
-					case string:
-						p = p.Attr(v)
-					case float64:
-						p = p.Index(int(v))
-					}
-				}
-				res.Failing[m.Path] = append(res.Failing[m.Path], p)
-			}
-		}
-	}
+	res.Forced = forced
 	return res, nil
 }
 
@@ -341,18 +307,19 @@ type StructureRequest struct {
 
 // Structure evaluates the structure of the deployment.
 func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Member, []string, error) {
-	var raw struct {
-		Paths []Member `json:"paths"`
-	}
 	mode := "paths"
 	if req.NamesOnly {
 		mode = "names"
 	}
-	forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced}, &raw)
+	out, forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced})
 	if err != nil {
 		return nil, forced, err
 	}
-	return raw.Paths, forced, nil
+	members, err := decodeStructure(out, req.NamesOnly)
+	if err != nil {
+		return nil, forced, e.decodeError(mode, err)
+	}
+	return members, forced, nil
 }
 
 // FailingFor returns the failing parts of a member's inputs; a member
@@ -379,13 +346,34 @@ type DeclaredProvider struct {
 
 // DeclaredProviders evaluates the deployment's own providers.
 func (e *Evaluator) DeclaredProviders(ctx context.Context, types Types) (map[string]DeclaredProvider, error) {
-	var raw struct {
-		Providers map[string]DeclaredProvider `json:"providers"`
-	}
-	if _, err := e.run(ctx, contextFile{Mode: "providers", Types: types}, &raw); err != nil {
+	d, err := e.Declarations(ctx, types)
+	if err != nil {
 		return nil, err
 	}
-	return raw.Providers, nil
+	return d.Providers, nil
+}
+
+// Declarations are what a deployment declares besides its members.
+type Declarations struct {
+	Providers map[string]DeclaredProvider
+	Rollouts  map[string]Rollout
+}
+
+// Declarations evaluates the deployment's own providers and its rollouts.
+func (e *Evaluator) Declarations(ctx context.Context, types Types) (*Declarations, error) {
+	out, _, err := e.run(ctx, contextFile{Mode: "providers", Types: types})
+	if err != nil {
+		return nil, err
+	}
+	providers, err := decodeProviders(out)
+	if err != nil {
+		return nil, e.decodeError("providers", err)
+	}
+	rollouts, err := decodeRollouts(out)
+	if err != nil {
+		return nil, err
+	}
+	return &Declarations{Providers: providers, Rollouts: rollouts}, nil
 }
 
 // Realise builds the derivations in a string context (nix-store

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -60,14 +61,67 @@ func Discover() map[string]string {
 	return found
 }
 
+// Defaults for the zero values of Timeouts.
+const (
+	DefaultOperationTimeout = 30 * time.Minute
+	DefaultCallTimeout      = 5 * time.Minute
+	// maxStartTimeout bounds the plugin handshake even when the call
+	// timeout is longer: a provider that has not said hello in this time
+	// is not going to.
+	maxStartTimeout = 30 * time.Second
+)
+
+// Timeouts bound how long the engine waits on a provider, so that a
+// provider that hangs cannot hang the run. When one expires the call is
+// cancelled (the provider sees its context done) and fails with a
+// *TimeoutError, whether or not the provider stops.
+type Timeouts struct {
+	// Operation bounds one create, update or delete. Default
+	// DefaultOperationTimeout.
+	Operation time.Duration
+	// Call bounds each validate, plan, read and schema call, and starting
+	// a provider (its handshake gets at most 30 seconds). Default
+	// DefaultCallTimeout.
+	Call time.Duration
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.Operation <= 0 {
+		t.Operation = DefaultOperationTimeout
+	}
+	if t.Call <= 0 {
+		t.Call = DefaultCallTimeout
+	}
+	return t
+}
+
+// TimeoutError is a provider call that did not finish within its timeout.
+type TimeoutError struct {
+	Provider string
+	// Call is what was asked: "create", "plan", "get schema", ...
+	Call string
+	// After is the timeout that expired; Kind says which ("operation" or
+	// "call").
+	After time.Duration
+	Kind  string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("provider %s: %s did not finish within %s (the %s timeout) and was cancelled", e.Provider, e.Call, e.After, e.Kind)
+}
+
+// Unwrap makes a TimeoutError a context.DeadlineExceeded.
+func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
 // Set is the providers of one run.
 type Set struct {
-	logger  hclog.Logger
-	cache   *SchemaCache
-	mu      sync.Mutex
-	entries map[string]*entry
-	started atomic.Int64
-	closed  bool
+	logger   hclog.Logger
+	cache    *SchemaCache
+	timeouts Timeouts
+	mu       sync.Mutex
+	entries  map[string]*entry
+	started  atomic.Int64
+	closed   bool
 }
 
 type entry struct {
@@ -84,8 +138,12 @@ func New(logger hclog.Logger) *Set {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Set{logger: logger, entries: map[string]*entry{}}
+	return &Set{logger: logger, entries: map[string]*entry{}, timeouts: Timeouts{}.withDefaults()}
 }
+
+// SetTimeouts sets how long the set waits on its providers; zero fields
+// take the defaults. Call it before the first Add.
+func (s *Set) SetTimeouts(t Timeouts) { s.timeouts = t.withDefaults() }
 
 // UseCache makes Add take schemas from cache where it can, starting the
 // provider only when it is first called.
@@ -146,14 +204,19 @@ func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
 	if closed {
 		return nil, errors.New("provider set is closed")
 	}
-	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger})
+	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger, StartTimeout: min(s.timeouts.Call, maxStartTimeout)})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", e.name, err)
 	}
 	s.started.Add(1)
-	schema, err := c.GetSchema(ctx)
+	callCtx, stop := withTimeout(ctx, s.timeouts.Call)
+	defer stop()
+	schema, err := c.GetSchema(callCtx)
 	if err != nil {
 		c.Kill()
+		if ctx.Err() == nil && timedOut(callCtx) {
+			return nil, &TimeoutError{Provider: e.name, Call: "get schema", After: s.timeouts.Call, Kind: "call"}
+		}
 		return nil, fmt.Errorf("provider %s: get schema: %w", e.name, c.ExplainFailure(err))
 	}
 	if schema.Diagnostics.HasError() {
@@ -258,16 +321,47 @@ type restarting struct {
 	e   *entry
 }
 
-func call[T any](ctx context.Context, r *restarting, f func(resource.Provider) (T, error)) (T, error) {
+// errTimedOut is the cause of a call's context that withTimeout ended.
+var errTimedOut = errors.New("provider call timed out")
+
+// withTimeout returns a context that is cancelled after timeout, with
+// cause errTimedOut. It has no deadline, on purpose: gRPC would send a
+// deadline to the provider, whose side may then end the call with
+// DeadlineExceeded before our own timer fires, and the failure would not
+// be recognised as our timeout.
+func withTimeout(ctx context.Context, timeout time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(timeout, func() { cancel(errTimedOut) })
+	return ctx, func() { timer.Stop(); cancel(nil) }
+}
+
+// timedOut reports whether withTimeout's timer ended ctx.
+func timedOut(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errTimedOut) }
+
+// call calls a provider through the set: it starts the plugin if it is
+// not running, bounds the call by its timeout (the operation timeout for
+// create, update and delete, the call timeout for the rest) and explains
+// failures.
+func call[T any](ctx context.Context, r *restarting, what string, f func(context.Context, resource.Provider) (T, error)) (T, error) {
 	var zero T
 	c, err := r.set.client(ctx, r.e)
 	if err != nil {
 		return zero, err
 	}
-	v, err := f(c)
+	timeout, kind := r.set.timeouts.Call, "call"
+	switch what {
+	case "create", "update", "delete", "prepare":
+		timeout, kind = r.set.timeouts.Operation, "operation"
+	}
+	callCtx, stop := withTimeout(ctx, timeout)
+	defer stop()
+	v, err := f(callCtx, c)
 	if err != nil {
 		if ctx.Err() != nil {
 			return zero, ctx.Err()
+		}
+		if timedOut(callCtx) {
+			return zero, &TimeoutError{Provider: r.e.name, Call: what, After: timeout, Kind: kind}
 		}
 		if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) {
 			return zero, c.ExplainFailure(err)
@@ -278,29 +372,43 @@ func call[T any](ctx context.Context, r *restarting, f func(resource.Provider) (
 }
 
 func (r *restarting) GetSchema(ctx context.Context) (*resource.ProviderSchema, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.ProviderSchema, error) { return p.GetSchema(ctx) })
+	return call(ctx, r, "get schema", func(ctx context.Context, p resource.Provider) (*resource.ProviderSchema, error) {
+		return p.GetSchema(ctx)
+	})
 }
 
 func (r *restarting) Validate(ctx context.Context, req resource.ValidateRequest) (resource.Diagnostics, error) {
-	return call(ctx, r, func(p resource.Provider) (resource.Diagnostics, error) { return p.Validate(ctx, req) })
+	return call(ctx, r, "validate", func(ctx context.Context, p resource.Provider) (resource.Diagnostics, error) {
+		return p.Validate(ctx, req)
+	})
 }
 
 func (r *restarting) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.PlanResponse, error) { return p.Plan(ctx, req) })
+	return call(ctx, r, "plan", func(ctx context.Context, p resource.Provider) (*resource.PlanResponse, error) {
+		return p.Plan(ctx, req)
+	})
 }
 
 func (r *restarting) Create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Create(ctx, req, sink) })
+	return call(ctx, r, "create", func(ctx context.Context, p resource.Provider) (*resource.Result, error) {
+		return p.Create(ctx, req, sink)
+	})
 }
 
 func (r *restarting) Update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Update(ctx, req, sink) })
+	return call(ctx, r, "update", func(ctx context.Context, p resource.Provider) (*resource.Result, error) {
+		return p.Update(ctx, req, sink)
+	})
 }
 
 func (r *restarting) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.Result, error) { return p.Delete(ctx, req, sink) })
+	return call(ctx, r, "delete", func(ctx context.Context, p resource.Provider) (*resource.Result, error) {
+		return p.Delete(ctx, req, sink)
+	})
 }
 
 func (r *restarting) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
-	return call(ctx, r, func(p resource.Provider) (*resource.ReadResponse, error) { return p.Read(ctx, req) })
+	return call(ctx, r, "read", func(ctx context.Context, p resource.Provider) (*resource.ReadResponse, error) {
+		return p.Read(ctx, req)
+	})
 }

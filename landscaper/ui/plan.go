@@ -97,6 +97,7 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 		fmt.Fprintf(w, "%s %s\n", st.symbol(c.Action), c.Member)
 		renderAttributes(w, c, st)
 	}
+	renderRollouts(w, plan, st)
 	add, change, destroy := plan.Counts()
 	fmt.Fprintf(w, "\n%s %d to add, %d to change, %d to destroy.\n", st.Bold("Plan:"), add, change, destroy)
 	if !plan.Decided() {
@@ -146,8 +147,11 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 		default:
 			old, had := prior[n]
 			oldText := renderValue(old, p, priorSensitive, nil)
-			same := had && oldText == newText && !resource.Covered(p, c.Unknown) && !resource.Covered(p, c.Sensitive)
+			sensitive := resource.Covered(p, c.Sensitive) || resource.Covered(p, priorSensitive)
+			same := had && oldText == newText && !resource.Covered(p, c.Unknown)
 			if had && same && !changed(c, p) {
+				// A sensitive input is compared by the provider, which
+				// lists it in Changed when it differs.
 				continue
 			}
 			note := ""
@@ -156,6 +160,10 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 			}
 			if !had {
 				fmt.Fprintf(w, "      %s %s%s = %s%s\n", st.Green("+"), n, pad, newText, note)
+				continue
+			}
+			if oldText == newText && sensitive && !resource.Covered(p, c.Unknown) {
+				fmt.Fprintf(w, "      %s %s%s = %s (value changed)%s\n", st.Yellow("~"), n, pad, newText, note)
 				continue
 			}
 			if oldText == newText {
@@ -251,4 +259,34 @@ func jsonText(v any) string {
 func quoteKey(k string) string {
 	p := resource.AttrPath(k).String()
 	return p
+}
+
+// renderRollouts shows each rollout's batches in order, marking the members
+// the plan changes.
+func renderRollouts(w io.Writer, plan *engine.Plan, st Style) {
+	changing := map[string]bool{}
+	for _, c := range plan.Changes {
+		if c.Action != resource.ActionNoop {
+			changing[c.Member] = true
+		}
+	}
+	for _, r := range plan.Rollouts {
+		fmt.Fprintln(w)
+		size := 0
+		if len(r.Batches) > 0 {
+			size = len(r.Batches[0])
+		}
+		fmt.Fprintf(w, "  %s\n", st.Bold(fmt.Sprintf("# rollout %s: %d batches of %d, one after the other; stops when more than %d of a batch fail", r.Name, len(r.Batches), size, r.MaxFailures)))
+		for i, b := range r.Batches {
+			var names []string
+			for _, m := range b {
+				if changing[m] {
+					names = append(names, m)
+				} else {
+					names = append(names, m+" (no change)")
+				}
+			}
+			fmt.Fprintf(w, "    batch %d: %s\n", i+1, strings.Join(names, ", "))
+		}
+	}
 }

@@ -216,6 +216,15 @@ type PlanJSON struct {
 	Drift   []string     `json:"drift,omitempty"`
 	// Undecided lists outputs that decide which other members exist.
 	Undecided []string `json:"undecided,omitempty"`
+	// Rollouts lists each rollout's batches in order.
+	Rollouts []RolloutJSON `json:"rollouts,omitempty"`
+}
+
+// RolloutJSON is one rollout of PlanJSON.
+type RolloutJSON struct {
+	Name        string     `json:"name"`
+	Batches     [][]string `json:"batches"`
+	MaxFailures int        `json:"max_failures"`
 }
 
 // ChangeJSON is one member of PlanJSON.
@@ -232,6 +241,9 @@ type ChangeJSON struct {
 func PlanToJSON(p *engine.Plan) PlanJSON {
 	out := PlanJSON{Kind: "plan", Drift: p.Drift, Undecided: p.Undecided, Changes: []ChangeJSON{}}
 	out.Add, out.Change, out.Destroy = p.Counts()
+	for _, r := range p.Rollouts {
+		out.Rollouts = append(out.Rollouts, RolloutJSON{Name: r.Name, Batches: r.Batches, MaxFailures: r.MaxFailures})
+	}
 	for _, c := range p.Changes {
 		cj := ChangeJSON{Member: c.Member, Type: c.Type, Action: c.Action.String(), Deferred: c.Deferred}
 		for _, q := range c.Changed {

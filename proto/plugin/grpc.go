@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/landscaper-nix/landscaper/proto/internal/resourcev1"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -182,6 +184,27 @@ func (s *grpcServer) Read(ctx context.Context, req *resourcev1.ReadRequest) (res
 	return &resourcev1.ReadResponse{Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}, nil
 }
 
+// Prepare serves the optional Preparer interface; a provider without it
+// prepares nothing.
+func (s *grpcServer) Prepare(ctx context.Context, req *resourcev1.PrepareRequest) (resp *resourcev1.PrepareResponse, err error) {
+	var diags resource.Diagnostics
+	defer func() {
+		if len(diags) > 0 {
+			resp, err = &resourcev1.PrepareResponse{Diagnostics: diagsToProto(diags)}, nil
+		}
+	}()
+	defer s.recoverPanic("prepare", req.Type, req.Name, &diags)
+	p, ok := s.impl.(resource.Preparer)
+	if !ok {
+		return &resourcev1.PrepareResponse{}, nil
+	}
+	d, err := p.Prepare(ctx, resource.PrepareRequest{Type: req.Type, Name: req.Name, Prior: stateFromProto(req.Prior), Inputs: valuesFromProto(req.Inputs)})
+	if err != nil {
+		return nil, err
+	}
+	return &resourcev1.PrepareResponse{Diagnostics: diagsToProto(d)}, nil
+}
+
 // grpcClient implements resource.Provider by calling a plugin.
 type grpcClient struct {
 	client resourcev1.ProviderServiceClient
@@ -281,6 +304,21 @@ func (c *grpcClient) Read(ctx context.Context, req resource.ReadRequest) (*resou
 		return nil, err
 	}
 	return &resource.ReadResponse{Exists: r.Exists, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics)}, nil
+}
+
+var _ resource.Preparer = (*grpcClient)(nil)
+
+// Prepare asks the plugin to prepare; a plugin built before Prepare
+// existed answers UNIMPLEMENTED, which means nothing to prepare.
+func (c *grpcClient) Prepare(ctx context.Context, req resource.PrepareRequest) (resource.Diagnostics, error) {
+	r, err := c.client.Prepare(ctx, &resourcev1.PrepareRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior), Inputs: valuesToProto(req.Inputs)})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return diagsFromProto(r.Diagnostics), nil
 }
 
 // newGRPCClient wraps a connection to a plugin.

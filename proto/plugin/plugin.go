@@ -168,12 +168,24 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 	select {
 	case s := <-done:
 		if s.err != nil {
+			exited := waitExit(pc, time.Second)
 			pc.Kill()
+			if exited && stderr.String() != "" {
+				// go-plugin's own message for this case guesses at wrong
+				// architectures and permissions; the provider's last
+				// words say more.
+				return nil, fmt.Errorf("start provider %s: it exited before the plugin handshake%s", path, stderr.suffix())
+			}
 			return nil, fmt.Errorf("start provider %s: %w%s", path, s.err, stderr.suffix())
 		}
 		return &Client{Path: path, Provider: s.p, plugin: pc, stderr: stderr}, nil
 	case <-ctx.Done():
-		pc.Kill()
+		// Not pc.Kill() here: it waits for go-plugin's start, which holds
+		// the client's lock until the handshake or the start timeout, so
+		// an interrupt would wait for a provider that never starts. The
+		// start kills the process itself when it gives up, and the kernel
+		// kills it when the engine exits (Pdeathsig).
+		go pc.Kill()
 		return nil, fmt.Errorf("start provider %s: %w", path, ctx.Err())
 	}
 }
@@ -202,14 +214,19 @@ func (c *Client) ExplainFailure(err error) error {
 	if err == nil {
 		return nil
 	}
-	// Give a crashing plugin a moment to be reaped, so Exited is true.
-	for i := 0; i < 20 && !c.plugin.Exited(); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c.plugin.Exited() {
+	if waitExit(c.plugin, 200*time.Millisecond) {
 		return fmt.Errorf("provider %s exited unexpectedly: %w%s", filepath.Base(c.Path), err, c.stderr.suffix())
 	}
 	return err
+}
+
+// waitExit gives a crashing plugin up to limit to be reaped (by then
+// go-plugin has read all of its stderr) and reports whether it has exited.
+func waitExit(pc *goplugin.Client, limit time.Duration) bool {
+	for end := time.Now().Add(limit); !pc.Exited() && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return pc.Exited()
 }
 
 // tail keeps the last lines written to it.
@@ -252,4 +269,15 @@ func (t *tail) suffix() string {
 		return ""
 	}
 	return "\nlast lines of its stderr:\n" + s
+}
+
+var _ resource.Preparer = (*Client)(nil)
+
+// Prepare asks the plugin to prepare a coming change (see
+// resource.Preparer).
+func (c *Client) Prepare(ctx context.Context, req resource.PrepareRequest) (resource.Diagnostics, error) {
+	if p, ok := c.Provider.(resource.Preparer); ok {
+		return p.Prepare(ctx, req)
+	}
+	return nil, nil
 }

@@ -33,6 +33,24 @@ type Provider interface {
 	Read(ctx context.Context, req ReadRequest) (*ReadResponse, error)
 }
 
+// Preparer is a Provider that can do the cheap, harmless part of a coming
+// create or update ahead of time (copy a closure to its host, say), so the
+// change itself is quick. Prepare must not change what the resource is.
+// The engine's side of a plugin always has it; a provider without it
+// answers with no diagnostics.
+type Preparer interface {
+	Prepare(ctx context.Context, req PrepareRequest) (Diagnostics, error)
+}
+
+// PrepareRequest names a resource and the inputs of its coming create or
+// update; Prior is nil for a resource that does not exist yet.
+type PrepareRequest struct {
+	Type   string
+	Name   string
+	Prior  *State
+	Inputs Values
+}
+
 // EventSink receives the events of a long operation.
 type EventSink interface {
 	Log(text string)

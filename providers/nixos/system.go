@@ -72,8 +72,9 @@ func systemType() *sdk.Type[systemInputs, systemOutputs] {
 		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[systemInputs, systemOutputs], in systemInputs) (systemOutputs, error) {
 			return deploySystem(ctx, op, in)
 		},
-		Delete: forgetSystem,
-		Read:   readSystem,
+		Delete:  forgetSystem,
+		Read:    readSystem,
+		Prepare: prepareSystem,
 	}
 }
 
@@ -302,6 +303,24 @@ func outputsFrom(in systemInputs, p probe, previous string) systemOutputs {
 		Profile:     p.profile,
 		Booted:      p.booted,
 	}
+}
+
+// prepareSystem copies the closure ahead of the activation (a rollout
+// copies to every host first): nothing runs differently on the host.
+func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs], in systemInputs) error {
+	t := in.target()
+	c, err := dialWithin(ctx, t, time.Minute)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.HostPort(), err)
+	}
+	defer c.Close()
+	p, err := runProbe(ctx, c, in.Toplevel)
+	if err != nil || p.present {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
+	defer cancel()
+	return remote.Copy(cctx, t, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
 }
 
 // forgetSystem leaves the machine running what it runs.

@@ -23,7 +23,10 @@ func Serve(p *Provider) {
 	plugin.Serve(p)
 }
 
-var _ resource.Provider = (*Provider)(nil)
+var (
+	_ resource.Provider = (*Provider)(nil)
+	_ resource.Preparer = (*Provider)(nil)
+)
 
 // lookup finds a type by its name. The engine sends the full name with the
 // name the deployment gave the provider ("mine.file" for a provider declared
@@ -110,4 +113,14 @@ func (p *Provider) Read(ctx context.Context, req resource.ReadRequest) (*resourc
 		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: unknownType(err)}, nil
 	}
 	return r.read(ctx, req)
+}
+
+// Prepare does the cheap part of a coming change ahead of time, for types
+// that have it.
+func (p *Provider) Prepare(ctx context.Context, req resource.PrepareRequest) (resource.Diagnostics, error) {
+	r, err := p.lookup(req.Type)
+	if err != nil {
+		return unknownType(err), nil
+	}
+	return r.prepare(ctx, req), nil
 }

@@ -89,6 +89,10 @@ type Type[In, Out any] struct {
 	// Read reports whether the resource exists and its outputs now; nil
 	// means the recorded outputs are always right.
 	Read func(ctx context.Context, prior State[In, Out]) (out Out, exists bool, err error)
+	// Prepare does the cheap, harmless part of a coming create or update
+	// ahead of time (prior is nil for a new resource); nil means there is
+	// nothing to prepare. It must not change what the resource is.
+	Prepare func(ctx context.Context, prior *State[In, Out], in In) error
 }
 
 // Resource is a resource type the SDK can serve; *Type is one.
@@ -100,6 +104,7 @@ type Resource interface {
 	update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error)
 	delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error)
 	read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error)
+	prepare(ctx context.Context, req resource.PrepareRequest) resource.Diagnostics
 }
 
 var _ Resource = (*Type[struct{}, struct{}])(nil)
@@ -313,4 +318,26 @@ func (t *Type[In, Out]) read(ctx context.Context, req resource.ReadRequest) (*re
 	}
 	r := t.result(out, nil)
 	return &resource.ReadResponse{Exists: true, Outputs: r.Outputs, Private: req.Prior.Private}, nil
+}
+
+func (t *Type[In, Out]) prepare(ctx context.Context, req resource.PrepareRequest) resource.Diagnostics {
+	if t.Prepare == nil {
+		return nil
+	}
+	in, _, diags := t.decode(req.Inputs.JSON, nil)
+	if diags.HasError() {
+		return diags
+	}
+	var prior *State[In, Out]
+	if req.Prior != nil {
+		st, err := t.decodeState(*req.Prior)
+		if err != nil {
+			return errorDiagnostics(err)
+		}
+		prior = &st
+	}
+	if err := t.Prepare(ctx, prior, in); err != nil {
+		return errorDiagnostics(err)
+	}
+	return nil
 }

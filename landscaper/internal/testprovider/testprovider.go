@@ -1,7 +1,10 @@
 // Package testprovider is "testkit", a provider for crash-safety tests of
 // the engine. Its one type, testkit.item, is a tiny file (like local.file)
 // whose create can be told to misbehave: panic, kill its own process, hang
-// until cancelled, or take its time.
+// until cancelled, hang ignoring cancellation, or take its time; whose plan
+// can hang or kill its process, and whose read can hang. The whole provider
+// can be told, through the environment (StartEnv), to misbehave while it
+// starts.
 package testprovider
 
 import (
@@ -12,8 +15,11 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
@@ -36,10 +42,35 @@ const (
 	// BehaviourSlow sleeps delayMs (or until cancelled), then writes the
 	// file.
 	BehaviourSlow = "slow"
+	// BehaviourStuck blocks create and update for good, ignoring
+	// cancellation, as a provider stuck in a system call does.
+	BehaviourStuck = "stuck"
+	// BehaviourHangPlan makes plan write Marker(path, "planning") and
+	// block until cancelled. Create and update behave as "ok".
+	BehaviourHangPlan = "hangPlan"
+	// BehaviourExitPlan makes plan write DyingWords to stderr and exit the
+	// provider process with ExitCode.
+	BehaviourExitPlan = "exitPlan"
+	// BehaviourHangRead makes read write Marker(path, "reading") and block
+	// until cancelled. Create and update behave as "ok".
+	BehaviourHangRead = "hangRead"
 )
 
-// DyingMessage is the last line an "exit" item writes to stderr.
+// behaviours lists every behaviour, for validation.
+var behaviours = []string{BehaviourOK, BehaviourPanic, BehaviourExit, BehaviourHang, BehaviourSlow, BehaviourStuck, BehaviourHangPlan, BehaviourExitPlan, BehaviourHangRead}
+
+// Marker is the file a hanging plan or read of the item at path writes
+// when it starts hanging, so that a test knows the call is in progress:
+// what is "planning" or "reading".
+func Marker(path, what string) string { return path + "." + what }
+
+// DyingMessage is the last line an "exit" or "exitPlan" item writes to
+// stderr; DyingWords are all the lines it writes.
 const DyingMessage = "dying now"
+
+// DyingWords are the lines a dying item writes to stderr, DyingMessage
+// last.
+var DyingWords = []string{"testkit: told to exit, so exiting", DyingMessage}
 
 // ExitCode is the status an "exit" item ends its process with.
 const ExitCode = 2
@@ -73,13 +104,14 @@ func itemType() *sdk.Type[Inputs, Outputs] {
 		Description: "A file holding its own path, whose create can misbehave on purpose (for tests).",
 		Inputs: []sdk.Attr{
 			sdk.String("path", "The file to create; its contents are this path. A change replaces the item.").Required().ForceNew(),
-			sdk.String("behaviour", `How create and update behave: "ok", "panic", "exit", "hang" or "slow".`).Default(BehaviourOK),
+			sdk.String("behaviour", `How the item misbehaves: "ok", "panic", "exit", "hang", "slow", "stuck", "hangPlan", "exitPlan" or "hangRead".`).Default(BehaviourOK),
 			sdk.Number("delayMs", `How long a "slow" item sleeps before writing, in milliseconds.`).Default(0),
 		},
 		Outputs: []sdk.Attr{
 			sdk.String("id", "The item's id: \"testkit:\" followed by its path."),
 		},
 		Validate: validate,
+		Plan:     plan,
 		Create: func(ctx context.Context, op *sdk.Op, in Inputs) (Outputs, error) {
 			return write(ctx, op, in)
 		},
@@ -100,9 +132,14 @@ func itemType() *sdk.Type[Inputs, Outputs] {
 			}
 			return err
 		},
-		Read: func(_ context.Context, prior sdk.State[Inputs, Outputs]) (Outputs, bool, error) {
+		Read: func(ctx context.Context, prior sdk.State[Inputs, Outputs]) (Outputs, bool, error) {
 			if prior.Inputs.Path == "" {
 				return Outputs{}, false, nil
+			}
+			if prior.Inputs.Behaviour == BehaviourHangRead {
+				if err := hang(ctx, Marker(prior.Inputs.Path, "reading")); err != nil {
+					return Outputs{}, false, fmt.Errorf("read item %s: %w", prior.Inputs.Path, err)
+				}
 			}
 			_, err := os.Stat(prior.Inputs.Path)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -122,16 +159,48 @@ func validate(in Inputs, unknown []resource.Path) resource.Diagnostics {
 		diags = append(diags, resource.Error(p, "empty path", "path must name a file"))
 	}
 	if p := resource.AttrPath("behaviour"); !resource.Covered(p, unknown) {
-		switch in.Behaviour {
-		case BehaviourOK, BehaviourPanic, BehaviourExit, BehaviourHang, BehaviourSlow:
-		default:
-			diags = append(diags, resource.Error(p, "unknown behaviour", "%q is not one of ok, panic, exit, hang, slow", in.Behaviour))
+		if !slices.Contains(behaviours, in.Behaviour) {
+			diags = append(diags, resource.Error(p, "unknown behaviour", "%q is not one of %s", in.Behaviour, strings.Join(behaviours, ", ")))
 		}
 	}
 	if p := resource.AttrPath("delayMs"); !resource.Covered(p, unknown) && in.DelayMs < 0 {
 		diags = append(diags, resource.Error(p, "negative delay", "delayMs must be 0 or more"))
 	}
 	return diags
+}
+
+// plan carries out the plan behaviours.
+func plan(ctx context.Context, p *sdk.Plan[Inputs, Outputs]) {
+	if p.IsUnknown("behaviour") || p.IsUnknown("path") {
+		return
+	}
+	switch p.Desired.Behaviour {
+	case BehaviourHangPlan:
+		if err := hang(ctx, Marker(p.Desired.Path, "planning")); err != nil {
+			p.Diagnostics = append(p.Diagnostics, resource.Error(nil, "plan cancelled", "%v", err))
+		}
+	case BehaviourExitPlan:
+		die()
+	}
+}
+
+// hang writes the marker file and blocks until ctx is done.
+func hang(ctx context.Context, marker string) error {
+	if err := writeAtomic(marker, nil); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// die writes DyingWords to stderr and exits, as a provider that dies with
+// log.Fatal: the log package writes to the process's real stderr, which the
+// engine keeps the tail of.
+func die() {
+	for _, w := range DyingWords {
+		log.Print(w)
+	}
+	os.Exit(ExitCode)
 }
 
 // write carries out the item's behaviour and, unless that stops it, writes
@@ -141,10 +210,12 @@ func write(ctx context.Context, op *sdk.Op, in Inputs) (Outputs, error) {
 	case BehaviourPanic:
 		panic(fmt.Sprintf("testkit: item %s was told to panic", in.Path))
 	case BehaviourExit:
-		// As a provider that dies with log.Fatal: the log package writes
-		// to the process's real stderr, which the engine keeps the tail of.
-		log.Print(DyingMessage)
-		os.Exit(ExitCode)
+		die()
+	case BehaviourStuck:
+		op.Logf("stuck for good, ignoring cancellation")
+		for {
+			time.Sleep(time.Hour)
+		}
 	case BehaviourHang:
 		op.Logf("hanging until cancelled")
 		<-ctx.Done()
@@ -190,4 +261,45 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
 	}
 	return nil
+}
+
+// StartEnv, in the provider's environment, makes it misbehave while it
+// starts, as one of the Start values says.
+const StartEnv = "LANDSCAPER_TESTKIT_START"
+
+// How the provider can misbehave while it starts.
+const (
+	// StartHang never completes the plugin handshake.
+	StartHang = "hang"
+	// StartExit writes DyingWords to stderr and exits with ExitCode
+	// before the handshake.
+	StartExit = "exit"
+	// StartHangSchema completes the handshake, then never answers
+	// GetSchema (until the call is cancelled).
+	StartHangSchema = "hangSchema"
+)
+
+// Serve serves the testkit provider, misbehaving while it starts if
+// StartEnv says so. Call it from main.
+func Serve() {
+	switch os.Getenv(StartEnv) {
+	case StartHang:
+		for {
+			time.Sleep(time.Hour)
+		}
+	case StartExit:
+		die()
+	case StartHangSchema:
+		plugin.Serve(schemaHang{Provider()})
+	}
+	sdk.Serve(Provider())
+}
+
+// schemaHang is the testkit provider with a GetSchema that never answers.
+type schemaHang struct{ *sdk.Provider }
+
+// GetSchema blocks until the call is cancelled.
+func (schemaHang) GetSchema(ctx context.Context) (*resource.ProviderSchema, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

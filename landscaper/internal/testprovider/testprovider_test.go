@@ -151,10 +151,75 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate %s: %v; want an error %q", in, diags, tc.want)
 		}
 	}
-	for _, b := range []string{"ok", "panic", "exit", "hang", "slow"} {
+	for _, b := range []string{"ok", "panic", "exit", "hang", "slow", "stuck", "hangPlan", "exitPlan", "hangRead"} {
 		diags, err := h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: itemType, Name: "v", Inputs: resource.Values{JSON: h.JSON(inputs("x", b, 10))}})
 		if err != nil || diags.HasError() {
 			t.Errorf("Validate behaviour %s: %v %v", b, diags, err)
 		}
+	}
+}
+
+// TestHangPlanAndRead: a "hangPlan" item's plan and a "hangRead" item's
+// read write their marker, block until cancelled, then fail.
+func TestHangPlanAndRead(t *testing.T) {
+	tests := []struct {
+		name      string
+		behaviour string
+		marker    string
+		call      func(ctx context.Context, h *sdktest.Harness, in json.RawMessage) error
+	}{
+		{
+			name: "plan", behaviour: testprovider.BehaviourHangPlan, marker: "planning",
+			call: func(ctx context.Context, h *sdktest.Harness, in json.RawMessage) error {
+				r, err := h.Provider.Plan(ctx, resource.PlanRequest{Type: itemType, Name: "x", Desired: resource.Values{JSON: in}})
+				if err == nil {
+					err = r.Diagnostics.Err()
+				}
+				return err
+			},
+		},
+		{
+			name: "read", behaviour: testprovider.BehaviourHangRead, marker: "reading",
+			call: func(ctx context.Context, h *sdktest.Harness, in json.RawMessage) error {
+				r, err := h.Provider.Read(ctx, resource.ReadRequest{Type: itemType, Name: "x", Prior: resource.State{Inputs: resource.Values{JSON: in}}})
+				if err == nil {
+					err = r.Diagnostics.Err()
+				}
+				return err
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := sdktest.New(t, testprovider.Provider())
+			path := filepath.Join(t.TempDir(), "item")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- tc.call(ctx, h, h.JSON(inputs(path, tc.behaviour, 0))) }()
+			marker := testprovider.Marker(path, tc.marker)
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, err := os.Stat(marker); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no marker %s after 30s", marker)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the %s returned before it was cancelled: %v", tc.name, err)
+			default:
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("a cancelled hanging %s succeeded", tc.name)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("a hanging %s did not return after it was cancelled", tc.name)
+			}
+		})
 	}
 }

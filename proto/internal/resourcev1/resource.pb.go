@@ -1744,6 +1744,120 @@ func (x *ReadResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+type PrepareRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The recorded state; absent for a resource that does not exist yet.
+	Prior *State `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	// The inputs of the coming create or update, all known.
+	Inputs        *Values `protobuf:"bytes,4,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareRequest) Reset() {
+	*x = PrepareRequest{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareRequest) ProtoMessage() {}
+
+func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
+func (*PrepareRequest) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PrepareRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PrepareRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PrepareRequest) GetPrior() *State {
+	if x != nil {
+		return x.Prior
+	}
+	return nil
+}
+
+func (x *PrepareRequest) GetInputs() *Values {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+type PrepareResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Diagnostics   []*Diagnostic          `protobuf:"bytes,1,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareResponse) Reset() {
+	*x = PrepareResponse{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareResponse) ProtoMessage() {}
+
+func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareResponse.ProtoReflect.Descriptor instead.
+func (*PrepareResponse) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PrepareResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 var File_landscaper_resource_v1_resource_proto protoreflect.FileDescriptor
 
 const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
@@ -1857,7 +1971,14 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x06exists\x18\x01 \x01(\bR\x06exists\x128\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\aoutputs\x12\x18\n" +
 	"\aprivate\x18\x03 \x01(\fR\aprivate\x12D\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics*N\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"\xa5\x01\n" +
+	"\x0ePrepareRequest\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
+	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x126\n" +
+	"\x06inputs\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\x06inputs\"W\n" +
+	"\x0fPrepareResponse\x12D\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics*N\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
@@ -1868,7 +1989,7 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\rACTION_CREATE\x10\x02\x12\x11\n" +
 	"\rACTION_UPDATE\x10\x03\x12\x12\n" +
 	"\x0eACTION_REPLACE\x10\x04\x12\x11\n" +
-	"\rACTION_DELETE\x10\x052\x89\x05\n" +
+	"\rACTION_DELETE\x10\x052\xe5\x05\n" +
 	"\x0fProviderService\x12`\n" +
 	"\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n" +
 	"\bValidate\x12'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n" +
@@ -1876,7 +1997,8 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x06Create\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n" +
 	"\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n" +
 	"\x06Delete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n" +
-	"\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3"
+	"\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n" +
+	"\aPrepare\x12&.landscaper.resource.v1.PrepareRequest\x1a'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3"
 
 var (
 	file_landscaper_resource_v1_resource_proto_rawDescOnce sync.Once
@@ -1891,7 +2013,7 @@ func file_landscaper_resource_v1_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_landscaper_resource_v1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(Severity)(0),             // 0: landscaper.resource.v1.Severity
 	(Action)(0),               // 1: landscaper.resource.v1.Action
@@ -1920,7 +2042,9 @@ var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(*DeleteResponse)(nil),    // 24: landscaper.resource.v1.DeleteResponse
 	(*ReadRequest)(nil),       // 25: landscaper.resource.v1.ReadRequest
 	(*ReadResponse)(nil),      // 26: landscaper.resource.v1.ReadResponse
-	nil,                       // 27: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	(*PrepareRequest)(nil),    // 27: landscaper.resource.v1.PrepareRequest
+	(*PrepareResponse)(nil),   // 28: landscaper.resource.v1.PrepareResponse
+	nil,                       // 29: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 }
 var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	3,  // 0: landscaper.resource.v1.AttributePath.steps:type_name -> landscaper.resource.v1.PathStep
@@ -1929,7 +2053,7 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	5,  // 3: landscaper.resource.v1.Attribute.attributes:type_name -> landscaper.resource.v1.Attribute
 	5,  // 4: landscaper.resource.v1.ResourceSchema.inputs:type_name -> landscaper.resource.v1.Attribute
 	5,  // 5: landscaper.resource.v1.ResourceSchema.outputs:type_name -> landscaper.resource.v1.Attribute
-	27, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	29, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 	4,  // 7: landscaper.resource.v1.GetSchemaResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
 	2,  // 8: landscaper.resource.v1.Values.sensitive:type_name -> landscaper.resource.v1.AttributePath
 	9,  // 9: landscaper.resource.v1.State.inputs:type_name -> landscaper.resource.v1.Values
@@ -1959,26 +2083,31 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	10, // 33: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
 	9,  // 34: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
 	4,  // 35: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	6,  // 36: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
-	7,  // 37: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
-	11, // 38: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
-	13, // 39: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
-	15, // 40: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
-	16, // 41: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
-	17, // 42: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
-	25, // 43: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
-	8,  // 44: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
-	12, // 45: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
-	14, // 46: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
-	22, // 47: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
-	23, // 48: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
-	24, // 49: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
-	26, // 50: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
-	44, // [44:51] is the sub-list for method output_type
-	37, // [37:44] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	10, // 36: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 37: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
+	4,  // 38: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	6,  // 39: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
+	7,  // 40: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
+	11, // 41: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
+	13, // 42: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
+	15, // 43: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
+	16, // 44: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
+	17, // 45: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
+	25, // 46: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
+	27, // 47: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
+	8,  // 48: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
+	12, // 49: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
+	14, // 50: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
+	22, // 51: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
+	23, // 52: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
+	24, // 53: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
+	26, // 54: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
+	28, // 55: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
+	48, // [48:56] is the sub-list for method output_type
+	40, // [40:48] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_landscaper_resource_v1_resource_proto_init() }
@@ -2002,7 +2131,7 @@ func file_landscaper_resource_v1_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_landscaper_resource_v1_resource_proto_rawDesc), len(file_landscaper_resource_v1_resource_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

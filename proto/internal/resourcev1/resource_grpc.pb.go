@@ -34,6 +34,7 @@ const (
 	ProviderService_Update_FullMethodName    = "/landscaper.resource.v1.ProviderService/Update"
 	ProviderService_Delete_FullMethodName    = "/landscaper.resource.v1.ProviderService/Delete"
 	ProviderService_Read_FullMethodName      = "/landscaper.resource.v1.ProviderService/Read"
+	ProviderService_Prepare_FullMethodName   = "/landscaper.resource.v1.ProviderService/Prepare"
 )
 
 // ProviderServiceClient is the client API for ProviderService service.
@@ -57,6 +58,11 @@ type ProviderServiceClient interface {
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DeleteResponse], error)
 	// Read reports what exists now, for drift detection and recovery.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
+	// Prepare does the cheap, harmless part of a coming create or update
+	// ahead of time, such as copying a system's closure to its host, so that
+	// the change itself is quick. It must not change what the resource is.
+	// A provider without it answers UNIMPLEMENTED; the engine then goes on.
+	Prepare(ctx context.Context, in *PrepareRequest, opts ...grpc.CallOption) (*PrepareResponse, error)
 }
 
 type providerServiceClient struct {
@@ -164,6 +170,16 @@ func (c *providerServiceClient) Read(ctx context.Context, in *ReadRequest, opts 
 	return out, nil
 }
 
+func (c *providerServiceClient) Prepare(ctx context.Context, in *PrepareRequest, opts ...grpc.CallOption) (*PrepareResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrepareResponse)
+	err := c.cc.Invoke(ctx, ProviderService_Prepare_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProviderServiceServer is the server API for ProviderService service.
 // All implementations must embed UnimplementedProviderServiceServer
 // for forward compatibility.
@@ -185,6 +201,11 @@ type ProviderServiceServer interface {
 	Delete(*DeleteRequest, grpc.ServerStreamingServer[DeleteResponse]) error
 	// Read reports what exists now, for drift detection and recovery.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
+	// Prepare does the cheap, harmless part of a coming create or update
+	// ahead of time, such as copying a system's closure to its host, so that
+	// the change itself is quick. It must not change what the resource is.
+	// A provider without it answers UNIMPLEMENTED; the engine then goes on.
+	Prepare(context.Context, *PrepareRequest) (*PrepareResponse, error)
 	mustEmbedUnimplementedProviderServiceServer()
 }
 
@@ -215,6 +236,9 @@ func (UnimplementedProviderServiceServer) Delete(*DeleteRequest, grpc.ServerStre
 }
 func (UnimplementedProviderServiceServer) Read(context.Context, *ReadRequest) (*ReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Read not implemented")
+}
+func (UnimplementedProviderServiceServer) Prepare(context.Context, *PrepareRequest) (*PrepareResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prepare not implemented")
 }
 func (UnimplementedProviderServiceServer) mustEmbedUnimplementedProviderServiceServer() {}
 func (UnimplementedProviderServiceServer) testEmbeddedByValue()                         {}
@@ -342,6 +366,24 @@ func _ProviderService_Read_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProviderService_Prepare_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServiceServer).Prepare(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProviderService_Prepare_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServiceServer).Prepare(ctx, req.(*PrepareRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProviderService_ServiceDesc is the grpc.ServiceDesc for ProviderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -364,6 +406,10 @@ var ProviderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Read",
 			Handler:    _ProviderService_Read_Handler,
+		},
+		{
+			MethodName: "Prepare",
+			Handler:    _ProviderService_Prepare_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

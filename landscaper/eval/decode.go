@@ -1,0 +1,285 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// The driver's output (driver.nix) is checked as it is decoded: the engine
+// keys members by path and outputs by "<path>#<output>", builds the context
+// into nix-store arguments and addresses inputs by the failing paths, so
+// anything the driver did not mean to say is refused here rather than
+// silently merged, dropped or misread later.
+
+// membersOutput is the driver's output in "members" mode.
+type membersOutput struct {
+	A []Member      `json:"a"`
+	B []pathInputs  `json:"b"`
+	C []pathFailing `json:"c"`
+	K []pathInputs  `json:"k"`
+}
+
+type pathInputs struct {
+	Path   string `json:"path"`
+	Inputs string `json:"inputs"`
+}
+
+type pathFailing struct {
+	Path    string              `json:"path"`
+	Failing [][]json.RawMessage `json:"failing"`
+}
+
+// decodeStrict decodes one JSON document into v: no unknown fields, nothing
+// after the document.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("no JSON document")
+		}
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("more data after the JSON document")
+	}
+	return nil
+}
+
+// checkMemberPath checks a member path as the driver writes it: names
+// joined by ".", none empty and none holding "#" (which separates the
+// member from the output in a token's key).
+func checkMemberPath(path string) error {
+	if path == "" {
+		return errors.New("a member has an empty path")
+	}
+	for _, n := range strings.Split(path, ".") {
+		if n == "" || strings.Contains(n, "#") {
+			return fmt.Errorf("member path %q is not a valid member path (names may not be empty or hold '.' or '#')", path)
+		}
+	}
+	return nil
+}
+
+// checkType checks a member type "<provider>.<type>".
+func checkType(path, typ string) error {
+	provider, name, ok := strings.Cut(typ, ".")
+	if !ok || provider == "" || name == "" {
+		return fmt.Errorf("member %s has type %q, not of the form <provider>.<type>", path, typ)
+	}
+	return nil
+}
+
+// checkContext checks a string context: its keys are store paths, which
+// become nix-store arguments.
+func checkContext(what string, c map[string]ContextEntry) error {
+	for p, entry := range c {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%s: the string context names %q, which is not a store path", what, p)
+		}
+		for _, o := range entry.Outputs {
+			if o == "" || strings.ContainsAny(o, ",!") {
+				return fmt.Errorf("%s: the string context names output %q of %s", what, o, p)
+			}
+		}
+	}
+	return nil
+}
+
+// unique records paths and refuses a repeated one.
+type unique map[string]bool
+
+func (u unique) add(list, path string) error {
+	if u[path] {
+		return fmt.Errorf("member %s appears twice in %s", path, list)
+	}
+	u[path] = true
+	return nil
+}
+
+// decodeMember checks one member of the "a" list (or of "paths").
+func decodeMember(m Member, namesOnly bool) error {
+	if err := checkMemberPath(m.Path); err != nil {
+		return err
+	}
+	if namesOnly {
+		if m.Type != "" {
+			return fmt.Errorf("member %s: a type (%q) where only names were asked for", m.Path, m.Type)
+		}
+		return nil
+	}
+	return checkType(m.Path, m.Type)
+}
+
+// decodeInputs checks a member's inputs: the JSON text of a value.
+func decodeInputs(list, path, inputs string) error {
+	if !json.Valid([]byte(inputs)) {
+		return fmt.Errorf("member %s: the inputs in %s are not JSON: %.40q", path, list, inputs)
+	}
+	return nil
+}
+
+// decodeFailing reads a failing part: a list of attribute names (strings)
+// and list indexes (non-negative integers).
+func decodeFailing(path string, steps []json.RawMessage) (resource.Path, error) {
+	p := resource.Path{}
+	for _, raw := range steps {
+		var name string
+		if err := json.Unmarshal(raw, &name); err == nil {
+			p = p.Attr(name)
+			continue
+		}
+		i, err := strconv.Atoi(string(raw))
+		if err != nil || i < 0 {
+			return nil, fmt.Errorf("member %s: failing part %s: step %.40s is neither a name nor a list index", path, p, raw)
+		}
+		p = p.Index(i)
+	}
+	return p, nil
+}
+
+// decodeMembers decodes the driver's output in "members" mode; twice says
+// whether the second and third evaluations ("b" and "c") were asked for.
+func decodeMembers(data []byte, twice bool) (*Result, error) {
+	var raw membersOutput
+	if err := decodeStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	if raw.A == nil {
+		return nil, errors.New(`the members ("a") are missing`)
+	}
+	res := &Result{Members: raw.A}
+	seen := unique{}
+	for _, m := range raw.A {
+		if err := decodeMember(m, false); err != nil {
+			return nil, err
+		}
+		if err := seen.add("the evaluation", m.Path); err != nil {
+			return nil, err
+		}
+		if err := decodeInputs("the evaluation", m.Path, m.Inputs); err != nil {
+			return nil, err
+		}
+		if err := checkContext("member "+m.Path, m.Context); err != nil {
+			return nil, err
+		}
+	}
+	inputsByPath := func(list string, ms []pathInputs) (map[string]string, error) {
+		out := make(map[string]string, len(ms))
+		for _, m := range ms {
+			if err := checkMemberPath(m.Path); err != nil {
+				return nil, fmt.Errorf("%s: %w", list, err)
+			}
+			if _, dup := out[m.Path]; dup {
+				return nil, fmt.Errorf("member %s appears twice in %s", m.Path, list)
+			}
+			if err := decodeInputs(list, m.Path, m.Inputs); err != nil {
+				return nil, err
+			}
+			out[m.Path] = m.Inputs
+		}
+		return out, nil
+	}
+	if raw.K != nil {
+		checked, err := inputsByPath("the evaluation with known values", raw.K)
+		if err != nil {
+			return nil, err
+		}
+		res.Checked = checked
+	}
+	if !twice {
+		if raw.B != nil || raw.C != nil {
+			return nil, errors.New("a second evaluation that was not asked for")
+		}
+		return res, nil
+	}
+	if raw.B == nil || raw.C == nil {
+		return nil, errors.New(`the second evaluations ("b" and "c") are missing`)
+	}
+	second, err := inputsByPath("the second evaluation", raw.B)
+	if err != nil {
+		return nil, err
+	}
+	res.Second = second
+	res.Failing = make(map[string][]resource.Path, len(raw.C))
+	failingSeen := unique{}
+	for _, m := range raw.C {
+		if err := checkMemberPath(m.Path); err != nil {
+			return nil, fmt.Errorf("the evaluation of failing parts: %w", err)
+		}
+		if err := failingSeen.add("the evaluation of failing parts", m.Path); err != nil {
+			return nil, err
+		}
+		if m.Failing == nil {
+			return nil, fmt.Errorf("member %s: no list of failing parts", m.Path)
+		}
+		for _, steps := range m.Failing {
+			p, err := decodeFailing(m.Path, steps)
+			if err != nil {
+				return nil, err
+			}
+			res.Failing[m.Path] = append(res.Failing[m.Path], p)
+		}
+	}
+	return res, nil
+}
+
+// decodeStructure decodes the driver's output in "paths" or "names" mode.
+func decodeStructure(data []byte, namesOnly bool) ([]Member, error) {
+	var raw struct {
+		Paths []Member `json:"paths"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	if raw.Paths == nil {
+		return nil, errors.New(`the members ("paths") are missing`)
+	}
+	seen := unique{}
+	for _, m := range raw.Paths {
+		if err := decodeMember(m, namesOnly); err != nil {
+			return nil, err
+		}
+		if err := seen.add("the structure", m.Path); err != nil {
+			return nil, err
+		}
+		if m.Inputs != "" || m.Context != nil {
+			return nil, fmt.Errorf("member %s: inputs in the structure", m.Path)
+		}
+	}
+	return raw.Paths, nil
+}
+
+// decodeProviders decodes the driver's output in "providers" mode.
+func decodeProviders(data []byte) (map[string]DeclaredProvider, error) {
+	var raw struct {
+		Providers map[string]DeclaredProvider `json:"providers"`
+		// Rollouts are decoded by decodeRollouts.
+		Rollouts json.RawMessage `json:"rollouts"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	if raw.Providers == nil {
+		return nil, errors.New(`the providers ("providers") are missing`)
+	}
+	for name, p := range raw.Providers {
+		if name == "" {
+			return nil, errors.New("a declared provider has an empty name")
+		}
+		if p.Executable == "" {
+			return nil, fmt.Errorf("declared provider %s: an empty executable", name)
+		}
+		if err := checkContext("declared provider "+name, p.Context); err != nil {
+			return nil, err
+		}
+	}
+	return raw.Providers, nil
+}
