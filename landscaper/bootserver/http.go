@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -86,8 +87,16 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		cause := context.Cause(ctx)
+		if cause == nil && errors.Is(cw.err, os.ErrDeadlineExceeded) {
+			// The write deadline is the transfer's deadline, and it may
+			// fire before the context's own timer does.
+			cause = errTransferDeadline
+		}
 		if cause == nil {
 			cause = errors.New("client went away")
+			if cw.err != nil {
+				cause = fmt.Errorf("client went away: %w", cw.err)
+			}
 		}
 		rec.outcome = outcomeFailed
 		if errors.Is(cause, errTransferDeadline) {
@@ -112,11 +121,13 @@ func httpError(w http.ResponseWriter, err error) {
 	}
 }
 
-// countingWriter notes the status and counts the body bytes written.
+// countingWriter notes the status, counts the body bytes written and
+// keeps the first write error.
 type countingWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	err    error
 }
 
 // WriteHeader notes the status.
@@ -134,6 +145,9 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	}
 	n, err := c.ResponseWriter.Write(b)
 	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 

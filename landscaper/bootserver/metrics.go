@@ -48,6 +48,9 @@ type metrics struct {
 	bytes        map[string]*atomic.Int64
 	inFlight     map[string]*atomic.Int64
 	maxTransfers int
+	// badDatagrams counts datagrams at the TFTP port that started nothing:
+	// not requests, so not in requests.
+	badDatagrams atomic.Int64
 }
 
 func newMetrics(maxTransfers int) *metrics {
@@ -96,6 +99,9 @@ func (m *metrics) write(w io.Writer) {
 	for _, p := range protocols {
 		fmt.Fprintf(w, "landscaper_boot_transfers_refused_total{protocol=%q} %d\n", p, m.requests[p][outcomeBusy].Load())
 	}
+	fmt.Fprintln(w, "# HELP landscaper_boot_tftp_bad_datagrams_total Datagrams at the TFTP port that started no transfer: malformed, an unknown opcode, or DATA, ACK, ERROR or OACK outside a transfer. Not requests.")
+	fmt.Fprintln(w, "# TYPE landscaper_boot_tftp_bad_datagrams_total counter")
+	fmt.Fprintf(w, "landscaper_boot_tftp_bad_datagrams_total %d\n", m.badDatagrams.Load())
 	fmt.Fprintln(w, "# HELP landscaper_boot_transfers_in_flight Transfers running now, by protocol.")
 	fmt.Fprintln(w, "# TYPE landscaper_boot_transfers_in_flight gauge")
 	for _, p := range protocols {

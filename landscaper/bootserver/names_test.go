@@ -89,25 +89,3 @@ func TestParseName(t *testing.T) {
 		})
 	}
 }
-
-func FuzzParseName(f *testing.F) {
-	for _, s := range []string{"boot.ipxe", "machine/52-54-00-12-34-56.ipxe", "v/52-54-00-12-34-56/0123456789abcdef0123/initrd/3", "../x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		r, err := parseName(name)
-		if err != nil {
-			return
-		}
-		// Whatever parses names something the server serves, and nothing
-		// that leads out of it.
-		switch r.kind {
-		case kindBootScript, kindIPXE, kindMachineScript, kindKernel, kindInitrd, kindExtra:
-		default:
-			t.Fatalf("parseName(%q) = kind %d", name, r.kind)
-		}
-		if r.kind == kindIPXE && !ipxeBinaries[r.binary] {
-			t.Fatalf("parseName(%q) = binary %q", name, r.binary)
-		}
-	})
-}

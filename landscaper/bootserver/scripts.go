@@ -107,7 +107,10 @@ func renderMachineScript(v *bootentry.Version, base string) ([]byte, error) {
 		d.Initrds = append(d.Initrds, scriptInitrd{Name: bootentry.ExtraName, URL: base + versionFileName(v.MAC, v.ID, bootentry.ExtraName)})
 		args = append(args, "initrd="+bootentry.ExtraName)
 	}
-	if c := strings.TrimSpace(v.Cmdline); c != "" {
+	// Only spaces are trimmed: the command line holds no other ASCII
+	// whitespace (checkCmdline), and Unicode spaces are part of its words
+	// for iPXE and the kernel alike.
+	if c := strings.Trim(v.Cmdline, " "); c != "" {
 		args = append(args, c)
 	}
 	d.Args = strings.Join(args, " ")

@@ -21,6 +21,8 @@
 // landscaper_boot_requests_total{protocol,outcome},
 // landscaper_boot_sent_bytes_total{protocol},
 // landscaper_boot_tftp_size_probes_total,
+// landscaper_boot_tftp_bad_datagrams_total (datagrams that are no request:
+// counted, not logged),
 // landscaper_boot_transfers_refused_total{protocol},
 // landscaper_boot_transfers_in_flight{protocol} and
 // landscaper_boot_transfers_max.
@@ -53,6 +55,13 @@ const (
 	DefaultTFTPRetries     = 5
 	DefaultDrainTimeout    = 5 * time.Second
 )
+
+// tftpReadBuffer is the receive buffer the TFTP listener asks for. In a
+// boot storm requests arrive faster than one goroutine reads them; the
+// kernel's default buffer (about 200 KiB) then drops some, and each dropped
+// request costs its client a retransmission timeout, seconds of firmware
+// back-off. 4 MiB queues a few thousand requests.
+const tftpReadBuffer = 4 << 20
 
 // DefaultIPXEDir is where Debian's ipxe package puts the iPXE binaries.
 const DefaultIPXEDir = "/usr/lib/ipxe"
@@ -177,6 +186,10 @@ func New(cfg Config) (*Server, error) {
 		conn, err := net.ListenPacket("udp", cfg.TFTPAddr)
 		if err != nil {
 			return nil, fmt.Errorf("bootserver: listen for TFTP on %s: %w", cfg.TFTPAddr, err)
+		}
+		if uc, ok := conn.(*net.UDPConn); ok {
+			// Best effort: the kernel caps it at net.core.rmem_max.
+			_ = uc.SetReadBuffer(tftpReadBuffer)
 		}
 		s.tftpConn, s.tftp = conn, s.newTFTP()
 	}

@@ -2,10 +2,12 @@ package bootserver
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -15,7 +17,7 @@ import (
 // pin/tftp refuse every write request), blksize and tsize.
 func (s *Server) newTFTP() *tftp.Server {
 	ts := tftp.NewServer(s.tftpRead, nil)
-	ts.SetHook(writeRefusals{s})
+	ts.SetHook(tftpHook{s})
 	ts.SetTimeout(s.cfg.TFTPTimeout)
 	ts.SetRetries(s.cfg.TFTPRetries)
 	ts.SetBackoff(s.tftpBackoff)
@@ -99,20 +101,52 @@ func tftpOutcome(err error) outcome {
 // when there is no write handler.
 const writeRefusedMessage = "server does not support write requests"
 
-// writeRefusals is a pin/tftp hook that gives each refused write request
-// its log line and count, like every other request. Read requests are
-// logged and counted by tftpRead, so the hook ignores them.
-type writeRefusals struct{ s *Server }
+// tftpHook is the pin/tftp hook. It sees what tftpRead does not: refused
+// write requests, which get their log line and count like every other
+// request, and datagrams that started no transfer at all. Read requests
+// are logged and counted by tftpRead, so the hook ignores them.
+type tftpHook struct{ s *Server }
 
 // OnSuccess ignores finished transfers (all reads).
-func (writeRefusals) OnSuccess(tftp.TransferStats) {}
+func (tftpHook) OnSuccess(tftp.TransferStats) {}
 
-// OnFailure notes a refused write request.
-func (h writeRefusals) OnFailure(st tftp.TransferStats, err error) {
-	if err == nil || err.Error() != writeRefusedMessage {
+// OnFailure notes a refused write request or a datagram that started
+// nothing.
+func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
+	if err == nil {
+		return
+	}
+	if st.RemoteAddr == nil {
+		// From pin/tftp's receive loop: the datagram started no transfer.
+		h.s.noTransfer(err)
+		return
+	}
+	if err.Error() != writeRefusedMessage {
 		return
 	}
 	rec := h.s.begin("tftp", st.RemoteAddr.String(), st.Filename)
 	rec.outcome, rec.err = outcomeBadRequest, errors.New("write request refused: the boot server is read-only")
 	h.s.finish(rec)
+}
+
+// noTransfer accounts for a datagram at the TFTP port that pin/tftp's
+// receive loop started no transfer for. A request it could not open a
+// socket for (out of file descriptors) is a failed request, logged and
+// counted as one; anything else (garbage, a truncated request, an unknown
+// opcode, an ACK or ERROR for no transfer) is a bad datagram, counted but
+// not logged, so a flood of them cannot flood the log.
+func (s *Server) noTransfer(err error) {
+	if strings.HasPrefix(err.Error(), "reading UDP") {
+		// The listener failed or closed: no datagram at all.
+		return
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		rec := s.begin("tftp", "", "")
+		rec.outcome, rec.err = outcomeFailed, fmt.Errorf("open a socket for a transfer: %w", err)
+		s.finish(rec)
+		return
+	}
+	s.metrics.badDatagrams.Add(1)
+	s.log.Debug("TFTP datagram ignored", "error", err)
 }
