@@ -24,7 +24,9 @@ packages=(nix-bin git make gcc libc6-dev ca-certificates openssh-server openssh-
 # busybox-static, cpio and gzip.
 packages+=(qemu-system-x86 ipxe-qemu ipxe linux-image-cloud-amd64 busybox-static gzip)
 # scripts/bench-pxe.sh compares `landscaper serve` with tftpd-hpa, with curl
-# as the client of both (TFTP with --tftp-blksize, and HTTP).
+# as the client of both (TFTP with --tftp-blksize, and HTTP). curl is also
+# how the simulated server of `make demo` and landscaper/installtest fetches
+# its boot entry.
 packages+=(tftpd-hpa curl)
 # The PostgreSQL state backend's tests (landscaper/state/pgstate) start a
 # real PostgreSQL server (initdb and postgres from /usr/lib/postgresql/*/bin).

@@ -4,6 +4,11 @@
 // ssh-ng://` reaches the host's own store through the real nix-daemon
 // (`nix-daemon --stdio`, started by sshd for each copy). It needs root,
 // unshare and mount (util-linux), sshd (openssh-server) and nix.
+//
+// NetBoot fetches a machine's entry from `landscaper serve` as a machine
+// booting from the network does (curl, cpio), so that a host can start
+// with the host key and authorized_keys its entry carries. Launch starts a
+// host outside of tests, for the simulated server of `make demo`.
 package testhost
 
 import (
@@ -28,6 +33,14 @@ type Options struct {
 	HostKey string
 	// AuthorizedKeys are the authorized_keys lines for root.
 	AuthorizedKeys string
+	// Port is the loopback port sshd listens on; 0 picks a free one when
+	// the host starts. A deployment that must name the port before the
+	// host exists picks one with FreePort and passes it here.
+	Port int
+	// Dir is the directory for the host's /nix, /run and /etc/ssh; it is
+	// created if missing. When empty, a new temporary directory is used.
+	// Either way it is removed when the host is closed.
+	Dir string
 }
 
 // Host is a running stand-in host.
@@ -37,7 +50,8 @@ type Host struct {
 	Address string
 	Port    int
 	holder  *exec.Cmd
-	t       testing.TB
+	// t is the test of a host from Start; nil for one from Launch.
+	t testing.TB
 }
 
 const sshdConfig = `Port %d
@@ -57,50 +71,87 @@ LogLevel VERBOSE
 // FreePort returns a loopback TCP port nothing listens on now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
 	}
+	return port
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start starts a host and stops it when the test ends.
 func Start(t testing.TB, opts Options) *Host {
 	t.Helper()
-	dir, err := os.MkdirTemp("/work", "testhost-")
+	h, err := Launch(opts)
 	if err != nil {
-		dir = t.TempDir()
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	h := &Host{Dir: dir, Address: "127.0.0.1", Port: FreePort(t), t: t}
+	h.t = t
+	t.Cleanup(h.Close)
+	return h
+}
+
+// Launch starts a host outside of a test (the demo's simulated server);
+// Close stops it and removes its directory. Start is Launch for tests.
+func Launch(opts Options) (_ *Host, err error) {
+	dir := opts.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("/work", "testhost-"); err != nil {
+			dir, err = os.MkdirTemp("", "testhost-")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("make the host's directory: %w", err)
+		}
+	}
+	h := &Host{Dir: dir, Address: "127.0.0.1", Port: opts.Port}
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	if h.Port == 0 {
+		if h.Port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+	}
 	for _, d := range []string{"nix", "run/sshd", "etc-ssh/authorized_keys"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	keyFile := filepath.Join(dir, "etc-ssh", "ssh_host_ed25519_key")
 	if opts.HostKey != "" {
 		if err := os.WriteFile(keyFile, []byte(strings.TrimRight(opts.HostKey, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pub, err := exec.Command("ssh-keygen", "-y", "-f", keyFile).Output()
 		if err != nil {
-			t.Fatalf("derive public host key: %v", err)
+			return nil, fmt.Errorf("derive public host key: %w", err)
 		}
 		if err := os.WriteFile(keyFile+".pub", pub, 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	} else if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
+		return nil, fmt.Errorf("ssh-keygen: %w: %s", err, out)
 	}
-	write := func(rel, content string, mode os.FileMode) {
-		if err := os.WriteFile(filepath.Join(dir, rel), []byte(content), mode); err != nil {
-			t.Fatal(err)
+	for _, f := range []struct {
+		rel, content string
+	}{
+		{"etc-ssh/sshd_config", fmt.Sprintf(sshdConfig, h.Port)},
+		{"etc-ssh/authorized_keys/root", opts.AuthorizedKeys},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f.rel), []byte(f.content), 0o644); err != nil {
+			return nil, err
 		}
 	}
-	write("etc-ssh/sshd_config", fmt.Sprintf(sshdConfig, h.Port), 0o644)
-	write("etc-ssh/authorized_keys/root", opts.AuthorizedKeys, 0o644)
 	script := fmt.Sprintf(`set -e
 mount --bind %[1]s/nix /nix
 mount --bind %[1]s/run /run
@@ -111,9 +162,9 @@ exec sleep 2147483647`, dir)
 	var stderr bytes.Buffer
 	h.holder.Stderr = &stderr
 	if err := h.holder.Start(); err != nil {
-		t.Fatalf("start host: %v", err)
+		h.holder = nil
+		return nil, fmt.Errorf("start host: %w", err)
 	}
-	t.Cleanup(h.Stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), time.Second)
@@ -123,11 +174,27 @@ exec sleep 2147483647`, dir)
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "run", "sshd.log"))
-			t.Fatalf("host's sshd did not start: %v\n%s\n%s", err, stderr.String(), log)
+			return nil, fmt.Errorf("host's sshd did not start: %v\n%s\n%s", err, stderr.String(), log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return h
+	return h, nil
+}
+
+// Close stops the host and removes its directory.
+func (h *Host) Close() {
+	h.Stop()
+	os.RemoveAll(h.Dir)
+}
+
+// fatalf fails the test of a host from Start, and panics for one from
+// Launch.
+func (h *Host) fatalf(format string, args ...any) {
+	if h.t != nil {
+		h.t.Helper()
+		h.t.Fatalf(format, args...)
+	}
+	panic(fmt.Sprintf(format, args...))
 }
 
 // namespace is the mount namespace of the host's processes.
@@ -181,7 +248,7 @@ func (h *Host) Exec(ctx context.Context, script string) (string, error) {
 func (h *Host) HostPublicKey() string {
 	b, err := os.ReadFile(filepath.Join(h.Dir, "etc-ssh", "ssh_host_ed25519_key.pub"))
 	if err != nil {
-		h.t.Fatalf("read host key: %v", err)
+		h.fatalf("read host key: %v", err)
 	}
 	return strings.TrimSpace(string(b))
 }
@@ -190,7 +257,7 @@ func (h *Host) HostPublicKey() string {
 func (h *Host) AuthorizeKey(line string) {
 	f, err := os.OpenFile(filepath.Join(h.Dir, "etc-ssh", "authorized_keys", "root"), os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		h.t.Fatal(err)
+		h.fatalf("%v", err)
 	}
 	defer f.Close()
 	fmt.Fprintln(f, strings.TrimSpace(line))

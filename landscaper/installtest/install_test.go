@@ -1,0 +1,217 @@
+package installtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/landscaper-nix/landscaper/internal/testhost"
+)
+
+// mac is the stand-in server's MAC address.
+const mac = "52:54:00:6c:73:01"
+
+// TestInstall applies examples/install while a stand-in server boots from
+// `landscaper serve`: one apply takes the server from "no entry" to
+// "runs its system under a new host key", and a second apply changes
+// nothing.
+func TestInstall(t *testing.T) {
+	requireTools(t)
+	work := t.TempDir()
+	dir := filepath.Join(work, "deployment")
+	copyExample(t, dir)
+	bootDir := filepath.Join(work, "boot")
+	if err := os.MkdirAll(bootDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := testhost.FreePort(t)
+	local := fmt.Sprintf("{\n  address = \"127.0.0.1\";\n  port = %d;\n  mac = %q;\n  bootDir = %q;\n}\n", port, mac, bootDir)
+	if err := os.WriteFile(filepath.Join(dir, "params.local.nix"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, bootDir)
+
+	apply := start(t, dir, "apply", "--auto-approve")
+
+	// The server boots: over TFTP, it asks for its script until the apply
+	// has written its entry, then fetches the entry's files and unpacks
+	// the extra initrd. Only then does its sshd start.
+	bootCtx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-apply.done: // no point waiting for an entry after the apply ended
+			cancel()
+		case <-bootCtx.Done():
+		}
+	}()
+	boot, err := testhost.NetBoot(bootCtx, testhost.BootOptions{
+		URL: "tftp://" + srv.tftpAddr + "/", MAC: mac, Dir: t.TempDir(), Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("the server did not boot: %v\napply:\n%s\nlandscaper serve:\n%s", err, apply.output(), srv.log.String())
+	}
+	host := testhost.Start(t, testhost.Options{HostKey: boot.HostKey, AuthorizedKeys: boot.AuthorizedKeys, Port: port})
+	apply.wait(t, 0)
+	if !strings.Contains(apply.stdout.String(), "Apply complete! Resources: 5 added, 0 changed, 0 replaced, 0 destroyed") {
+		t.Errorf("the apply does not report 5 members added:\n%s", apply.output())
+	}
+
+	outputs := stateOutputs(t, dir)
+
+	// The entry carried the temporary host key and the deployer's key.
+	temporary := keyOnly(t, str(t, outputs, "installerHostKey", "publicKey"))
+	if got := publicOf(t, boot.HostKey); got != temporary {
+		t.Errorf("the extra initrd's host key is %s, want installerHostKey's %s", got, temporary)
+	}
+	if want := str(t, outputs, "deployKey", "publicKey") + "\n"; boot.AuthorizedKeys != want {
+		t.Errorf("the extra initrd's authorized_keys is %q, want deployKey's %q", boot.AuthorizedKeys, want)
+	}
+	served := false
+	for _, l := range strings.Split(srv.log.String(), "\n") {
+		served = served || (strings.Contains(l, "protocol=tftp") && strings.Contains(l, "/"+boot.Version+"/extra.cpio") && strings.Contains(l, "outcome=ok"))
+	}
+	if !served {
+		t.Errorf("landscaper serve logged no TFTP transfer of version %s's extra.cpio:\n%s", boot.Version, srv.log.String())
+	}
+
+	// The host key was rotated: the server presents a new key, the one the
+	// state records, and no longer the temporary one.
+	presented := presentedKey(t, port)
+	recorded := keyOnly(t, str(t, outputs, "hostKey", "hostPublicKey"))
+	if presented == temporary {
+		t.Errorf("the server still presents the temporary host key %s", temporary)
+	}
+	if presented != recorded {
+		t.Errorf("the server presents %s, the state records hostKey.hostPublicKey %s", presented, recorded)
+	}
+	if onDisk := keyOnly(t, host.HostPublicKey()); onDisk != presented {
+		t.Errorf("the server's host key file holds %s, it presents %s", onDisk, presented)
+	}
+
+	// The server runs the example's system, and boots it.
+	want := toplevel(t, dir)
+	if !host.HasPath(want) {
+		t.Errorf("the server's store does not hold %s", want)
+	}
+	for what, got := range map[string]string{
+		"/run/current-system": host.CurrentSystem(),
+		"the system profile":  host.ProfileSystem(),
+		"the boot default":    host.BootDefault(),
+		"system.toplevel":     str(t, outputs, "system", "toplevel"),
+	} {
+		if got != want {
+			t.Errorf("%s is %q, want %s", what, got, want)
+		}
+	}
+	activations := host.Activations()
+	if len(activations) == 0 {
+		t.Errorf("the system's switch-to-configuration never ran")
+	}
+
+	// A second apply has nothing to do: plan exits 0, apply changes
+	// nothing, and the server is left as it was.
+	plan := landscaper(t, dir, 0, "plan", "--detailed-exitcode")
+	again := landscaper(t, dir, 0, "apply", "--auto-approve", "--json")
+	// With nothing to do, apply prints its plan (and no summary).
+	var planned struct {
+		Kind    string
+		Changes []struct{ Member, Action string }
+		Add     int
+		Change  int
+		Destroy int
+	}
+	noops := 0
+	for _, l := range strings.Split(strings.TrimSpace(again.stdout.String()), "\n") {
+		var ev struct{ Kind string }
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("the second apply's --json output has a line that is not JSON: %q: %v", l, err)
+		}
+		switch ev.Kind {
+		case "plan":
+			if err := json.Unmarshal([]byte(l), &planned); err != nil {
+				t.Fatalf("decode the plan %s: %v", l, err)
+			}
+			for _, c := range planned.Changes {
+				if c.Action == "no-op" {
+					noops++
+				}
+			}
+		case "summary":
+			if !strings.Contains(l, `"created":0,`) || !strings.Contains(l, `"updated":0,`) || !strings.Contains(l, `"replaced":0,`) || !strings.Contains(l, `"deleted":0,`) {
+				t.Errorf("the second apply's summary reports changes: %s", l)
+			}
+		case "started", "done", "failed", "skipped":
+			t.Errorf("the second apply did something: %s", l)
+		}
+	}
+	if planned.Kind != "plan" || planned.Add+planned.Change+planned.Destroy != 0 || noops != 5 || len(planned.Changes) != 5 {
+		t.Errorf("the second apply's plan is not 5 no-ops: %+v\n%s", planned, again.output())
+	}
+	if got := host.Activations(); len(got) != len(activations) {
+		t.Errorf("the second apply activated again: %q, before %q", got, activations)
+	}
+	if got := presentedKey(t, port); got != presented {
+		t.Errorf("after the second apply the server presents %s, before %s", got, presented)
+	}
+
+	// No private key reached the output of landscaper or of the boot
+	// server: not the temporary host key, not the login key, not the key
+	// generated on the server.
+	rotated, err := os.ReadFile(filepath.Join(host.Dir, "etc-ssh", "ssh_host_ed25519_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{
+		"installerHostKey": str(t, outputs, "installerHostKey", "privateKey"),
+		"deployKey":        str(t, outputs, "deployKey", "privateKey"),
+		"the rotated key":  string(rotated),
+	}
+	texts := map[string]string{
+		"the first apply's stdout":  apply.stdout.String(),
+		"the first apply's stderr":  apply.stderr.String(),
+		"the plan's output":         plan.output(),
+		"the second apply's output": again.output(),
+		"landscaper serve's log":    srv.log.String(),
+	}
+	for name, key := range keys {
+		lines := secretLines(key)
+		if len(lines) == 0 {
+			t.Fatalf("%s has no key material lines: the check would check nothing", name)
+		}
+		for where, text := range texts {
+			for _, l := range lines {
+				if strings.Contains(text, l) {
+					t.Errorf("%s shows private key material of %s", where, name)
+					break
+				}
+			}
+		}
+	}
+	for where, text := range texts {
+		if strings.Contains(text, "PRIVATE KEY") {
+			t.Errorf("%s shows a PRIVATE KEY block", where)
+		}
+	}
+}
+
+// toplevel is the store path of the example's system, from its params.nix.
+func toplevel(t *testing.T, dir string) string {
+	t.Helper()
+	cmd := exec.Command("nix-instantiate", "--eval", "--json", "-E", fmt.Sprintf("(import %s/params.nix).toplevel.outPath", dir))
+	cmd.Env = landscaperEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("evaluate the example's toplevel: %v", err)
+	}
+	var p string
+	if err := json.Unmarshal(out, &p); err != nil || !strings.HasPrefix(p, "/nix/store/") {
+		t.Fatalf("the example's toplevel is %s (%v)", out, err)
+	}
+	return p
+}
