@@ -1,6 +1,8 @@
 package nixos_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,6 +32,11 @@ func TestRotateThenActivate(t *testing.T) {
 	}
 	if got := f.host.HostPublicKey(); !strings.HasPrefix(got, rotated) {
 		t.Fatalf("host has key %q on disk, output says %q", got, rotated)
+	}
+	if fi, err := os.Stat(filepath.Join(f.host.Dir, "etc-ssh", "ssh_host_ed25519_key")); err != nil {
+		t.Errorf("rotated private host key: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("rotated private host key has mode %v, want 0600", fi.Mode().Perm())
 	}
 	// Read: the host presents the rotated key.
 	if r := f.h.Read(hostKeyType, keyState); !r.Exists || r.Diagnostics.HasError() {
