@@ -49,7 +49,7 @@ func systemType() *sdk.Type[systemInputs, systemOutputs] {
 		sdk.List("healthChecks", "object", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`).Default([]any{}),
 		sdk.Number("confirmTimeout", "Seconds the target waits, after activating, for a new SSH connection from the deployer before it re-activates the previous system on its own.").Default(30),
 		sdk.Number("activationTimeout", "Seconds switch-to-configuration may take (the new system's, and the previous one's when rolling back).").Default(600),
-		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(3600),
+		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(1200),
 		sdk.Bool("substituteOnDestination", "Let the target fetch store paths from its own binary caches (nix copy --substitute-on-destination).").Default(false),
 		sdk.Bool("sudo", `Run commands through "sudo -n"; by default when user is not "root".`),
 	)
