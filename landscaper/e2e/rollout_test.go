@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -130,6 +131,22 @@ func TestRolloutStopsAtFirstFailure(t *testing.T) {
 	stdout, _ = mustRun(t, dir, 0, "plan")
 	if !strings.Contains(stdout, "No changes.") {
 		t.Errorf("plan after the rollout finished:\n%s", stdout)
+	}
+
+	// Drift: someone activates the old system on h1 by hand. The plan
+	// shows it and the apply puts the recorded system back.
+	if out, err := hosts[0].Exec(context.Background(), v1+"/bin/switch-to-configuration test"); err != nil {
+		t.Fatalf("activate by hand: %v: %s", err, out)
+	}
+	stdout, _ = mustRun(t, dir, 0, "plan")
+	for _, want := range []string{"h1 (nixos.system) changed outside landscaper", "warning: the host does not run the recorded system", "1 to change"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("plan after drift does not say %q:\n%s", want, stdout)
+		}
+	}
+	mustRun(t, dir, 0, "apply", "--auto-approve")
+	if got := hosts[0].CurrentSystem(); got != v2 {
+		t.Errorf("after repairing the drift h1 runs %q, want %q", got, v2)
 	}
 }
 

@@ -53,6 +53,8 @@ type Change struct {
 	Deferred bool
 	Deps     []string
 	Context  map[string]eval.ContextEntry
+	// Warnings are the provider's warnings about this change.
+	Warnings []string
 }
 
 // Counts returns how many members the plan creates, changes and destroys
@@ -478,6 +480,15 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 		Changed: resp.Changed, RequiresReplace: resp.RequiresReplace,
 		PlannedOutputs: resp.PlannedOutputs, UnknownOutputs: resp.UnknownOutputs,
 		Deps: m.deps, Context: m.context,
+	}
+	for _, d := range resp.Diagnostics {
+		if d.Severity == resource.SeverityWarning {
+			w := d.Summary
+			if d.Detail != "" {
+				w += ": " + d.Detail
+			}
+			c.Warnings = append(c.Warnings, e.redact.redact(w))
+		}
 	}
 	switch {
 	case prior != nil && !sameType:

@@ -95,6 +95,9 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "  %s\n", st.Bold("# "+headline(c)))
 		fmt.Fprintf(w, "%s %s\n", st.symbol(c.Action), c.Member)
+		for _, warning := range c.Warnings {
+			fmt.Fprintf(w, "    %s %s\n", st.Yellow("warning:"), warning)
+		}
 		renderAttributes(w, c, st)
 	}
 	renderRollouts(w, plan, st)
