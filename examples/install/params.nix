@@ -20,10 +20,9 @@
   # The installer the server boots over the network. Its sshd must use the
   # host key at hostKeyPath and root's authorized_keys at
   # authorizedKeysPath, files that the boot entry's extra initrd carries.
-  # pxe-nbp checks at `landscaper plan` that kernel and initrds exist, so a
-  # real installer is built before planning, for example a NixOS netboot
-  # image (nix-build it first; its configuration must make sshd use the two
-  # files above):
+  # A real installer is, for example, a NixOS netboot image, which
+  # `landscaper apply` builds before it writes the boot entry (its
+  # configuration must make sshd use the two files above):
   #
   #   let build = (import <nixpkgs/nixos> { configuration = ./installer.nix; }).config.system.build; in
   #   kernel = "${build.kernel}/bzImage";

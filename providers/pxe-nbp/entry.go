@@ -100,12 +100,12 @@ func validateEntry(in entryInputs, unknown []resource.Path) resource.Diagnostics
 		}
 	}
 	if p := resource.AttrPath("kernel"); known(p) {
-		diags = append(diags, checkBootFile(p, "kernel", in.Kernel)...)
+		diags = append(diags, checkBootFile(p, "kernel", in.Kernel, false)...)
 	}
 	if p := resource.AttrPath("initrd"); known(p) {
 		for i, name := range in.Initrd {
 			if q := p.Index(i); known(q) {
-				diags = append(diags, checkBootFile(q, "initrd", name)...)
+				diags = append(diags, checkBootFile(q, "initrd", name, false)...)
 			}
 		}
 	}
@@ -125,7 +125,11 @@ func validateEntry(in entryInputs, unknown []resource.Path) resource.Diagnostics
 }
 
 // checkBootFile checks that a kernel or initrd path names a regular file.
-func checkBootFile(p resource.Path, what, name string) resource.Diagnostics {
+// Before the apply (mustExist false) a store path that does not exist yet
+// passes: the engine builds the derivations an input refers to right
+// before applying the member, so an installer built by the deployment is
+// there by then.
+func checkBootFile(p resource.Path, what, name string, mustExist bool) resource.Diagnostics {
 	fail := func(format string, args ...any) resource.Diagnostics {
 		return resource.Diagnostics{resource.Error(p, "bad "+what+" path", format, args...)}
 	}
@@ -137,6 +141,8 @@ func checkBootFile(p resource.Path, what, name string) resource.Diagnostics {
 	}
 	fi, err := os.Stat(name)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && !mustExist && strings.HasPrefix(name, "/nix/store/"):
+		return nil
 	case errors.Is(err, os.ErrNotExist):
 		return fail("%s does not exist (is it built? a store path must be realised on the machine running landscaper)", name)
 	case err != nil:
@@ -433,6 +439,13 @@ func driftPaths(store bootentry.Store, want bootentry.Entry, wantExtra []byte) [
 func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
 	if err := ctx.Err(); err != nil {
 		return entryOutputs{}, fmt.Errorf("write boot entry: %w", err)
+	}
+	diags := checkBootFile(resource.AttrPath("kernel"), "kernel", in.Kernel, true)
+	for i, name := range in.Initrd {
+		diags = append(diags, checkBootFile(resource.AttrPath("initrd").Index(i), "initrd", name, true)...)
+	}
+	if diags.HasError() {
+		return entryOutputs{}, &resource.DiagnosticsError{Diagnostics: diags}
 	}
 	e, extra, err := buildEntry(in)
 	if err != nil {

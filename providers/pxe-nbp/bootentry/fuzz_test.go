@@ -10,9 +10,22 @@ import (
 
 var normalMAC = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 
+// hexOf keeps the hex digits of s, lowercased.
+func hexOf(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if ('0' <= r && r <= '9') || ('a' <= r && r <= 'f') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // FuzzNormalizeMAC: NormalizeMAC never panics, and what it accepts comes
-// out as six lowercase colon-separated bytes that normalise to themselves.
-// The seeds are below and in testdata/fuzz/FuzzNormalizeMAC.
+// out as six lowercase colon-separated bytes that normalise to themselves
+// and are the input's own hex digits (after pxelinux's "01-" prefix, if
+// any): a MAC is never made up. The seeds are below and in
+// testdata/fuzz/FuzzNormalizeMAC.
 func FuzzNormalizeMAC(f *testing.F) {
 	for _, s := range []string{
 		"52:54:00:12:34:56", "52-54-00-12-34-56", "5254.0012.3456", "525400123456",
@@ -32,6 +45,9 @@ func FuzzNormalizeMAC(f *testing.F) {
 		}
 		if !normalMAC.MatchString(got) {
 			t.Fatalf("NormalizeMAC(%q) = %q, not six lowercase colon-separated bytes", s, got)
+		}
+		if in, out := hexOf(s), hexOf(got); in != out && in != "01"+out {
+			t.Fatalf("NormalizeMAC(%q) = %q: not the input's hex digits", s, got)
 		}
 		again, err := bootentry.NormalizeMAC(got)
 		if err != nil || again != got {
