@@ -9,7 +9,7 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 PROVIDERS := $(notdir $(wildcard providers/*/cmd/landscaper-provider-*))
 
-.PHONY: build test test-short generate lint bench demo clean install-deps fuzz
+.PHONY: build test test-short generate lint bench demo demo-quickstart clean install-deps fuzz
 
 build:
 	$(GO) build -o $(BIN)/ ./landscaper/cmd/landscaper $(addprefix ./providers/,$(foreach p,$(PROVIDERS),$(patsubst landscaper-provider-%,%,$(p))/cmd/$(p)))
@@ -39,10 +39,16 @@ lint: $(TOOLS)/buf
 bench: build
 	bash scripts/bench.sh
 
-# The README's first command: installs what is needed, builds, and runs the
-# quickstart deployment in a temporary directory (plan, apply, destroy).
+# The README's first command: installs what is needed, builds, and installs
+# a simulated new server with examples/install in one apply, served by
+# `landscaper serve` (scripts/demo.sh).
 demo:
 	bash scripts/demo.sh
+
+# The quickstart deployment (local files) in a temporary directory: plan,
+# apply, destroy.
+demo-quickstart:
+	bash scripts/demo-quickstart.sh
 
 # Runs every fuzz target for FUZZTIME each, one after the other:
 # make fuzz FUZZTIME=5m. The seed corpora (testdata/fuzz) run with plain
@@ -51,8 +57,10 @@ FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./landscaper/state FuzzDecode \
 	./landscaper/eval FuzzSubstitute \
+	./landscaper/eval FuzzDecodeEvaluation \
 	./landscaper/ui FuzzRenderPlanHidesSecrets \
 	./landscaper/bootserver FuzzParseName \
+	./landscaper/bootserver FuzzMachineScript \
 	./providers/pxe-nbp/bootentry FuzzNormalizeMAC \
 	./providers/pxe-nbp/bootentry FuzzCheckCmdline \
 	./providers/pxe-nbp/cpio FuzzWriter

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -326,47 +325,6 @@ func (f *File) encode(s *State) ([]byte, error) {
 	buf.WriteString("}\n")
 	f.cache, f.pendingCache = cache, pendingCache
 	return buf.Bytes(), nil
-}
-
-// checkFieldNames refuses field names that differ from the format's only by
-// case ("lineAge"): encoding/json would take them, so a hand-edited state
-// with a typo would be read as something it does not say. Names the format
-// does not have at all are let be, for states written by newer versions.
-func checkFieldNames(data []byte) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return err
-	}
-	if err := checkObjectNames("the state", top, reflect.TypeFor[State]()); err != nil {
-		return err
-	}
-	for _, section := range []struct {
-		key string
-		typ reflect.Type
-	}{{"resources", reflect.TypeFor[Resource]()}, {"pending", reflect.TypeFor[Pending]()}} {
-		var entries map[string]map[string]json.RawMessage
-		if json.Unmarshal(top[section.key], &entries) != nil {
-			continue
-		}
-		for name, fields := range entries {
-			if err := checkObjectNames(fmt.Sprintf("%s %q", section.key, name), fields, section.typ); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func checkObjectNames(where string, fields map[string]json.RawMessage, typ reflect.Type) error {
-	for i := range typ.NumField() {
-		want, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-		for got := range fields {
-			if got != want && strings.EqualFold(got, want) {
-				return fmt.Errorf("has the field %q in %s, which should be spelled %q (hand-edited?)", got, where, want)
-			}
-		}
-	}
-	return nil
 }
 
 // writeCachedObject writes m as a JSON object with sorted keys. A value

@@ -370,6 +370,31 @@ func TestInvalidStateRefused(t *testing.T) {
 		{"resource without type", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"provider":"p"}}}`, `resource "a" without a type`},
 		{"bad pending operation", `{"version":1,"lineage":"x","serial":1,"resources":{},"pending":{"a":{"operation":"explode","type":"t"}}}`, `unknown operation "explode"`},
 		{"bad inputs", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","inputs":"x","private":"%%%"}}}`, `invalid`},
+		// Corrupted: random bytes, a block of zeros (a lost disk block).
+		{"random bytes", string(randomBytes(512, 1)), "is not valid JSON"},
+		{"zeroed block", string(goodJSON[:20]) + strings.Repeat("\x00", 64) + string(goodJSON[84:]), "is not valid JSON"},
+		{"invalid JSON inside", strings.Replace(string(goodJSON), `"resources":{`, `"resources":{,`, 1), "is not valid JSON"},
+		// Hand-edited: values of the wrong type, named by resource and field.
+		{"serial a string", `{"version":1,"lineage":"x","serial":"4"}`, `invalid value at "serial": a JSON string`},
+		{"serial a fraction", `{"version":1,"lineage":"x","serial":1.5}`, `invalid value at "serial": a JSON number 1.5`},
+		{"serial too big", `{"version":1,"lineage":"x","serial":18446744073709551616}`, `invalid value at "serial"`},
+		{"lineage a number", `{"version":1,"lineage":42,"serial":1}`, `invalid value at "lineage": a JSON number`},
+		{"lineage null", `{"version":1,"lineage":null,"serial":1}`, "no lineage"},
+		{"resource a string", `{"version":1,"lineage":"x","serial":1,"resources":{"a":"local.file"}}`, `invalid resource "a": it holds a JSON string, not an object`},
+		{"type a number", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":5}}}`, `invalid value at "type" in resource "a": a JSON number`},
+		{"tainted a string", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","tainted":"yes"}}}`, `invalid value at "tainted" in resource "a": a JSON string`},
+		{"dependencies a string", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","dependencies":"b"}}}`, `invalid value at "dependencies" in resource "a"`},
+		{"private not base64", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","private":"%%%"}}}`, `invalid value at "private" in resource "a": illegal base64`},
+		{"sensitive path unparsable", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","sensitiveInputs":["\"open"]}}}`, `invalid value at "sensitiveInputs" in resource "a"`},
+		{"since not a time", `{"version":1,"lineage":"x","serial":1,"pending":{"a":{"operation":"create","type":"t","since":"yesterday"}}}`, `invalid value at "since" in pending operation "a"`},
+		// Hand-edited: fields the format does not have, or has once.
+		{"unknown field", `{"version":1,"lineage":"x","serial":1,"colour":"red"}`, `unknown field "colour" (hand-edited?`},
+		{"unknown resource field", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","taint":true}}}`, `unknown field "taint" in resource "a"`},
+		{"unknown pending field", `{"version":1,"lineage":"x","serial":1,"pending":{"a":{"operation":"create","type":"t","why":"x"}}}`, `unknown field "why" in pending operation "a"`},
+		{"field twice", `{"version":1,"lineage":"x","serial":1,"serial":2}`, `the field "serial" is given twice`},
+		{"resource field twice", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t","type":"u"}}}`, `invalid resource "a": the field "type" is given twice`},
+		{"resource twice", `{"version":1,"lineage":"x","serial":1,"resources":{"a":{"type":"t"},"a":{"type":"u"}}}`, `the field "a" is given twice`},
+		{"misspelt field", `{"version":1,"lineAge":"x","serial":1}`, `"lineAge", which should be spelled "lineage"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -186,12 +187,19 @@ func (r *Recorder) Close(ctx context.Context) error {
 				err = fmt.Errorf("close state recorder %s: %w", r.b.Describe(), ctx.Err())
 			}
 		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrStale) {
+			// Every operation's pending record was written before it
+			// started (Sync), so what is lost is results, which the next
+			// run settles by asking the providers.
+			err = fmt.Errorf("%w (the state keeps what was written before: results since then are not saved, and the next run settles the operations recorded as pending)", err)
+		}
 		switch {
 		case first == nil:
 			r.closeErr = err
 		case err == nil:
 			r.closeErr = fmt.Errorf("an earlier write of state %s failed (a later write succeeded and the state is complete): %w", r.b.Describe(), first)
-		case errors.Is(err, first):
+		case errors.Is(err, first) || strings.Contains(err.Error(), first.Error()):
+			// The same failure again: say it once.
 			r.closeErr = err
 		default:
 			r.closeErr = errors.Join(err, fmt.Errorf("an earlier write of state %s failed: %w", r.b.Describe(), first))
