@@ -197,15 +197,21 @@ func (h *Host) fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// namespace is the mount namespace of the host's processes.
-func (h *Host) namespace() string {
+// Namespace is the mount namespace of the host's processes
+// ("mnt:[4026532...]"), or "" once it is stopped.
+func (h *Host) Namespace() string {
+	if h.holder == nil || h.holder.Process == nil {
+		return ""
+	}
 	ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", h.holder.Process.Pid))
 	return ns
 }
 
 // Processes lists the pids of every process in the host's namespace.
-func (h *Host) Processes() []int {
-	ns := h.namespace()
+func (h *Host) Processes() []int { return InNamespace(h.Namespace()) }
+
+// InNamespace lists the pids of the processes in mount namespace ns.
+func InNamespace(ns string) []int {
 	if ns == "" {
 		return nil
 	}

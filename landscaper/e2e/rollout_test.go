@@ -2,16 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 )
@@ -45,16 +40,8 @@ func rolloutDeployment(hosts []*testhost.Host, toplevel string) string {
 // activates the new system; the apply fails naming the second. Once the
 // check is fixed, a new apply finishes the rollout.
 func TestRolloutStopsAtFirstFailure(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, _ := ssh.NewPublicKey(pub)
-	authorized := string(ssh.MarshalAuthorizedKey(sshPub))
+	login := testhost.NewKeyPair(t)
+	authorized := login.Public + "\n"
 	var hosts []*testhost.Host
 	for range 3 {
 		hosts = append(hosts, testhost.Start(t, testhost.Options{AuthorizedKeys: authorized}))
@@ -62,7 +49,7 @@ func TestRolloutStopsAtFirstFailure(t *testing.T) {
 	v1 := testhost.BuildSystem(t, testhost.System{Name: "rollout-v1"})
 	v2 := testhost.BuildSystem(t, testhost.System{Name: "rollout-v2"})
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "login-key"), pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "login-key"), []byte(login.Private), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -9,9 +9,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/landscaper-nix/landscaper/internal/testfs"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
 )
 
@@ -126,22 +126,6 @@ func TestCorruptStateRefusedByCLI(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it when the test ends. Mounting needs root (CI runs the tests as root).
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Fatalf("mount a %d-byte tmpfs on %s (needs root, as in CI): %v", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // parseStateFile reads a state file with the parser the backends use.
 func parseStateFile(t *testing.T, path string) *state.State {
 	t.Helper()
@@ -174,7 +158,7 @@ func names[T any](m map[string]T) []string {
 // freed, the next apply finishes the deployment.
 func TestApplyWithStateOnFullDisk(t *testing.T) {
 	t.Parallel()
-	stateDir := mountTmpfs(t, 128<<10)
+	stateDir := testfs.Tmpfs(t, 128<<10)
 	stateFile := filepath.Join(stateDir, "state.json")
 	filler := filepath.Join(stateDir, "filler")
 	dir := t.TempDir()

@@ -1,7 +1,6 @@
 package installtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,48 +52,11 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// landscaperEnv is the test's environment without the variables that
-// change landscaper's behaviour, with colours off and no substituters
-// (the machine is offline).
-func landscaperEnv() []string {
-	var env []string
-	nixConfig := "substituters ="
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "LANDSCAPER_"), strings.HasPrefix(kv, "NO_COLOR="):
-			continue
-		case strings.HasPrefix(kv, "NIX_CONFIG="):
-			nixConfig = strings.TrimPrefix(kv, "NIX_CONFIG=") + "\n" + nixConfig
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "NO_COLOR=1", "NIX_CONFIG="+nixConfig)
-}
-
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run is a landscaper command running in the background.
 type run struct {
 	args           []string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testbin.Output
 	cancel         context.CancelFunc
 	done           chan struct{}
 	code           int
@@ -106,10 +67,10 @@ type run struct {
 func start(t *testing.T, dir string, args ...string) *run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	r := &run{args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	r := &run{args: args, stdout: &testbin.Output{}, stderr: &testbin.Output{}, cancel: cancel, done: make(chan struct{})}
 	r.cmd = exec.CommandContext(ctx, filepath.Join(testbin.Dir(t), "landscaper"), args...)
 	r.cmd.Dir = dir
-	r.cmd.Env = landscaperEnv()
+	r.cmd.Env = testbin.Env()
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
 	if err := r.cmd.Start(); err != nil {
 		cancel()
@@ -158,7 +119,7 @@ func landscaper(t *testing.T, dir string, want int, args ...string) *run {
 // server is a running `landscaper serve`.
 type server struct {
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testbin.Output
 	exited   chan struct{}
 	tftpAddr string
 	httpAddr string
@@ -172,10 +133,10 @@ var listenAddrRe = regexp.MustCompile(`\b(tftp|http)="?([0-9.]+:[0-9]+)"?`)
 // test ends.
 func startServer(t *testing.T, bootDir string) *server {
 	t.Helper()
-	s := &server{log: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{log: &testbin.Output{}, exited: make(chan struct{})}
 	args := []string{"serve", "--boot-dir", bootDir, "--tftp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--ipxe-dir", ""}
 	s.cmd = exec.Command(filepath.Join(testbin.Dir(t), "landscaper"), args...)
-	s.cmd.Env = landscaperEnv()
+	s.cmd.Env = testbin.Env()
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start landscaper %s: %v", strings.Join(args, " "), err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
+	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
 )
 
 // mac is the stand-in server's MAC address.
@@ -204,7 +205,7 @@ func TestInstall(t *testing.T) {
 func toplevel(t *testing.T, dir string) string {
 	t.Helper()
 	cmd := exec.Command("nix-instantiate", "--eval", "--json", "-E", fmt.Sprintf("(import %s/params.nix).toplevel.outPath", dir))
-	cmd.Env = landscaperEnv()
+	cmd.Env = testbin.Env()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("evaluate the example's toplevel: %v", err)

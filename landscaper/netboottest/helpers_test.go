@@ -250,7 +250,7 @@ func runLandscaper(binDir, dir string, args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "landscaper"), args...)
 	cmd.Dir = dir
-	cmd.Env = landscaperEnv()
+	cmd.Env = testbin.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -263,52 +263,10 @@ func runLandscaper(binDir, dir string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// landscaperEnv is the test's environment without the variables that
-// change landscaper's behaviour, with colours off and no substituters.
-func landscaperEnv() []string {
-	var env []string
-	nixConfig := "substituters ="
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "LANDSCAPER_"), strings.HasPrefix(kv, "NO_COLOR="):
-			continue
-		case strings.HasPrefix(kv, "NIX_CONFIG="):
-			nixConfig = strings.TrimPrefix(kv, "NIX_CONFIG=") + "\n" + nixConfig
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "NO_COLOR=1", "NIX_CONFIG="+nixConfig)
-}
-
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
 // server is a running `landscaper serve`.
 type server struct {
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testbin.Output
 	tftpPort int
 	httpPort int
 	exited   chan struct{}
@@ -328,7 +286,7 @@ func startServer(t *testing.T, bootDir string, httpURL bool) *server {
 	// A free port can be taken between choosing it and listening on it;
 	// try again with others then.
 	for attempt := 0; attempt < 3; attempt++ {
-		s := &server{log: &syncBuffer{}, tftpPort: freeUDPPort(t), httpPort: freeTCPPort(t), exited: make(chan struct{})}
+		s := &server{log: &testbin.Output{}, tftpPort: freeUDPPort(t), httpPort: freeTCPPort(t), exited: make(chan struct{})}
 		args := []string{"serve",
 			"--boot-dir", bootDir,
 			"--tftp-listen", fmt.Sprintf("127.0.0.1:%d", s.tftpPort),
@@ -339,7 +297,7 @@ func startServer(t *testing.T, bootDir string, httpURL bool) *server {
 			args = append(args, "--http-url", fmt.Sprintf("http://10.0.2.2:%d/", s.httpPort))
 		}
 		s.cmd = exec.Command(bin, args...)
-		s.cmd.Env = landscaperEnv()
+		s.cmd.Env = testbin.Env()
 		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 		if err := s.cmd.Start(); err != nil {
 			t.Fatalf("start landscaper %s: %v", strings.Join(args, " "), err)
@@ -551,7 +509,7 @@ func bootVM(t *testing.T, mac string, tftpPort int, stopWhen func(serial string)
 		"-device", fmt.Sprintf("%s,netdev=n0,mac=%s,romfile=%s", nicModel, mac, nicROM),
 		"-boot", "order=n",
 	}
-	var out syncBuffer
+	var out testbin.Output
 	cmd := exec.Command(qemuBinary, args...)
 	cmd.Stdin = nil // /dev/null
 	cmd.Stdout, cmd.Stderr = &out, &out

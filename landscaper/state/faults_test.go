@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/landscaper-nix/landscaper/internal/testfs"
 )
 
 // randomBytes returns n reproducible pseudo-random bytes.
@@ -130,23 +132,6 @@ func TestBackupHoldsLastGoodState(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of the given size on a new directory and
-// unmounts it when the test ends. Mounting needs root (CI runs the tests
-// as root).
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Fatalf("mount a %d-byte tmpfs on %s (needs root, as in CI): %v", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // fillDisk writes zeros to name in dir until the file system is full.
 func fillDisk(t *testing.T, dir string) string {
 	t.Helper()
@@ -205,7 +190,7 @@ func TestFullDiskLosesNothingRecorded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := mountTmpfs(t, 256<<10)
+			dir := testfs.Tmpfs(t, 256<<10)
 			path := filepath.Join(dir, "state.json")
 			f := NewFile(path)
 			rec := NewRecorder(f, mustRead(t, f))

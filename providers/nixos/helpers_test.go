@@ -2,14 +2,9 @@ package nixos_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -22,27 +17,9 @@ const (
 	systemType  = "nixos.system"
 )
 
-// keyPair is an ed25519 key pair as the ssh-keypair provider makes them.
-type keyPair struct {
-	Private, Public string
-}
+type keyPair = testhost.KeyPair
 
-func newKeyPair(t *testing.T) keyPair {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyPair{Private: string(pem.EncodeToMemory(block)), Public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}
-}
+func newKeyPair(t *testing.T) keyPair { return testhost.NewKeyPair(t) }
 
 // fixture is a stand-in host with a login key authorised on it.
 type fixture struct {

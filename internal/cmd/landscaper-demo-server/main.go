@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -94,47 +93,15 @@ func run(bootURL, mac string, port int, dir string, timeout time.Duration) error
 	if err != nil {
 		return err
 	}
-	ns := namespace(host)
+	ns := host.Namespace()
 	log.Printf("sshd listening on %s:%d with the host key from the boot entry, %s", host.Address, host.Port, ssh.FingerprintSHA256(signer.PublicKey()))
 
 	<-ctx.Done()
 	log.Printf("shutting down")
 	host.Close()
-	if left := inNamespace(ns); len(left) > 0 {
+	if left := testhost.InNamespace(ns); len(left) > 0 {
 		return fmt.Errorf("processes %v are still running in the server's mount namespace", left)
 	}
 	log.Printf("stopped: no process left in the server's mount namespace, its files removed")
 	return nil
-}
-
-// namespace is the mount namespace of the host's processes (its sshd).
-func namespace(h *testhost.Host) string {
-	pids := h.Processes()
-	if len(pids) == 0 {
-		return ""
-	}
-	ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pids[0]))
-	return ns
-}
-
-// inNamespace lists the processes in mount namespace ns.
-func inNamespace(ns string) []int {
-	if ns == "" {
-		return nil
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); l == ns {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
