@@ -152,10 +152,16 @@ func Launch(opts Options) (_ *Host, err error) {
 			return nil, err
 		}
 	}
+	// root gets an empty home of its own: sshd runs each command through
+	// root's login shell, which would otherwise read this machine's
+	// /root/.bashrc (on a development machine that may start tools, such
+	// as pyenv's init with about 100 processes per command, which a NixOS
+	// server does not).
 	script := fmt.Sprintf(`set -e
 mount --bind %[1]s/nix /nix
 mount --bind %[1]s/run /run
 mount --bind %[1]s/etc-ssh /etc/ssh
+mount -t tmpfs -o mode=0700 testhost-root /root
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
 exec sleep 2147483647`, dir)
 	h.holder = exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)

@@ -31,11 +31,11 @@ rollback() {
 }
 # wait_for FILE SECONDS: 0 once FILE exists, 1 after SECONDS.
 wait_for() {
-	n=$(($2 * 10))
+	n=$(($2 * 20))
 	while [ "$n" -gt 0 ]; do
 		if [ -e "$dir/abort" ]; then rollback abort; fi
 		if [ -e "$dir/$1" ]; then return 0; fi
-		sleep 0.1
+		sleep 0.05
 		n=$((n - 1))
 	done
 	return 1
