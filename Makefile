@@ -9,7 +9,7 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 PROVIDERS := $(notdir $(wildcard providers/*/cmd/landscaper-provider-*))
 
-.PHONY: build test test-short generate lint bench demo demo-quickstart clean install-deps fuzz
+.PHONY: build test test-short generate lint bench bench-fleet demo demo-quickstart clean install-deps fuzz
 
 build:
 	$(GO) build -o $(BIN)/ ./landscaper/cmd/landscaper $(addprefix ./providers/,$(foreach p,$(PROVIDERS),$(patsubst landscaper-provider-%,%,$(p))/cmd/$(p)))
@@ -38,6 +38,11 @@ lint: $(TOOLS)/buf
 
 bench: build
 	bash scripts/bench.sh
+
+# landscaper apply of nixos.system on 1, 10 and 20 stand-in hosts against
+# the same steps by hand (BENCHMARKS.md, "Fleet apply").
+bench-fleet:
+	bash scripts/bench-fleet.sh
 
 # The README's first command: installs what is needed, builds, and installs
 # a simulated new server with examples/install in one apply, served by
