@@ -78,6 +78,8 @@ read -r -d '' init <<'EOF' || true
 # The initrd has no /dev/console of its own; now there is one.
 exec </dev/console >/dev/console 2>&1
 /bin/busybox mount -t proc proc /proc
+# Kernel messages on the console would cut into the lines printed below.
+echo 1 >/proc/sys/kernel/printk
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox --install -s /bin
 echo "LANDSCAPER-CMDLINE: $(cat /proc/cmdline)"
