@@ -209,3 +209,42 @@ func TestSSHDKilledRollsBackOnItsOwn(t *testing.T) {
 		t.Errorf("activations %q", acts)
 	}
 }
+
+// TestActions: "test" activates without touching the boot default; "boot"
+// makes the boot default without activating, and says a reboot is needed.
+func TestActions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testhost.Options{})
+	v1 := testhost.BuildSystem(t, testhost.System{Name: "actions-v1"})
+	v2 := testhost.BuildSystem(t, testhost.System{Name: "actions-v2"})
+	v3 := testhost.BuildSystem(t, testhost.System{Name: "actions-v3"})
+	prior, diags, _ := f.create(t, systemType, f.systemInputs(v1, nil))
+	if diags.HasError() {
+		t.Fatal(diags.Err())
+	}
+
+	st, diags, _ := f.update(t, systemType, prior, f.systemInputs(v2, map[string]any{"action": "test"}))
+	if diags.HasError() {
+		t.Fatalf("action test: %v", diags.Err())
+	}
+	if cur, prof, boot := f.host.CurrentSystem(), f.host.ProfileSystem(), f.host.BootDefault(); cur != v2 || prof != v1 || boot != v1 {
+		t.Errorf("after action test: current %s, profile %s, boot default %s; want v2, v1, v1", cur, prof, boot)
+	}
+	if p := f.h.Plan(systemType, &resource.State{Inputs: st.Inputs, Outputs: f.h.Read(systemType, st).Outputs}, f.systemInputs(v2, map[string]any{"action": "test"})); p.Action != resource.ActionNoop {
+		t.Errorf("plan after action test: %s, want no-op", p.Action)
+	}
+
+	st, diags, _ = f.update(t, systemType, st, f.systemInputs(v3, map[string]any{"action": "boot"}))
+	if diags.HasError() {
+		t.Fatalf("action boot: %v", diags.Err())
+	}
+	if cur, prof, boot := f.host.CurrentSystem(), f.host.ProfileSystem(), f.host.BootDefault(); cur != v2 || prof != v3 || boot != v3 {
+		t.Errorf("after action boot: current %s, profile %s, boot default %s; want v2, v3, v3", cur, prof, boot)
+	}
+	if !strings.Contains(string(st.Outputs.JSON), `"needsReboot":true`) {
+		t.Errorf("action boot outputs %s, want needsReboot true", st.Outputs.JSON)
+	}
+	if n := countLines(f.host.Activations(), v3+" test"); n != 0 {
+		t.Errorf("action boot activated the system %d times", n)
+	}
+}
