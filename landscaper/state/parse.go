@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -239,7 +240,7 @@ func decodeFields(where string, fs fields, dst any, skip ...string) error {
 		return invalid(err.Error(), nil)
 	}
 	for _, f := range fs {
-		if contains(skip, f.name) {
+		if slices.Contains(skip, f.name) {
 			continue
 		}
 		i, _ := fieldIndex(v.Type(), f.name)
@@ -248,15 +249,6 @@ func decodeFields(where string, fs fields, dst any, skip ...string) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // valueProblem says what is wrong with a value that did not decode.

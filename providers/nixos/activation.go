@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,7 +200,7 @@ func (a *activation) waitStatus(ctx context.Context, c *remote.Client, within ti
 		if c != nil {
 			status, err := a.awaitStatus(ctx, c, pending)
 			if err == nil {
-				if !contains(pending, status) && !strings.HasPrefix(status, "rolling-back") {
+				if !slices.Contains(pending, status) && !strings.HasPrefix(status, "rolling-back") {
 					return status, nil
 				}
 			} else {

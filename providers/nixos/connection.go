@@ -94,7 +94,7 @@ func normalizeKey(line string) (string, error) {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
 }
 
-// dialLogged dials the target, bounded by within.
+// dialWithin dials the target, bounded by within.
 func dialWithin(ctx context.Context, t remote.Target, within time.Duration) (*remote.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()

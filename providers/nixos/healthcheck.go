@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func parseHealthChecks(raw []map[string]any) ([]healthCheck, resource.Diagnostic
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if !contains(healthCheckKeys, k) {
+			if !slices.Contains(healthCheckKeys, k) {
 				bad(k, "unknown health check attribute", "%q is not a health check attribute; known: %s", k, strings.Join(healthCheckKeys, ", "))
 			}
 		}
@@ -117,15 +118,6 @@ func parseHealthChecks(raw []map[string]any) ([]healthCheck, resource.Diagnostic
 		checks = append(checks, h)
 	}
 	return checks, diags
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // budget is the longest the checks can take, one after the other.

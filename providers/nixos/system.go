@@ -107,8 +107,9 @@ func isStorePath(p string) bool {
 		len(p) > len("/nix/store/")+33 && !strings.ContainsAny(p, "\x00\n'\"$`\\ ")
 }
 
-// running is what must equal the toplevel for the resource to be in place:
-// the active system, and for switch and boot also the boot default.
+// inPlace reports whether the host runs the toplevel as the action asks:
+// as the active system for test, as the boot default for boot, both for
+// switch.
 func inPlace(action, toplevel string, o systemOutputs) bool {
 	switch action {
 	case actionTest:
