@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/landscaper-nix/landscaper/internal/termsafe"
 	"io"
 	"os"
 	"os/signal"
@@ -95,14 +96,14 @@ func Main(args []string, env Env) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "Error: %v\n", ee.err)
+			fmt.Fprintf(env.Stderr, "Error: %s\n", termsafe.Text(ee.err.Error()))
 		}
 		return ee.code
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	fmt.Fprintf(env.Stderr, "Error: %s\n", termsafe.Text(err.Error()))
 	return 1
 }
 

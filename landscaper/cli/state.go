@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/landscaper-nix/landscaper/internal/termsafe"
 	"sort"
 	"strings"
 
@@ -49,10 +50,10 @@ func runState(ctx context.Context, args []string, env Env) error {
 			return writeJSON(env, out)
 		}
 		for _, n := range names {
-			fmt.Fprintf(env.Stdout, "%s\t%s\n", n, st.Resources[n].Type)
+			fmt.Fprintf(env.Stdout, "%s\t%s\n", termsafe.Name(n), st.Resources[n].Type)
 		}
 		for n, p := range st.Pending {
-			fmt.Fprintf(env.Stdout, "%s\t%s\t(interrupted %s; the next plan or apply settles it)\n", n, p.Type, p.Operation)
+			fmt.Fprintf(env.Stdout, "%s\t%s\t(interrupted %s; the next plan or apply settles it)\n", termsafe.Name(n), p.Type, p.Operation)
 		}
 		return nil
 	case "show":

@@ -107,6 +107,26 @@ func TestDeploymentErrors(t *testing.T) {
 			want: []string{"thrower", "no contents for you"},
 		},
 		{
+			name: "empty-member-name",
+			bad:  `  members."" = { type = providers.local.file; inputs = { name = "out/empty"; contents = "x"; }; };`,
+			want: []string{`member "" has an empty name`},
+		},
+		{
+			name: "member-name-with-line-break",
+			bad:  `  members."two\nlines" = { type = providers.local.file; inputs = { name = "out/nl"; contents = "x"; }; };`,
+			want: []string{`member name "two\nlines" holds a line break`},
+		},
+		{
+			name: "member-name-with-dot",
+			bad:  `  members."a.b" = { type = providers.local.file; inputs = { name = "out/dot"; contents = "x"; }; };`,
+			want: []string{`member name "a.b" holds '.'`},
+		},
+		{
+			name: "member-name-with-hash",
+			bad:  `  members."a#b" = { type = providers.local.file; inputs = { name = "out/hash"; contents = "x"; }; };`,
+			want: []string{`member name "a#b" holds '#'`},
+		},
+		{
 			name: "syntax-error",
 			bad:  `  members.broken = { type = providers.local.file; inputs = { name = "out/broken" contents = "x"; }; };`,
 			want: []string{"landscaper.nix:3", "syntax error"},

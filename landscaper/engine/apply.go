@@ -77,7 +77,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
 		err = errors.Join(err, fmt.Errorf("save state: %w", cerr))
 	}
 	e.state = rec.Snapshot()
-	return summary, err
+	return summary, e.redactError(err)
 }
 
 func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Plan, summary *Summary) error {
@@ -284,9 +284,11 @@ func (r *applyRun) fail(c *Change, start time.Time, err error) outcome {
 	merr := &MemberError{Member: c.Member, Type: c.Type, Err: err}
 	r.mu.Lock()
 	r.summary.Failed = append(r.summary.Failed, c.Member)
-	r.summary.Errors = append(r.summary.Errors, merr)
+	// What a provider says about a failure may quote a secret it was
+	// given (a command's stderr): the summary holds the redacted text.
+	r.summary.Errors = append(r.summary.Errors, r.e.redactError(merr))
 	r.mu.Unlock()
-	r.e.emit(Event{Kind: EventFailed, Member: c.Member, Type: c.Type, Action: c.Action, Message: r.e.redact.redact(err.Error()), Elapsed: time.Since(start)})
+	r.e.emit(Event{Kind: EventFailed, Member: c.Member, Type: c.Type, Action: c.Action, Message: r.e.redactError(err).Error(), Elapsed: time.Since(start)})
 	return outcomeFailed
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/landscaper/eval"
 	"github.com/landscaper-nix/landscaper/landscaper/providerset"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
@@ -62,7 +63,7 @@ type Engine struct {
 	state     *state.State
 	providers *providerset.Set
 	evaluator *eval.Evaluator
-	redact    *redactor
+	redact    *redact.Set
 
 	// Filled while planning.
 	mu      sync.Mutex
@@ -124,7 +125,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts: opts, observer: opts.Observer, unlock: unlock, state: st,
-		providers: newProviderSet(opts), redact: newRedactor(),
+		providers: newProviderSet(opts), redact: &redact.Set{},
 		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
 		members: map[string]*member{}, values: map[eval.Key]eval.Value{},
 		evaluateAgain: map[string]bool{},
@@ -152,7 +153,7 @@ func (e *Engine) Close() error {
 		_ = e.evaluator.Close()
 	}
 	if e.unlock != nil {
-		return e.unlock()
+		return e.redactError(e.unlock())
 	}
 	return nil
 }
@@ -189,45 +190,12 @@ func (e *Engine) learnSecrets(r *state.Resource) {
 	}
 }
 
-// learnSecretsUnder remembers every string under p in doc for redaction.
-func (e *Engine) learnSecretsUnder(doc json.RawMessage, p resource.Path) {
-	v, ok := resource.Lookup(doc, p)
-	if !ok {
-		return
-	}
-	var decoded any
-	if json.Unmarshal(v, &decoded) != nil {
-		return
-	}
-	var walk func(any)
-	walk = func(x any) {
-		switch t := x.(type) {
-		case string:
-			e.redact.add(t)
-		case map[string]any:
-			for _, y := range t {
-				walk(y)
-			}
-		case []any:
-			for _, y := range t {
-				walk(y)
-			}
-		}
-	}
-	walk(decoded)
-}
-
+// learnSecretAt remembers every string under p in doc for redaction (a
+// value without strings as its JSON text).
 func (e *Engine) learnSecretAt(doc json.RawMessage, p resource.Path) {
-	v, ok := resource.Lookup(doc, p)
-	if !ok {
-		return
+	if v, ok := resource.Lookup(doc, p); ok {
+		e.redact.AddJSON(v)
 	}
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		e.redact.add(s)
-		return
-	}
-	e.redact.add(string(v))
 }
 
 // startProviders starts the built-in providers (all of them: their types

@@ -1,8 +1,7 @@
 package engine
 
 import (
-	"strings"
-	"sync"
+	"errors"
 	"time"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -47,41 +46,29 @@ type nopObserver struct{}
 
 func (nopObserver) Event(Event) {}
 
-// redactor replaces known secret values in text. Values shorter than eight
-// bytes are not redacted (they would blot out ordinary text, such as a file
-// mode next to a secret, and are no secret worth the name).
-type redactor struct {
-	mu      sync.RWMutex
-	secrets map[string]bool
+// redactedError is an error whose text has been through the redaction of
+// known secrets. It keeps the original for errors.Is (a cancelled context,
+// say) but not for errors.As, so the original text cannot be printed by
+// accident.
+type redactedError struct {
+	text  string
+	cause error
 }
 
-func newRedactor() *redactor { return &redactor{secrets: map[string]bool{}} }
+func (r *redactedError) Error() string { return r.text }
 
-func (r *redactor) add(secret string) {
-	if len(secret) < 8 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.secrets[secret] = true
-	// A multi-line secret (a private key) is also redacted line by line,
-	// since providers and commands print lines.
-	for _, line := range strings.Split(secret, "\n") {
-		if len(strings.TrimSpace(line)) >= 16 {
-			r.secrets[line] = true
-		}
-	}
-}
+func (r *redactedError) Is(target error) bool { return errors.Is(r.cause, target) }
 
-func (r *redactor) redact(text string) string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for s := range r.secrets {
-		if strings.Contains(text, s) {
-			text = strings.ReplaceAll(text, s, "(sensitive)")
-		}
+// redactError returns err with every known secret removed from its text;
+// every error the engine returns goes through it.
+func (e *Engine) redactError(err error) error {
+	if err == nil {
+		return nil
 	}
-	return text
+	if _, done := err.(*redactedError); done {
+		return err
+	}
+	return &redactedError{text: e.redact.Redact(err.Error()), cause: err}
 }
 
 // memberSink forwards a provider's events for one member to the observer.
@@ -93,9 +80,9 @@ type memberSink struct {
 }
 
 func (s memberSink) Log(text string) {
-	s.e.emit(Event{Kind: EventLog, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.redact(text)})
+	s.e.emit(Event{Kind: EventLog, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.Redact(text)})
 }
 
 func (s memberSink) Progress(message string, fraction float64) {
-	s.e.emit(Event{Kind: EventProgress, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.redact(message), Fraction: fraction})
+	s.e.emit(Event{Kind: EventProgress, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.Redact(message), Fraction: fraction})
 }

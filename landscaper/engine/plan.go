@@ -95,7 +95,8 @@ func (p *Plan) HasChanges() bool {
 
 // Plan evaluates the deployment, refreshes the state and asks the
 // providers what they would do.
-func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
+func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
+	defer func() { err = e.redactError(err) }()
 	if e.evaluator == nil {
 		ev, err := eval.New(e.opts.Source)
 		if err != nil {
@@ -487,7 +488,7 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 			if d.Detail != "" {
 				w += ": " + d.Detail
 			}
-			c.Warnings = append(c.Warnings, e.redact.redact(w))
+			c.Warnings = append(c.Warnings, e.redact.Redact(w))
 		}
 	}
 	switch {
@@ -597,7 +598,8 @@ func recordToState(r *state.Resource) *resource.State {
 
 // PlanDestroy plans the deletion of every recorded member (or the targets
 // and what depends on them), from the state alone.
-func (e *Engine) PlanDestroy(ctx context.Context) (*Plan, error) {
+func (e *Engine) PlanDestroy(ctx context.Context) (_ *Plan, err error) {
+	defer func() { err = e.redactError(err) }()
 	if err := e.recoverPending(ctx); err != nil {
 		return nil, err
 	}

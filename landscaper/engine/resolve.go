@@ -101,7 +101,7 @@ func (e *Engine) substituteWith(m *member, lookup func(eval.Key) eval.Value) (ev
 		}
 	}
 	for _, p := range sub.Sensitive {
-		e.learnSecretsUnder(sub.JSON, p)
+		e.learnSecretAt(sub.JSON, p)
 	}
 	return sub, nil
 }

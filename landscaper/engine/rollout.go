@@ -205,7 +205,7 @@ func (r *applyRun) prepareRollouts(ctx context.Context) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if err := r.prepare(ctx, path); err != nil && ctx.Err() == nil {
-				e.emit(Event{Kind: EventInfo, Member: path, Message: e.redact.redact("could not prepare ahead (the apply tries again): " + err.Error())})
+				e.emit(Event{Kind: EventInfo, Member: path, Message: e.redact.Redact("could not prepare ahead (the apply tries again): " + err.Error())})
 			}
 		}()
 	}

@@ -61,8 +61,11 @@ func checkMemberPath(path string) error {
 		return errors.New("a member has an empty path")
 	}
 	for _, n := range strings.Split(path, ".") {
-		if n == "" || strings.Contains(n, "#") {
-			return fmt.Errorf("member path %q is not a valid member path (names may not be empty or hold '.' or '#')", path)
+		switch {
+		case n == "":
+			return fmt.Errorf("member path %q holds an empty name", path)
+		case strings.Contains(n, "#"):
+			return fmt.Errorf("member path %q holds a name with '#', which Landscaper keeps for output references", path)
 		}
 	}
 	return nil

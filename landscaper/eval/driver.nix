@@ -44,9 +44,20 @@ let
     else
       throw "landscaper: member ${key}: `type` must be a value from providers.<provider>.<type>";
 
+  # Names are shown with toJSON, which escapes control characters, so an
+  # error about a name cannot act on the terminal. A name computed from an
+  # output holds a token (with a line break in it) until the output is
+  # known; it is checked again then.
   checkName = key: n:
-    if builtins.match "[^.#]+" n == null
-    then throw "landscaper: member name \"${key}\" may not contain '.' or '#'"
+    let
+      shown = builtins.toJSON key;
+      holds = re: builtins.length (builtins.split re n) > 1;
+    in
+    if builtins.match "[^.#\n]+" n != null then n
+    else if n == "" then throw "landscaper: member ${shown} has an empty name; give it a name"
+    else if holds "[.]" then throw "landscaper: member name ${shown} holds '.' in a name; '.' separates the names of nested members"
+    else if holds "#" then throw "landscaper: member name ${shown} holds '#', which Landscaper keeps for output references"
+    else if holds "[\n]" && !(holds "@@ls'|%%LANDSCAPER") then throw "landscaper: member name ${shown} holds a line break; names are one line"
     else n;
 
   # A stand-in token. `id` identifies the output; the special characters

@@ -6,6 +6,7 @@ package ui
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/landscaper-nix/landscaper/internal/termsafe"
 	"io"
 	"sort"
 	"strings"
@@ -54,7 +55,7 @@ func (s Style) symbol(a resource.Action) string {
 }
 
 func headline(c *engine.Change) string {
-	id := c.Member + " (" + c.Type + ")"
+	id := termsafe.Name(c.Member) + " (" + c.Type + ")"
 	switch c.Action {
 	case resource.ActionCreate:
 		if c.Deferred {
@@ -79,7 +80,7 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 	if len(plan.Drift) > 0 {
 		fmt.Fprintln(w, st.Bold("Changed outside of Landscaper since the last apply:"))
 		for _, d := range plan.Drift {
-			fmt.Fprintf(w, "  - %s\n", d)
+			fmt.Fprintf(w, "  - %s\n", termsafe.Text(d))
 		}
 		fmt.Fprintln(w)
 	}
@@ -94,9 +95,9 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "  %s\n", st.Bold("# "+headline(c)))
-		fmt.Fprintf(w, "%s %s\n", st.symbol(c.Action), c.Member)
+		fmt.Fprintf(w, "%s %s\n", st.symbol(c.Action), termsafe.Name(c.Member))
 		for _, warning := range c.Warnings {
-			fmt.Fprintf(w, "    %s %s\n", st.Yellow("warning:"), warning)
+			fmt.Fprintf(w, "    %s %s\n", st.Yellow("warning:"), termsafe.Text(warning))
 		}
 		renderAttributes(w, c, st)
 	}
@@ -104,7 +105,7 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 	add, change, destroy := plan.Counts()
 	fmt.Fprintf(w, "\n%s %d to add, %d to change, %d to destroy.\n", st.Bold("Plan:"), add, change, destroy)
 	if !plan.Decided() {
-		fmt.Fprintf(w, "Which other members exist depends on %s, known only after apply: the rest of the deployment is planned then, in the same apply.\n", strings.Join(plan.Undecided, ", "))
+		fmt.Fprintf(w, "Which other members exist depends on %s, known only after apply: the rest of the deployment is planned then, in the same apply.\n", termsafe.Text(strings.Join(plan.Undecided, ", ")))
 	}
 }
 
@@ -284,9 +285,9 @@ func renderRollouts(w io.Writer, plan *engine.Plan, st Style) {
 			var names []string
 			for _, m := range b {
 				if changing[m] {
-					names = append(names, m)
+					names = append(names, termsafe.Name(m))
 				} else {
-					names = append(names, m+" (no change)")
+					names = append(names, termsafe.Name(m)+" (no change)")
 				}
 			}
 			fmt.Fprintf(w, "    batch %d: %s\n", i+1, strings.Join(names, ", "))

@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/landscaper-nix/landscaper/internal/termsafe"
 	"io"
 	"sort"
 	"strings"
@@ -36,6 +37,9 @@ func roundDuration(d time.Duration) string {
 
 // line renders an event as one line of text, without time or colour.
 func line(ev engine.Event, st Style) string {
+	// Names and messages come from the deployment and from providers:
+	// nothing in them may act on the terminal.
+	ev.Member, ev.Message = termsafe.Name(ev.Member), termsafe.Text(ev.Message)
 	doing, done := verbs(ev.Action)
 	switch ev.Kind {
 	case engine.EventStarted:
@@ -54,7 +58,7 @@ func line(ev engine.Event, st Style) string {
 		}
 		return st.Dim(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
 	case engine.EventInfo:
-		if ev.Member != "" {
+		if ev.Member != `""` {
 			return fmt.Sprintf("%s: %s", ev.Member, ev.Message)
 		}
 		return ev.Message
@@ -137,7 +141,7 @@ func (t *Terminal) drawStatus() {
 			parts = append(parts, fmt.Sprintf("+%d more", len(names)-4))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %ds", n, int(time.Since(t.running[n]).Seconds())))
+		parts = append(parts, fmt.Sprintf("%s %ds", termsafe.Name(n), int(time.Since(t.running[n]).Seconds())))
 	}
 	fmt.Fprint(t.w, t.st.Dim(fmt.Sprintf("… %d running: %s", len(names), strings.Join(parts, ", "))))
 	t.status = true

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +21,8 @@ import (
 // error shows.
 const stderrTailLines = 20
 
-// maxLogLine bounds one log line; longer stderr lines are split.
+// maxLogLine bounds one log line; longer stderr lines are split (after
+// their secrets are redacted).
 const maxLogLine = 64 << 10
 
 // waitDelay is how long a command's output is still read after it exited
@@ -125,6 +125,9 @@ func runExec(ctx context.Context, op *sdk.Op, in execInputs) (execOutputs, error
 	if err != nil {
 		return execOutputs{}, err
 	}
+	if err := checkStdout(in.Executable, stdout); err != nil {
+		return execOutputs{}, err
+	}
 	return execOutputs{Stdout: stdout}, nil
 }
 
@@ -163,13 +166,15 @@ func runCommand(ctx context.Context, op *sdk.Op, c command) (string, error) {
 	if c.stdin != "" {
 		cmd.Stdin = strings.NewReader(c.stdin)
 	}
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	stderr := &lineLogger{op: op}
+	// One byte more than is recorded, so that runExec knows if there was
+	// more.
+	stdout := &cappedBuffer{max: maxStdout + 1}
+	cmd.Stdout = stdout
+	stderr := sdk.NewLineLog(op, maxLogLine, stderrTailLines)
 	cmd.Stderr = stderr
 
 	err := cmd.Run()
-	stderr.flush()
+	stderr.Flush()
 	switch {
 	case err == nil:
 		return stdout.String(), nil
@@ -179,12 +184,12 @@ func runCommand(ctx context.Context, op *sdk.Op, c command) (string, error) {
 		op.Logf("%s exited but its output stayed open; stopped reading after %s", c.executable, waitDelay)
 		return stdout.String(), nil
 	case ctx.Err() != nil:
-		return "", fmt.Errorf("run %s: %w%s", c.executable, ctx.Err(), stderr.suffix())
+		return "", fmt.Errorf("run %s: %w%s", c.executable, ctx.Err(), stderr.Tail())
 	case runCtx.Err() != nil:
 		return "", fmt.Errorf("run %s: timed out after %s s: %w%s", c.executable,
-			strconv.FormatFloat(c.timeout, 'f', -1, 64), runCtx.Err(), stderr.suffix())
+			strconv.FormatFloat(c.timeout, 'f', -1, 64), runCtx.Err(), stderr.Tail())
 	}
-	return "", fmt.Errorf("run %s: %w%s", c.executable, err, stderr.suffix())
+	return "", fmt.Errorf("run %s: %w%s", c.executable, err, stderr.Tail())
 }
 
 // commandEnv is the provider's environment with env added, in a stable
@@ -200,58 +205,4 @@ func commandEnv(env map[string]string) []string {
 		out = append(out, k+"="+env[k])
 	}
 	return out
-}
-
-// lineLogger sends each line written to it as a log line and keeps the
-// last few. os/exec writes to it from one goroutine and waits for that
-// goroutine before Run returns.
-type lineLogger struct {
-	op      *sdk.Op
-	partial []byte
-	tail    []string
-}
-
-func (l *lineLogger) Write(p []byte) (int, error) {
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.emit(l.partial[:i])
-		l.partial = l.partial[i+1:]
-	}
-	for len(l.partial) >= maxLogLine {
-		l.emit(l.partial[:maxLogLine])
-		l.partial = l.partial[maxLogLine:]
-	}
-	// Keep the unfinished line in a buffer of its own, so the one that
-	// was appended to does not grow without bound.
-	l.partial = append([]byte(nil), l.partial...)
-	return len(p), nil
-}
-
-func (l *lineLogger) emit(line []byte) {
-	s := strings.TrimSuffix(string(line), "\r")
-	l.op.Logf("%s", s)
-	l.tail = append(l.tail, s)
-	if len(l.tail) > stderrTailLines {
-		l.tail = l.tail[len(l.tail)-stderrTailLines:]
-	}
-}
-
-// flush sends an unfinished last line.
-func (l *lineLogger) flush() {
-	if len(l.partial) > 0 {
-		l.emit(l.partial)
-		l.partial = nil
-	}
-}
-
-// suffix is the tail of stderr for an error message, or "".
-func (l *lineLogger) suffix() string {
-	if len(l.tail) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("\nlast %d lines of its stderr:\n%s", len(l.tail), strings.Join(l.tail, "\n"))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
@@ -50,15 +51,19 @@ type Op struct {
 	Type string
 	Name string
 	sink resource.EventSink
+	// secrets are the operation's sensitive inputs and outputs.
+	secrets *redact.Set
 }
 
 // Logf sends a log line to the engine, shown with the resource's progress.
-// Never log a secret.
+// The operation's sensitive values are redacted from it (and the engine
+// redacts every secret it knows again); still, never log a secret on
+// purpose.
 func (o *Op) Logf(format string, args ...any) {
 	if o.sink == nil {
 		return
 	}
-	o.sink.Log(fmt.Sprintf(format, args...))
+	o.sink.Log(o.Redact(fmt.Sprintf(format, args...)))
 }
 
 // Progress reports how far the operation is (fraction 0..1, or -1).
@@ -66,7 +71,7 @@ func (o *Op) Progress(message string, fraction float64) {
 	if o.sink == nil {
 		return
 	}
-	o.sink.Progress(message, fraction)
+	o.sink.Progress(o.Redact(message), fraction)
 }
 
 // Type is a resource type with inputs In and outputs Out, both structs with
@@ -259,8 +264,11 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 	if diags.HasError() {
 		return &resource.Result{Diagnostics: diags}, nil
 	}
-	out, err := t.Create(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, in)
-	return t.result(out, err), nil
+	op := newOp(req.Type, req.Name, sink, req.Inputs)
+	out, err := t.Create(ctx, op, in)
+	res := t.result(out, err)
+	res.Diagnostics = op.redactDiagnostics(res.Diagnostics)
+	return res, nil
 }
 
 func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
@@ -278,10 +286,11 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	if t.Update == nil {
 		return keep(resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}), nil
 	}
-	out, err := t.Update(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, prior, in)
+	op := newOp(req.Type, req.Name, sink, req.Inputs, req.Prior.Inputs, req.Prior.Outputs)
+	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
-		return keep(errorDiagnostics(err)), nil
+		return keep(op.redactDiagnostics(errorDiagnostics(err))), nil
 	}
 	return t.result(out, nil), nil
 }
@@ -292,8 +301,9 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
 	}
 	if t.Delete != nil {
-		if err := t.Delete(ctx, &Op{Type: req.Type, Name: req.Name, sink: sink}, prior); err != nil {
-			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
+		if err := t.Delete(ctx, op, prior); err != nil {
+			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: op.redactDiagnostics(errorDiagnostics(err))}, nil
 		}
 	}
 	return &resource.Result{}, nil
