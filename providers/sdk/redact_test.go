@@ -13,7 +13,7 @@ import (
 // recordingSink keeps what an operation logs.
 type recordingSink struct{ lines []string }
 
-func (r *recordingSink) Log(text string)                   { r.lines = append(r.lines, text) }
+func (r *recordingSink) Log(text string)                    { r.lines = append(r.lines, text) }
 func (r *recordingSink) Progress(message string, _ float64) { r.lines = append(r.lines, message) }
 
 const secretLine = "QyNTUxOQAAACDxY0Zb3n2pQkTjQ5x1b2rYv0ZL7o0bnqkq8p6a2o1ZTwAAAJgrAJb+KwCW"
