@@ -3,9 +3,11 @@ package state
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +22,16 @@ import (
 // with a writer lock in a file beside it (path + ".lock") and, once a File
 // has replaced a stored state, the state it replaced in path + ".backup".
 //
+// The state holds private keys, so every file of it is written into its
+// directory only while that directory is private: a directory that its
+// group or others may write to, or that belongs to another user (not root),
+// is refused (ErrUnsafe) before anything is written, since whoever can
+// write there could plant names that redirect the state or its lock, or
+// swap the files. Within the directory nothing is written through a
+// symbolic link: temporary files are created exclusively under random
+// names, and a lock file that is a link, not a regular file or hard-linked
+// elsewhere is refused.
+//
 // A File remembers the lineage and serial of the state it last read or
 // wrote and refuses (ErrStale) to overwrite a state that another writer
 // has changed since. A File that found the stored state unreadable refuses
@@ -28,6 +40,8 @@ import (
 // A File is safe for concurrent use.
 type File struct {
 	path string
+	// random names the temporary files (crypto/rand's Reader).
+	random io.Reader
 
 	mu sync.Mutex
 	// seen is set once this File has read or written the state; exists,
@@ -53,7 +67,7 @@ var _ Backend = (*File)(nil)
 // NewFile returns a Backend that keeps the state at path. Nothing is read
 // or created until it is used.
 func NewFile(path string) *File {
-	return &File{path: filepath.Clean(path)}
+	return &File{path: filepath.Clean(path), random: rand.Reader}
 }
 
 // Describe returns the path of the state file.
@@ -65,6 +79,14 @@ func (f *File) BackupPath() string { return f.path + ".backup" }
 
 // LockPath returns the path of the lock file.
 func (f *File) LockPath() string { return f.path + ".lock" }
+
+// ErrUnsafe is matched (errors.Is) by the refusal to write a state, its
+// backup or its lock into a place another user could redirect, read or
+// replace: a state directory writable by its group or others (sticky bit
+// or not) or owned by another user than the one running landscaper (or
+// root), a lock file that is a symbolic link, not a regular file or has
+// other hard links.
+var ErrUnsafe = errors.New("unsafe place for the state")
 
 // InvalidError is returned when a stored state exists but cannot be used:
 // it is empty, truncated, not JSON, of an unknown format version or
@@ -199,7 +221,9 @@ func (f *File) remember(d onDisk) {
 // refuses if the stored state could not be read, if its lineage is not
 // s.Lineage, or if its serial is not s.Serial or not the one this File last
 // read or wrote (ErrStale). Before the first write of this File that
-// replaces a stored state, it copies that state to BackupPath.
+// replaces a stored state, it copies that state to BackupPath. It refuses
+// (ErrUnsafe) a state directory that is not private before writing
+// anything.
 func (f *File) Write(ctx context.Context, s *State) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("write state %s: %w", f.path, err)
@@ -228,11 +252,13 @@ func (f *File) Write(ctx context.Context, s *State) error {
 	if err := f.check(d, s); err != nil {
 		return err
 	}
-	if err := f.ensureDir(); err != nil {
-		return err
+	dir, err := f.openDir()
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", f.path, err)
 	}
+	defer dir.close()
 	if !f.wrote && d.exists {
-		if _, err := writeAtomic(f.BackupPath(), d.raw); err != nil {
+		if _, err := dir.writeAtomic(filepath.Base(f.BackupPath()), d.raw, f.random); err != nil {
 			return fmt.Errorf("back up state %s: %w", f.path, err)
 		}
 	}
@@ -245,7 +271,7 @@ func (f *File) Write(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", f.path, err)
 	}
-	id, err := writeAtomic(f.path, data)
+	id, err := dir.writeAtomic(filepath.Base(f.path), data, f.random)
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", f.path, err)
 	}
@@ -279,20 +305,22 @@ func (f *File) check(d onDisk, s *State) error {
 	return nil
 }
 
-// ensureDir creates the state's directory (0700) if it is missing.
-func (f *File) ensureDir() error {
-	dir := filepath.Dir(f.path)
-	if _, err := os.Stat(dir); err == nil {
-		return nil
+// openDir opens the state's directory, creating it (mode 0700, with any
+// missing parents) if it is missing, and checks that it is private.
+func (f *File) openDir() (*stateDir, error) {
+	path := filepath.Dir(f.path)
+	d, err := openStateDir(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return d, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create state directory for %s: %w", f.path, err)
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
 	}
 	// Make the new directory's entry durable.
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("create state directory for %s: %w", f.path, err)
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", path, err)
 	}
-	return nil
+	return openStateDir(path)
 }
 
 // encode writes the state as JSON. A resource record does not change once
@@ -400,51 +428,6 @@ func (f *File) invalid(problem string, err error) *InvalidError {
 	return e
 }
 
-// writeAtomic replaces path by a file holding data, mode 0600: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory. It returns the identity of the new file.
-func writeAtomic(path string, data []byte) (id fileID, err error) {
-	// One fixed temporary name: writers hold the lock, and a write cut
-	// short by a kill leaves one file the next write replaces, not a new
-	// one each time.
-	dir, base := filepath.Split(path)
-	tmp, err := os.OpenFile(filepath.Join(dir, "."+base+".tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return id, err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return id, err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return id, err
-	}
-	if err = tmp.Sync(); err != nil {
-		return id, err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return id, err
-	}
-	// From here on the new file is in place: do not remove it.
-	fi, statErr := tmp.Stat()
-	closeErr := tmp.Close()
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return id, err
-	}
-	if statErr != nil {
-		return id, statErr
-	}
-	if closeErr != nil {
-		return id, closeErr
-	}
-	return idOf(fi), nil
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -465,22 +448,21 @@ func syncDir(dir string) error {
 // lock file so that a refused writer can say who holds it. With timeout 0
 // Lock fails at once with a *LockedError if another holds the lock;
 // otherwise it retries (every 50ms, backing off to every second) until the
-// timeout passes or ctx is done.
+// timeout passes or ctx is done. It creates the state's directory (0700) if
+// it is missing and refuses (ErrUnsafe) one that is not private or a lock
+// file that is a link or not a regular file, before writing anything. Once
+// it holds the lock it removes the temporary files of killed writers.
 func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (func() error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
 	}
-	if err := f.ensureDir(); err != nil {
-		return nil, err
-	}
-	// O_CLOEXEC (which os.OpenFile sets anyway): provider processes must
-	// never inherit the lock.
-	lf, err := os.OpenFile(f.LockPath(), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	dir, err := f.openDir()
 	if err != nil {
 		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
 	}
-	if err := lf.Chmod(0o600); err != nil {
-		lf.Close()
+	defer dir.close()
+	lf, err := dir.openLock(filepath.Base(f.LockPath()))
+	if err != nil {
 		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
 	}
 	deadline := time.Now().Add(timeout)
@@ -513,6 +495,9 @@ func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (
 		lf.Close()
 		return nil, fmt.Errorf("lock state %s: write %s: %w", f.path, f.LockPath(), err)
 	}
+	// Writers of the state hold the lock (landscaper's always do), so
+	// temporary files there now are left over by a writer that was killed.
+	dir.removeTemps(filepath.Base(f.path), filepath.Base(f.BackupPath()))
 	var once sync.Once
 	var uerr error
 	return func() error {
