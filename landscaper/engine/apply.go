@@ -358,6 +358,12 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 			}
 			return r.fail(c, start, err)
 		}
+		e.mu.Lock()
+		err = checkClaim(e.claims, c2)
+		e.mu.Unlock()
+		if err != nil {
+			return r.fail(c, start, err)
+		}
 		r.mu.Lock()
 		r.changes[path] = c2
 		r.mu.Unlock()

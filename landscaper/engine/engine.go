@@ -72,8 +72,10 @@ type Engine struct {
 	// declared providers: name -> executable
 	declared map[string]string
 	members  map[string]*member
-	tokens   *eval.Tokens
-	values   map[eval.Key]eval.Value
+	// claims holds what the planned members claim, and who claims it.
+	claims map[claimKey]string
+	tokens *eval.Tokens
+	values map[eval.Key]eval.Value
 	// evaluateAgain holds members whose inputs, evaluated with the real
 	// values after an apply, differed from substitution: they compute with
 	// outputs in a way the token evaluations did not show.

@@ -55,6 +55,9 @@ type Change struct {
 	Context  map[string]eval.ContextEntry
 	// Warnings are the provider's warnings about this change.
 	Warnings []string
+	// Claims are what the member will own alone, as its provider names
+	// them; no two members may claim the same.
+	Claims []string
 }
 
 // Counts returns how many members the plan creates, changes and destroys
@@ -216,6 +219,13 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	for _, p := range paths {
 		plan.Changes = append(plan.Changes, changes[p])
 	}
+	owners, err := claimsOf(plan.Changes)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.claims = owners
+	e.mu.Unlock()
 	plan.Changes = append(plan.Changes, e.planDeletions(!plan.Decided())...)
 	return plan, nil
 }
@@ -480,7 +490,7 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 		Inputs: sub.JSON, Unknown: sub.Unknown, Sensitive: sub.Sensitive,
 		Changed: resp.Changed, RequiresReplace: resp.RequiresReplace,
 		PlannedOutputs: resp.PlannedOutputs, UnknownOutputs: resp.UnknownOutputs,
-		Deps: m.deps, Context: m.context,
+		Deps: m.deps, Context: m.context, Claims: resp.Claims,
 	}
 	for _, d := range resp.Diagnostics {
 		if d.Severity == resource.SeverityWarning {

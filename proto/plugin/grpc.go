@@ -89,6 +89,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *resourcev1.PlanRequest) (res
 		PlannedOutputsJson: r.PlannedOutputs,
 		UnknownOutputs:     r.UnknownOutputs,
 		Diagnostics:        diagsToProto(r.Diagnostics),
+		Claims:             r.Claims,
 	}, nil
 }
 
@@ -243,6 +244,7 @@ func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resou
 		PlannedOutputs:  r.PlannedOutputsJson,
 		UnknownOutputs:  r.UnknownOutputs,
 		Diagnostics:     diagsFromProto(r.Diagnostics),
+		Claims:          r.Claims,
 	}, nil
 }
 

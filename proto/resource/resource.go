@@ -187,6 +187,10 @@ type PlanResponse struct {
 	PlannedOutputs json.RawMessage
 	UnknownOutputs []string
 	Diagnostics    Diagnostics
+	// Claims name what the resource owns alone while it exists (a
+	// machine's boot entry, a file); no two members of a deployment may
+	// claim the same.
+	Claims []string
 }
 
 // CreateRequest asks for a new resource.

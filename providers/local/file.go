@@ -113,10 +113,17 @@ func hashString(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// planFile fills in the planned hash when the contents are known, and
+// planFile claims the file, fills in the planned hash when the contents
+// are known, and
 // turns a no-op into an update when the file on disk no longer has the
 // desired contents (Read refreshed the recorded hash).
 func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
+	if !p.IsUnknown("name") && p.Desired.Name != "" {
+		// Two members writing one file would overwrite each other.
+		if abs, err := filepath.Abs(p.Desired.Name); err == nil {
+			p.Claims = append(p.Claims, "file "+abs)
+		}
+	}
 	if p.IsUnknown("contents") {
 		return
 	}

@@ -359,6 +359,11 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	}
 	p.Planned["mac"], p.Planned["scriptPath"] = mac, bootentry.ScriptPath(mac)
 	known("mac", "scriptPath")
+	if !p.IsUnknown("bootDir") {
+		// One machine, one entry: two members for the same MAC (in any
+		// notation) would overwrite and prune each other's versions.
+		p.Claims = append(p.Claims, fmt.Sprintf("boot entry of MAC %s in %s", mac, filepath.Clean(p.Desired.BootDir)))
+	}
 
 	for _, name := range contentInputs {
 		if p.IsUnknown(name) {

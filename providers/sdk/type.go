@@ -39,6 +39,10 @@ type Plan[In, Out any] struct {
 	// of them unless the action is a no-op.
 	UnknownOutputs []string
 	Diagnostics    resource.Diagnostics
+	// Claims name what the resource will own alone (set by Type.Plan): the
+	// engine refuses two members of a deployment with the same claim. A
+	// claim that depends on an unknown input is left out.
+	Claims []string
 }
 
 // IsUnknown reports whether the desired input at path is not known yet.
@@ -216,6 +220,7 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 	return &resource.PlanResponse{
 		Action: p.Action, Changed: p.Changed, RequiresReplace: p.RequiresReplace,
 		PlannedOutputs: planned, UnknownOutputs: p.UnknownOutputs, Diagnostics: p.Diagnostics,
+		Claims: p.Claims,
 	}, nil
 }
 

@@ -947,8 +947,13 @@ type PlanResponse struct {
 	// Output names that will be known only after apply.
 	UnknownOutputs []string      `protobuf:"bytes,5,rep,name=unknown_outputs,json=unknownOutputs,proto3" json:"unknown_outputs,omitempty"`
 	Diagnostics    []*Diagnostic `protobuf:"bytes,6,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What in the world the resource owns alone while it exists, as the
+	// provider names it (one machine's boot entry: "boot entry for MAC
+	// 52:54:00:12:34:56 in /srv/boot"). The engine refuses a deployment in
+	// which two members claim the same thing, naming both.
+	Claims        []string `protobuf:"bytes,7,rep,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanResponse) Reset() {
@@ -1019,6 +1024,13 @@ func (x *PlanResponse) GetUnknownOutputs() []string {
 func (x *PlanResponse) GetDiagnostics() []*Diagnostic {
 	if x != nil {
 		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *PlanResponse) GetClaims() []string {
+	if x != nil {
+		return x.Claims
 	}
 	return nil
 }
@@ -1921,14 +1933,15 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x128\n" +
 	"\adesired\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\adesired\x12?\n" +
-	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"\xfa\x02\n" +
+	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"\x92\x03\n" +
 	"\fPlanResponse\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.landscaper.resource.v1.ActionR\x06action\x12?\n" +
 	"\achanged\x18\x02 \x03(\v2%.landscaper.resource.v1.AttributePathR\achanged\x12P\n" +
 	"\x10requires_replace\x18\x03 \x03(\v2%.landscaper.resource.v1.AttributePathR\x0frequiresReplace\x120\n" +
 	"\x14planned_outputs_json\x18\x04 \x01(\fR\x12plannedOutputsJson\x12'\n" +
 	"\x0funknown_outputs\x18\x05 \x03(\tR\x0eunknownOutputs\x12D\n" +
-	"\vdiagnostics\x18\x06 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"o\n" +
+	"\vdiagnostics\x18\x06 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\x12\x16\n" +
+	"\x06claims\x18\a \x03(\tR\x06claims\"o\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
