@@ -139,7 +139,8 @@ func (s *grpcServer) runOperation(op, typ, name string, send func(*resourcev1.Ev
 func (s *grpcServer) Create(req *resourcev1.CreateRequest, stream resourcev1.ProviderService_CreateServer) error {
 	send := func(e *resourcev1.Event) error { return stream.Send(&resourcev1.CreateResponse{Event: e}) }
 	return s.runOperation("create", req.Type, req.Name, send, func(sink resource.EventSink) (*resource.Result, error) {
-		return s.impl.Create(stream.Context(), resource.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesFromProto(req.Inputs)}, sink)
+		res, err := s.impl.Create(stream.Context(), resource.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesFromProto(req.Inputs)}, sink)
+		return fitOperation("create", req.Type, req.Name, req.Inputs, nil, res), err
 	})
 }
 
@@ -150,7 +151,8 @@ func (s *grpcServer) Update(req *resourcev1.UpdateRequest, stream resourcev1.Pro
 		if prior == nil {
 			prior = &resource.State{}
 		}
-		return s.impl.Update(stream.Context(), resource.UpdateRequest{Type: req.Type, Name: req.Name, Prior: *prior, Inputs: valuesFromProto(req.Inputs)}, sink)
+		res, err := s.impl.Update(stream.Context(), resource.UpdateRequest{Type: req.Type, Name: req.Name, Prior: *prior, Inputs: valuesFromProto(req.Inputs)}, sink)
+		return fitOperation("update", req.Type, req.Name, req.Inputs, req.GetPrior().GetInputs(), res), err
 	})
 }
 
@@ -182,7 +184,8 @@ func (s *grpcServer) Read(ctx context.Context, req *resourcev1.ReadRequest) (res
 	if err != nil {
 		return nil, err
 	}
-	return &resourcev1.ReadResponse{Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}, nil
+	resp = &resourcev1.ReadResponse{Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}
+	return fitRead(req.Type, req.Name, req.Prior, resp), nil
 }
 
 // Prepare serves the optional Preparer interface; a provider without it
@@ -222,7 +225,11 @@ func (c *grpcClient) GetSchema(ctx context.Context) (*resource.ProviderSchema, e
 }
 
 func (c *grpcClient) Validate(ctx context.Context, req resource.ValidateRequest) (resource.Diagnostics, error) {
-	r, err := c.client.Validate(ctx, &resourcev1.ValidateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs), Unknown: pathsToProto(req.Unknown)})
+	preq := &resourcev1.ValidateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs), Unknown: pathsToProto(req.Unknown)}
+	if diags := fitRequest("validate", req.Type, req.Name, preq, nil); diags != nil {
+		return diags, nil
+	}
+	r, err := c.client.Validate(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +237,14 @@ func (c *grpcClient) Validate(ctx context.Context, req resource.ValidateRequest)
 }
 
 func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
-	r, err := c.client.Plan(ctx, &resourcev1.PlanRequest{
+	preq := &resourcev1.PlanRequest{
 		Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior),
 		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown),
-	})
+	}
+	if diags := fitRequest("plan", req.Type, req.Name, preq, preq.Prior); diags != nil {
+		return &resource.PlanResponse{Diagnostics: diags}, nil
+	}
+	r, err := c.client.Plan(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
@@ -276,24 +287,49 @@ func receive[T interface{ GetEvent() *resourcev1.Event }](stream eventStream[T],
 	}
 }
 
+// Create, Update, Delete and Read refuse a request too large to send with
+// an error diagnostic (the engine then knows nothing happened), and
+// Create, Update and Read a result too large to send back later (see
+// fitResult): the provider may be one built before the limit.
+
 func (c *grpcClient) Create(ctx context.Context, req resource.CreateRequest, sink resource.EventSink) (*resource.Result, error) {
-	stream, err := c.client.Create(ctx, &resourcev1.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs)})
+	preq := &resourcev1.CreateRequest{Type: req.Type, Name: req.Name, Inputs: valuesToProto(req.Inputs)}
+	if diags := fitRequest("create", req.Type, req.Name, preq, nil); diags != nil {
+		return &resource.Result{Diagnostics: diags}, nil
+	}
+	stream, err := c.client.Create(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
-	return receive(stream, sink)
+	res, err := receive(stream, sink)
+	if err != nil {
+		return nil, err
+	}
+	return fitOperation("create", req.Type, req.Name, preq.Inputs, nil, res), nil
 }
 
 func (c *grpcClient) Update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
-	stream, err := c.client.Update(ctx, &resourcev1.UpdateRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior), Inputs: valuesToProto(req.Inputs)})
+	preq := &resourcev1.UpdateRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior), Inputs: valuesToProto(req.Inputs)}
+	if diags := fitRequest("update", req.Type, req.Name, preq, preq.Prior); diags != nil {
+		return &resource.Result{Diagnostics: diags}, nil
+	}
+	stream, err := c.client.Update(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
-	return receive(stream, sink)
+	res, err := receive(stream, sink)
+	if err != nil {
+		return nil, err
+	}
+	return fitOperation("update", req.Type, req.Name, preq.Inputs, preq.Prior.GetInputs(), res), nil
 }
 
 func (c *grpcClient) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
-	stream, err := c.client.Delete(ctx, &resourcev1.DeleteRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)})
+	preq := &resourcev1.DeleteRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)}
+	if diags := fitRequest("delete", req.Type, req.Name, preq, preq.Prior); diags != nil {
+		return &resource.Result{Diagnostics: diags}, nil
+	}
+	stream, err := c.client.Delete(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
@@ -301,10 +337,15 @@ func (c *grpcClient) Delete(ctx context.Context, req resource.DeleteRequest, sin
 }
 
 func (c *grpcClient) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
-	r, err := c.client.Read(ctx, &resourcev1.ReadRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)})
+	preq := &resourcev1.ReadRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)}
+	if diags := fitRequest("read", req.Type, req.Name, preq, preq.Prior); diags != nil {
+		return &resource.ReadResponse{Exists: true, Diagnostics: diags}, nil
+	}
+	r, err := c.client.Read(ctx, preq)
 	if err != nil {
 		return nil, err
 	}
+	r = fitRead(req.Type, req.Name, preq.Prior, r)
 	return &resource.ReadResponse{Exists: r.Exists, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics)}, nil
 }
 
@@ -313,7 +354,11 @@ var _ resource.Preparer = (*grpcClient)(nil)
 // Prepare asks the plugin to prepare; a plugin built before Prepare
 // existed answers UNIMPLEMENTED, which means nothing to prepare.
 func (c *grpcClient) Prepare(ctx context.Context, req resource.PrepareRequest) (resource.Diagnostics, error) {
-	r, err := c.client.Prepare(ctx, &resourcev1.PrepareRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior), Inputs: valuesToProto(req.Inputs)})
+	preq := &resourcev1.PrepareRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior), Inputs: valuesToProto(req.Inputs)}
+	if diags := fitRequest("prepare", req.Type, req.Name, preq, preq.Prior); diags != nil {
+		return diags, nil
+	}
+	r, err := c.client.Prepare(ctx, preq)
 	if status.Code(err) == codes.Unimplemented {
 		return nil, nil
 	}

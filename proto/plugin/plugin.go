@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
 	"github.com/landscaper-nix/landscaper/proto/internal/resourcev1"
@@ -73,8 +73,10 @@ func Serve(impl resource.Provider) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(impl, logger),
-		GRPCServer:       goplugin.DefaultGRPCServer,
-		Logger:           logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, serverOptions()...)...)
+		},
+		Logger: logger,
 	})
 	os.Exit(0)
 }
@@ -104,6 +106,7 @@ type Client struct {
 	Path string
 	resource.Provider
 	plugin *goplugin.Client
+	runner *groupRunner
 	stderr *tail
 }
 
@@ -117,6 +120,47 @@ type LaunchOptions struct {
 	StartTimeout time.Duration
 }
 
+// Bounds on stopping a plugin. A plugin is asked to shut down, and its
+// process group is killed if it has not within stopGrace; once it is
+// killed, go-plugin has finished with it within pipeWaitDelay, and
+// stopping waits at most killWait for that.
+const (
+	stopGrace = 3 * time.Second
+	killWait  = pipeWaitDelay + 5*time.Second
+)
+
+// stop stops a plugin that go-plugin started, or is starting: go-plugin's
+// Kill (a shutdown request, then a kill after 2 seconds), with the
+// process group killed after grace if that has not ended it (go-plugin's
+// shutdown request waits for an answer for as long as the plugin runs,
+// and its Kill for the end of go-plugin's start). It returns once
+// go-plugin has let go of the plugin, or killWait after the kill.
+func stop(pc *goplugin.Client, r *groupRunner, grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pc.Kill()
+	}()
+	if grace > 0 {
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-done:
+			return
+		case <-timer.C:
+		}
+	}
+	r.kill()
+	timer := time.NewTimer(killWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		// The process group is dead; what go-plugin still waits on it
+		// will not keep the engine.
+	}
+}
+
 // Launch starts the provider binary at path and connects to it.
 func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, error) {
 	logger := opts.Logger
@@ -126,16 +170,18 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
-	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), opts.Env...)
-	// The kernel kills the plugin when the engine dies, so a SIGKILLed engine
-	// leaves no plugin behind; the plugin also watches its parent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// go-plugin starts the process through the runner, in a process group
+	// of its own (see groupRunner), with the environment it prepared.
+	gr := newGroupRunner(path)
 	stderr := newTail(40)
 	pc := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
-		Cmd:              cmd,
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			gr.cmd.Env = append(append([]string(nil), spec.Env...), opts.Env...)
+			return gr, nil
+		},
+		GRPCDialOptions:  dialOptions(),
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           logger.Named(filepath.Base(path)),
@@ -168,8 +214,11 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 	select {
 	case s := <-done:
 		if s.err != nil {
-			exited := waitExit(pc, time.Second)
-			pc.Kill()
+			// go-plugin killed the process group when it gave up; wait
+			// a little for the rest of its stderr.
+			waitExit(pc, time.Second)
+			exited := gr.exitedByItself()
+			stop(pc, gr, 0)
 			if exited && stderr.String() != "" {
 				// go-plugin's own message for this case guesses at wrong
 				// architectures and permissions; the provider's last
@@ -178,32 +227,28 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 			}
 			return nil, fmt.Errorf("start provider %s: %w%s", path, s.err, stderr.suffix())
 		}
-		return &Client{Path: path, Provider: s.p, plugin: pc, stderr: stderr}, nil
+		return &Client{Path: path, Provider: s.p, plugin: pc, runner: gr, stderr: stderr}, nil
 	case <-ctx.Done():
-		// Not pc.Kill() here: it waits for go-plugin's start, which holds
-		// the client's lock until the handshake or the start timeout, so
-		// an interrupt would wait for a provider that never starts. The
-		// start kills the process itself when it gives up, and the kernel
-		// kills it when the engine exits (Pdeathsig).
-		go pc.Kill()
+		// Kill the process group first: go-plugin's Kill waits for its
+		// start, which holds the client's lock until the handshake or the
+		// start timeout. Once the group is dead the start ends (its
+		// stdout ends), and so does the Kill.
+		stop(pc, gr, 0)
 		return nil, fmt.Errorf("start provider %s: %w", path, ctx.Err())
 	}
 }
 
-// Kill stops the plugin: a graceful shutdown request, then SIGKILL after
-// two seconds.
-func (c *Client) Kill() { c.plugin.Kill() }
+// Kill stops the plugin: a graceful shutdown request, then SIGKILL of its
+// process group after two seconds (or if the request is not answered in
+// stopGrace). It returns once the plugin is gone, or killWait after the
+// SIGKILL.
+func (c *Client) Kill() { stop(c.plugin, c.runner, stopGrace) }
 
 // Exited reports whether the plugin process has ended.
-func (c *Client) Exited() bool { return c.plugin.Exited() }
+func (c *Client) Exited() bool { return c.runner.hasExited() || c.plugin.Exited() }
 
 // Pid returns the plugin's process id, or 0.
-func (c *Client) Pid() int {
-	if rc := c.plugin.ReattachConfig(); rc != nil {
-		return rc.Pid
-	}
-	return 0
-}
+func (c *Client) Pid() int { return c.runner.processID() }
 
 // StderrTail returns the last lines the plugin wrote to stderr.
 func (c *Client) StderrTail() string { return c.stderr.String() }
