@@ -75,10 +75,16 @@ in
       description = ''
         The directory of boot entries (`--boot-dir`): the `bootDir` input
         of the deployment's `pxe-nbp.entry` members, which `landscaper
-        apply` writes. The service only reads it and never creates it; the
-        provider creates it on its first entry. It may not be under
-        `/home`, `/root` or `/run/user`, which the service cannot see
-        (ProtectHome). An absolute path.
+        apply` writes. The service reads the entries and writes only each
+        version's fetch record (`versions/<mac>/<version>/fetch/`: which
+        client may have the machine's `extra.cpio`); it never creates the
+        directory, which the provider creates on its first entry. The
+        directory must exist when the service starts, for the service to
+        be allowed to write there: create it first, or restart the service
+        after the first apply (until then, the server refuses every
+        `extra.cpio` and logs why). It may not be under `/home`, `/root`
+        or `/run/user`, which the service cannot see (ProtectHome). An
+        absolute path.
       '';
     };
 
@@ -244,13 +250,17 @@ in
         CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
         NoNewPrivileges = true;
 
-        # The whole file system is read-only and the boot directory is read
-        # through it: no ReadOnlyPaths bind mount of bootDir, which would
-        # keep showing the old directory if bootDir were removed and made
-        # again while the server runs. No StateDirectory either: the
-        # directory belongs to whoever runs `landscaper apply`, not to the
-        # server.
+        # The whole file system is read-only except the boot directory,
+        # where the server records, per version, which client may have a
+        # machine's extra.cpio (it refuses the archive when it cannot).
+        # The bind mount keeps showing the old directory if bootDir is
+        # removed and made again while the server runs; "-": a bootDir
+        # that does not exist yet stays read-only until a restart. No
+        # StateDirectory: the directory belongs to whoever runs
+        # `landscaper apply`, not to the server, which writes only into
+        # the fetch directories the provider makes group-writable.
         ProtectSystem = "strict";
+        ReadWritePaths = [ "-${builtins.replaceStrings [ "%" ] [ "%%" ] cfg.bootDir}" ];
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = true;

@@ -23,6 +23,9 @@ packages=(nix-bin git make gcc libc6-dev ca-certificates openssh-server openssh-
 # kernel; its postinst runs update-initramfs, which works non-interactively),
 # busybox-static, cpio and gzip.
 packages+=(qemu-system-x86 ipxe-qemu ipxe linux-image-cloud-amd64 busybox-static gzip)
+# The UEFI network boots (landscaper/netboottest TestBootUEFI): Debian's
+# OVMF firmware, with ipxe-qemu's efi-e1000.rom.
+packages+=(ovmf)
 # scripts/bench-pxe.sh compares `landscaper serve` with tftpd-hpa, with curl
 # as the client of both (TFTP with --tftp-blksize, and HTTP). curl is also
 # how the simulated server of `make demo` and landscaper/installtest fetches
@@ -31,6 +34,17 @@ packages+=(tftpd-hpa curl)
 # The PostgreSQL state backend's tests (landscaper/state/pgstate) start a
 # real PostgreSQL server (initdb and postgres from /usr/lib/postgresql/*/bin).
 packages+=(postgresql)
+# The real-VM install tests (landscaper/vmtest) and scripts/vm-assets.sh,
+# which makes their installer and the parts of their stand-in systems:
+# debootstrap (a Debian 12 minbase root file system in a cache, into which
+# apt installs openssh-server, nix-bin, e2fsprogs, fdisk, extlinux,
+# syslinux-common and busybox-static: the host needs none of those itself),
+# zstd (compresses the installer's initrd), kmod (depmod and
+# modprobe --show-depends pick the kernel modules the VMs load), patchelf
+# (the Nix builders of landscaper/vmtest/testdata point the Debian programs
+# they copy into the store at the libraries copied beside them), qemu-utils
+# (qemu-img makes the VMs' empty qcow2 disks).
+packages+=(debootstrap zstd kmod patchelf qemu-utils)
 
 missing=()
 for p in "${packages[@]}"; do

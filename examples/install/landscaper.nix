@@ -1,8 +1,9 @@
 # The installation flow of a new server in one `landscaper apply`: generate
 # the installer's temporary host key and the deployer's login key, write the
 # server's network boot entry, wait for the booted installer's SSH and check
-# it presents the temporary key, replace that key on the server, then copy
-# and activate the server's NixOS system, pinned to the new key.
+# it presents the temporary key, and that the boot server gave that key to
+# one client only, replace that key on the server, then copy and activate
+# the server's NixOS system, pinned to the new key.
 #
 # What differs from site to site (addresses, MAC, boot directory, installer,
 # system) is in params.nix; params.local.nix, when it exists, overrides it.
@@ -49,12 +50,17 @@ in
 
   # Waits (up to 10 minutes) until the booted installer answers SSH with
   # the temporary host key, then replaces that key by one generated on the
-  # server; hostPublicKey is the new key.
+  # server; hostPublicKey is the new key. Before it logs in, it reads the
+  # boot server's record of who fetched the extra initrd (bootRecord) and
+  # refuses the key if anyone but the client that fetched the server's
+  # script first got or asked for it; after logging in it seals the
+  # record, so the boot server hands the extra initrd to nobody any more.
   members.hostKey = {
     type = providers.nixos.host-key;
     inputs = ssh // {
       expectedHostKey = members.installerHostKey.outputs.publicKey;
       hostKeyPath = p.hostKeyPath;
+      bootRecord = members.netboot.outputs.fetchRecord;
     };
   };
 

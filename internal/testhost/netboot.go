@@ -36,6 +36,10 @@ type BootOptions struct {
 	Interval time.Duration
 	// Logf, when set, receives progress lines (never file contents).
 	Logf func(format string, args ...any)
+	// LocalAddr, when set, is the local address the fetches come from
+	// (curl --interface): 127.0.0.2, say, to play another machine on the
+	// boot network.
+	LocalAddr string
 }
 
 // Boot is what a stand-in machine fetched from the boot server.
@@ -91,7 +95,7 @@ func NetBoot(ctx context.Context, o BootOptions) (*Boot, error) {
 	scriptFile := filepath.Join(o.Dir, "machine.ipxe")
 	var last error
 	for tries := 1; ; tries++ {
-		last = fetch(ctx, b.ScriptURL, scriptFile)
+		last = fetch(ctx, b.ScriptURL, scriptFile, o.LocalAddr)
 		if last == nil {
 			s, err := os.ReadFile(scriptFile)
 			if err != nil {
@@ -120,13 +124,13 @@ func NetBoot(ctx context.Context, o BootOptions) (*Boot, error) {
 		return nil, err
 	}
 	b.Kernel = filepath.Join(o.Dir, "kernel")
-	if err := fetchLogged(ctx, scriptURL, kernel, b.Kernel, "kernel", logf); err != nil {
+	if err := fetchLogged(ctx, scriptURL, kernel, b.Kernel, "kernel", o.LocalAddr, logf); err != nil {
 		return nil, err
 	}
 	extra := ""
 	for _, in := range initrds {
 		local := filepath.Join(o.Dir, "initrd-"+in.name)
-		if err := fetchLogged(ctx, scriptURL, in.url, local, "initrd "+in.name, logf); err != nil {
+		if err := fetchLogged(ctx, scriptURL, in.url, local, "initrd "+in.name, o.LocalAddr, logf); err != nil {
 			return nil, err
 		}
 		b.Initrds = append(b.Initrds, local)
@@ -220,13 +224,13 @@ func parseScript(script string) (kernel string, initrds []scriptInitrd, err erro
 	return kernel, initrds, nil
 }
 
-func fetchLogged(ctx context.Context, script *url.URL, ref, local, what string, logf func(string, ...any)) error {
+func fetchLogged(ctx context.Context, script *url.URL, ref, local, what, from string, logf func(string, ...any)) error {
 	r, err := url.Parse(ref)
 	if err != nil {
 		return fmt.Errorf("%s URL %q: %w", what, ref, err)
 	}
 	u := script.ResolveReference(r).String()
-	if err := fetch(ctx, u, local); err != nil {
+	if err := fetch(ctx, u, local, from); err != nil {
 		return err
 	}
 	fi, err := os.Stat(local)
@@ -237,11 +241,16 @@ func fetchLogged(ctx context.Context, script *url.URL, ref, local, what string, 
 	return nil
 }
 
-// fetch downloads u into local with curl.
-func fetch(ctx context.Context, u, local string) error {
+// fetch downloads u into local with curl, from the local address from
+// when it is set.
+func fetch(ctx context.Context, u, local, from string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "curl", "--silent", "--show-error", "--fail", "--output", local, u)
+	args := []string{"--silent", "--show-error", "--fail", "--output", local}
+	if from != "" {
+		args = append(args, "--interface", from)
+	}
+	cmd := exec.CommandContext(ctx, "curl", append(args, u)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -32,6 +32,9 @@ type content struct {
 	mac, version string
 	// noEntry marks the script of a MAC without an entry.
 	noEntry bool
+	// installed marks the script of an installed machine, which sends it
+	// to its disk.
+	installed bool
 }
 
 // Close closes the file behind the content, if there is one.
@@ -47,6 +50,9 @@ func (c *content) outcome() outcome {
 	if c.noEntry {
 		return outcomeNoEntry
 	}
+	if c.installed {
+		return outcomeLocalBoot
+	}
 	return outcomeOK
 }
 
@@ -56,17 +62,21 @@ func scriptContent(b []byte) *content {
 
 // resolve finds what a request names. Entries are read on every request,
 // so new, changed and removed entries take effect without a restart. The
-// only files it opens are an entry's kernel and initrds (as entry.json
-// names them), its extra archive, and the iPXE binaries. Errors wrap
-// errUnknownName (nothing by that name) or errInternal.
-func (s *Server) resolve(req request) (*content, error) {
+// only files it opens to serve are an entry's kernel and initrds (as
+// entry.json names them), its extra archive, and the iPXE binaries; a
+// version's fetch record (secret.go) is read and written for its script
+// and its extra archive, and the extra archive goes only to the client
+// the record names. Errors wrap errUnknownName (nothing by that name),
+// errRefused (the extra archive, to another client) or errInternal. rec
+// is the request's record: its client, and what the log line says.
+func (s *Server) resolve(req request, rec *record) (*content, error) {
 	switch req.kind {
 	case kindBootScript:
 		return scriptContent([]byte(bootScript)), nil
 	case kindMachineScript:
-		return s.machineScript(req.mac)
+		return s.machineScript(req.mac, rec)
 	case kindKernel, kindInitrd, kindExtra:
-		return s.versionFile(req)
+		return s.versionFile(req, rec)
 	case kindIPXE:
 		if s.cfg.IPXEDir == "" {
 			return nil, fmt.Errorf("%w: no iPXE directory configured", errUnknownName)
@@ -78,7 +88,7 @@ func (s *Server) resolve(req request) (*content, error) {
 
 // machineScript makes the script of one machine, or the script that sends
 // a machine without an entry on to its next boot device.
-func (s *Server) machineScript(mac string) (*content, error) {
+func (s *Server) machineScript(mac string, rec *record) (*content, error) {
 	v, err := s.store.Get(mac)
 	if errors.Is(err, bootentry.ErrNotFound) {
 		c := scriptContent(renderNoEntryScript(mac))
@@ -88,10 +98,18 @@ func (s *Server) machineScript(mac string) (*content, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: read boot entry of %s: %w", errInternal, mac, err)
 	}
+	if in, err := s.store.Installed(mac); err == nil {
+		c := scriptContent(renderInstalledScript(mac, in.Toplevel))
+		c.mac, c.version, c.installed = mac, v.ID, true
+		return c, nil
+	} else if !errors.Is(err, bootentry.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", errInternal, err)
+	}
 	b, err := renderMachineScript(v, s.base)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errInternal, err)
 	}
+	s.noteScript(v, rec)
 	c := scriptContent(b)
 	c.mac, c.version = v.MAC, v.ID
 	return c, nil
@@ -99,7 +117,7 @@ func (s *Server) machineScript(mac string) (*content, error) {
 
 // versionFile opens the kernel, an initrd or the extra archive of one
 // version of an entry.
-func (s *Server) versionFile(req request) (*content, error) {
+func (s *Server) versionFile(req request, rec *record) (*content, error) {
 	v, err := s.store.GetVersion(req.mac, req.version)
 	if errors.Is(err, bootentry.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", errUnknownName, err)
@@ -121,6 +139,9 @@ func (s *Server) versionFile(req request) (*content, error) {
 		if path == "" {
 			return nil, fmt.Errorf("%w: %s version %s has no extra archive", errUnknownName, v.MAC, v.ID)
 		}
+		if err := s.guardArchive(v, rec); err != nil {
+			return nil, err
+		}
 	}
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("%w: entry %s version %s names %q, which is not an absolute path", errInternal, v.MAC, v.ID, path)
@@ -128,6 +149,10 @@ func (s *Server) versionFile(req request) (*content, error) {
 	c, err := s.openFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if req.kind == kindInitrd {
+		// The extra archive is written a multiple of 4 bytes long already.
+		c.padTo4()
 	}
 	c.mac, c.version = v.MAC, v.ID
 	return c, nil

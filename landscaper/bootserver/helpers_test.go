@@ -3,6 +3,7 @@ package bootserver
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -103,6 +104,11 @@ func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if cfg.MaxTransfersPerAddress == 0 {
+		// The tests' clients all come from 127.0.0.1: no cap per address
+		// unless the test sets one.
+		cfg.MaxTransfersPerAddress = cmp.Or(cfg.MaxTransfers, DefaultMaxTransfers)
 	}
 	srv, err := New(cfg)
 	if err != nil {

@@ -113,6 +113,8 @@ func httpError(w http.ResponseWriter, err error) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 	case errors.Is(err, errUnknownName):
 		http.Error(w, "not found", http.StatusNotFound)
+	case errors.Is(err, errRefused):
+		http.Error(w, errRefused.Error(), http.StatusForbidden)
 	case errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server busy, try again later", http.StatusServiceUnavailable)

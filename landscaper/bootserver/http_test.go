@@ -49,9 +49,14 @@ func TestHTTPContentLengthAndRange(t *testing.T) {
 		t.Errorf("HEAD: %s, Content-Length %d", head.Status, head.ContentLength)
 	}
 
+	// The extra archive goes only to the client that fetched the
+	// machine's script: this one.
+	if resp, _ := httpGet(t, f.httpBase()+"machine/52-54-00-12-34-56.ipxe", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the machine's script: %s", resp.Status)
+	}
 	for name, want := range map[string][]byte{
 		versionFileName(v.MAC, v.ID, "kernel"):     []byte("kernel"),
-		versionFileName(v.MAC, v.ID, "initrd/0"):   []byte("first"),
+		versionFileName(v.MAC, v.ID, "initrd/0"):   []byte("first\x00\x00\x00"), // padded to 4 bytes
 		versionFileName(v.MAC, v.ID, "extra.cpio"): []byte("extra archive"),
 		"ipxe.efi":      ipxeBinaryContent("ipxe.efi"),
 		"undionly.kpxe": ipxeBinaryContent("undionly.kpxe"),
@@ -128,9 +133,9 @@ func TestEntryChangesWithoutRestart(t *testing.T) {
 	// still gets the first version's files.
 	for name, want := range map[string]string{
 		versionFileName(v1.MAC, v1.ID, "kernel"):   "kernel one",
-		versionFileName(v1.MAC, v1.ID, "initrd/0"): "initrd one",
+		versionFileName(v1.MAC, v1.ID, "initrd/0"): "initrd one\x00\x00", // padded to 4 bytes
 		versionFileName(v2.MAC, v2.ID, "kernel"):   "kernel two",
-		versionFileName(v2.MAC, v2.ID, "initrd/0"): "initrd two",
+		versionFileName(v2.MAC, v2.ID, "initrd/0"): "initrd two\x00\x00",
 	} {
 		if resp, body := httpGet(t, f.httpBase()+name, nil); resp.StatusCode != http.StatusOK || string(body) != want {
 			t.Errorf("%s: %s %q, want %q", name, resp.Status, body, want)

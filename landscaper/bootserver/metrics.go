@@ -17,6 +17,9 @@ const (
 	// outcomeNoEntry: a machine without an entry got the script that sends
 	// it on to its next boot device.
 	outcomeNoEntry outcome = "no_entry"
+	// outcomeLocalBoot: an installed machine got the script that sends it
+	// to its disk.
+	outcomeLocalBoot outcome = "local_boot"
 	// outcomeSizeProbe: a UEFI firmware asked for the size (tsize) and
 	// ended the transfer after the answer, as EDK2 does before every
 	// download. Normal, not a failure.
@@ -33,10 +36,13 @@ const (
 	outcomeTimeout outcome = "timeout"
 	// outcomeFailed: anything else that cut a transfer short.
 	outcomeFailed outcome = "failed"
+	// outcomeRefused: a machine's extra archive, asked for by a client it
+	// is not for, or sealed (secret.go).
+	outcomeRefused outcome = "refused"
 )
 
 var (
-	outcomes  = []outcome{outcomeOK, outcomeNoEntry, outcomeSizeProbe, outcomeNotFound, outcomeBadRequest, outcomeBusy, outcomeTimeout, outcomeFailed}
+	outcomes  = []outcome{outcomeOK, outcomeNoEntry, outcomeLocalBoot, outcomeSizeProbe, outcomeNotFound, outcomeBadRequest, outcomeBusy, outcomeTimeout, outcomeFailed, outcomeRefused}
 	protocols = []string{"tftp", "http"}
 )
 
@@ -51,16 +57,26 @@ type metrics struct {
 	// badDatagrams counts datagrams at the TFTP port that started nothing:
 	// not requests, so not in requests.
 	badDatagrams atomic.Int64
+	// tftpGate: the TFTP transfers waiting for their first acknowledgement
+	// (limits.go); written at the end.
+	tftpGate tftpGateMetrics
+	// secretRefused counts refused extra archives by protocol and reason.
+	secretRefused map[string]map[string]*atomic.Int64
 }
 
 func newMetrics(maxTransfers int) *metrics {
 	m := &metrics{
-		requests:     map[string]map[outcome]*atomic.Int64{},
-		bytes:        map[string]*atomic.Int64{},
-		inFlight:     map[string]*atomic.Int64{},
-		maxTransfers: maxTransfers,
+		requests:      map[string]map[outcome]*atomic.Int64{},
+		bytes:         map[string]*atomic.Int64{},
+		inFlight:      map[string]*atomic.Int64{},
+		maxTransfers:  maxTransfers,
+		secretRefused: map[string]map[string]*atomic.Int64{},
 	}
 	for _, p := range protocols {
+		m.secretRefused[p] = map[string]*atomic.Int64{}
+		for _, r := range refusalReasons {
+			m.secretRefused[p][r] = new(atomic.Int64)
+		}
 		m.requests[p] = map[outcome]*atomic.Int64{}
 		for _, o := range outcomes {
 			m.requests[p][o] = new(atomic.Int64)
@@ -71,10 +87,14 @@ func newMetrics(maxTransfers int) *metrics {
 	return m
 }
 
-// count records one finished request.
-func (m *metrics) count(protocol string, o outcome, bytes int64) {
+// count records one finished request; refusal is why an extra archive
+// was refused, if it was.
+func (m *metrics) count(protocol string, o outcome, bytes int64, refusal string) {
 	m.requests[protocol][o].Add(1)
 	m.bytes[protocol].Add(bytes)
+	if c := m.secretRefused[protocol][refusal]; c != nil {
+		c.Add(1)
+	}
 }
 
 // write writes the counters in the Prometheus text exposition format.
@@ -99,6 +119,13 @@ func (m *metrics) write(w io.Writer) {
 	for _, p := range protocols {
 		fmt.Fprintf(w, "landscaper_boot_transfers_refused_total{protocol=%q} %d\n", p, m.requests[p][outcomeBusy].Load())
 	}
+	fmt.Fprintln(w, "# HELP landscaper_boot_secret_refused_total Requests for a machine's extra archive (its secrets) refused, by protocol and reason: other_client (another client fetched the machine's script first: an alarm), unclaimed (no client fetched the script), sealed (the host key it carries was replaced), record_error (the fetch record in the boot directory cannot be read or written); also in requests_total as outcome refused.")
+	fmt.Fprintln(w, "# TYPE landscaper_boot_secret_refused_total counter")
+	for _, p := range protocols {
+		for _, r := range refusalReasons {
+			fmt.Fprintf(w, "landscaper_boot_secret_refused_total{protocol=%q,reason=%q} %d\n", p, r, m.secretRefused[p][r].Load())
+		}
+	}
 	fmt.Fprintln(w, "# HELP landscaper_boot_tftp_bad_datagrams_total Datagrams at the TFTP port that started no transfer: malformed, an unknown opcode, or DATA, ACK, ERROR or OACK outside a transfer. Not requests.")
 	fmt.Fprintln(w, "# TYPE landscaper_boot_tftp_bad_datagrams_total counter")
 	fmt.Fprintf(w, "landscaper_boot_tftp_bad_datagrams_total %d\n", m.badDatagrams.Load())
@@ -110,6 +137,7 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP landscaper_boot_transfers_max The most transfers that may run at once, over both protocols.")
 	fmt.Fprintln(w, "# TYPE landscaper_boot_transfers_max gauge")
 	fmt.Fprintf(w, "landscaper_boot_transfers_max %d\n", m.maxTransfers)
+	m.tftpGate.write(w)
 }
 
 // serveMetrics answers GET /metrics.

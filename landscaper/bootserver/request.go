@@ -22,6 +22,13 @@ type record struct {
 	// status is the HTTP status (0 for TFTP).
 	status int
 	err    error
+	// level is the least level of the log line: raised for what the
+	// fetch record says (see secret.go).
+	level slog.Level
+	// attrs are more attributes for the log line.
+	attrs []slog.Attr
+	// refusal is why an extra archive was refused (outcome refused).
+	refusal string
 }
 
 // maxLoggedName bounds how much of a client's name goes into the log.
@@ -60,13 +67,17 @@ func (s *Server) start(rec *record, name string) (c *content, done func(), err e
 		inFlight.Add(-1)
 		s.slots.release()
 	}
-	c, err = s.resolve(req)
+	c, err = s.resolve(req, rec)
 	if err != nil {
 		release()
 		rec.err = err
-		if errors.Is(err, errUnknownName) {
+		switch {
+		case errors.Is(err, errUnknownName):
 			rec.outcome = outcomeNotFound
 			return nil, nil, errUnknownName
+		case errors.Is(err, errRefused):
+			rec.outcome = outcomeRefused
+			return nil, nil, errRefused
 		}
 		rec.outcome = outcomeFailed
 		return nil, nil, errInternal
@@ -80,7 +91,7 @@ func (s *Server) start(rec *record, name string) (c *content, done func(), err e
 // finish writes the request's log line and counts it (in that order, so
 // a request that is counted is logged).
 func (s *Server) finish(rec *record) {
-	defer s.metrics.count(rec.protocol, rec.outcome, rec.bytes)
+	defer s.metrics.count(rec.protocol, rec.outcome, rec.bytes, rec.refusal)
 	attrs := []slog.Attr{
 		slog.String("protocol", rec.protocol),
 		slog.String("remote", rec.remote),
@@ -100,9 +111,12 @@ func (s *Server) finish(rec *record) {
 	if rec.status != 0 {
 		attrs = append(attrs, slog.Int("status", rec.status))
 	}
+	attrs = append(attrs, rec.attrs...)
 	level := slog.LevelInfo
 	switch rec.outcome {
 	case outcomeOK, outcomeSizeProbe:
+	case outcomeLocalBoot:
+		attrs = append(attrs, slog.String("reason", "installed on its disks; the machine was sent on to its next boot device"))
 	case outcomeNoEntry:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.String("reason", "no boot entry for this MAC in landscaper; the machine was sent on to its next boot device"))
@@ -112,5 +126,8 @@ func (s *Server) finish(rec *record) {
 			attrs = append(attrs, slog.String("error", rec.err.Error()))
 		}
 	}
-	s.log.LogAttrs(context.Background(), level, "boot request", attrs...)
+	if rec.refusal != "" {
+		attrs = append(attrs, slog.String("refused", rec.refusal))
+	}
+	s.log.LogAttrs(context.Background(), max(level, rec.level), "boot request", attrs...)
 }

@@ -67,6 +67,31 @@ echo landscaper: going on to the next boot device
 exit 1
 `))
 
+// installedTemplate is what an installed machine gets: it leaves iPXE so
+// the firmware boots the next device, the machine's disk.
+var installedTemplate = template.Must(template.New("installed").Parse(`#!ipxe
+echo landscaper: {{.MAC}} is installed ({{.Toplevel}}); booting from its disk
+exit 1
+`))
+
+func renderInstalledScript(mac, toplevel string) []byte {
+	var b bytes.Buffer
+	// The MAC is normalised; the store path is shown through echo only.
+	_ = installedTemplate.Execute(&b, struct{ MAC, Toplevel string }{mac, scriptSafe(toplevel)})
+	return b.Bytes()
+}
+
+// scriptSafe keeps only characters that mean nothing to iPXE's parser.
+func scriptSafe(s string) string {
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '/' || r == '-' || r == '.' || r == '_' || r == '+' {
+			out = append(out, r)
+		}
+	}
+	return string(out)
+}
+
 // scriptAttempts and scriptDelay are how often and how far apart a
 // machine's script tries to load its boot files.
 const (

@@ -15,6 +15,13 @@
 // entries, which are read on every request, so new, changed and removed
 // entries take effect at once. Anything else gets an error.
 //
+// A version's extra.cpio holds that machine's secrets, and PXE has no
+// client authentication: the archive is served only to the first client
+// that fetched the version's script, and to nobody once the version is
+// sealed; every serving and refusal is written to the version's fetch
+// record in the boot directory (see secret.go and bootentry.Claim), so
+// the server writes there, and nowhere else.
+//
 // Every request gets one log line (protocol, remote address, MAC when
 // known, file, bytes, duration, outcome) and is counted once, by outcome,
 // in the Prometheus metrics at /metrics on the HTTP listener:
@@ -24,8 +31,16 @@
 // landscaper_boot_tftp_bad_datagrams_total (datagrams that are no request:
 // counted, not logged),
 // landscaper_boot_transfers_refused_total{protocol},
+// landscaper_boot_secret_refused_total{protocol,reason} (extra archives
+// refused; each also logged at level ERROR, or WARN for a machine asking
+// for its own sealed archive),
 // landscaper_boot_transfers_in_flight{protocol} and
-// landscaper_boot_transfers_max.
+// landscaper_boot_transfers_max; and for TFTP transfers whose client has
+// not acknowledged the first packet yet, which hold no transfer slot
+// (see tftpGate): landscaper_boot_tftp_unacknowledged,
+// landscaper_boot_tftp_unacknowledged_max,
+// landscaper_boot_tftp_unacknowledged_dropped_total and
+// landscaper_boot_tftp_refused_per_address_total.
 package bootserver
 
 import (
@@ -37,12 +52,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/pin/tftp/v3"
 
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
@@ -54,6 +69,11 @@ const (
 	DefaultTFTPTimeout     = 5 * time.Second
 	DefaultTFTPRetries     = 5
 	DefaultDrainTimeout    = 5 * time.Second
+	// DefaultMaxTransfersPerAddress is the default of
+	// Config.MaxTransfersPerAddress: an eighth of DefaultMaxTransfers.
+	DefaultMaxTransfersPerAddress = 8
+	DefaultTFTPFirstACKTimeout    = time.Second
+	DefaultTFTPFirstACKRetries    = 2
 )
 
 // tftpReadBuffer is the receive buffer the TFTP listener asks for. In a
@@ -86,9 +106,10 @@ type Config struct {
 	// protocols; more are refused. Default DefaultMaxTransfers.
 	MaxTransfers int
 	// TransferTimeout is the longest one transfer may take. Default
-	// DefaultTransferTimeout. TFTP checks it at every block; a TFTP client
-	// that stops answering altogether is dropped after TFTPRetries rounds
-	// of TFTPTimeout, whichever comes first.
+	// DefaultTransferTimeout. TFTP checks it at every block and while it
+	// waits for an acknowledgement; a TFTP client that stops answering
+	// altogether is dropped after TFTPRetries sends of a packet,
+	// TFTPTimeout apart, whichever comes first.
 	TransferTimeout time.Duration
 	// TFTPTimeout is how long the TFTP server waits for each
 	// acknowledgement before resending, TFTPRetries how often it sends a
@@ -99,6 +120,22 @@ type Config struct {
 	// TFTPMaxBlockSize caps the TFTP block size; 0 grants what the client
 	// asks for (up to 65464).
 	TFTPMaxBlockSize int
+	// MaxTransfersPerAddress caps the TFTP transfers of one client
+	// address, acknowledged or not; more are refused as busy. Default
+	// DefaultMaxTransfersPerAddress, at most MaxTransfers.
+	MaxTransfersPerAddress int
+	// A TFTP transfer takes a transfer slot only once its client has
+	// acknowledged the first packet (the OACK, or DATA block 1). Until
+	// then it waits, among at most TFTPMaxUnacknowledged such transfers
+	// (a request beyond that drops the oldest; default MaxTransfers),
+	// sending the first packet TFTPFirstACKRetries times,
+	// TFTPFirstACKTimeout apart (defaults DefaultTFTPFirstACKRetries and
+	// DefaultTFTPFirstACKTimeout, at most TFTPTimeout and TFTPRetries), so
+	// that requests from clients that never answer, or from forged
+	// addresses, hold nothing for long.
+	TFTPMaxUnacknowledged int
+	TFTPFirstACKTimeout   time.Duration
+	TFTPFirstACKRetries   int
 	// DrainTimeout is how long Serve lets running transfers finish once
 	// its context is cancelled; then it cuts them off. Default
 	// DefaultDrainTimeout.
@@ -122,7 +159,7 @@ type Server struct {
 	base string
 
 	tftpConn net.PacketConn
-	tftp     *tftp.Server
+	tftp     *tftpServer
 	httpLn   net.Listener
 	http     *http.Server
 
@@ -159,6 +196,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
+	if cfg.MaxTransfersPerAddress <= 0 {
+		cfg.MaxTransfersPerAddress = DefaultMaxTransfersPerAddress
+	}
+	cfg.MaxTransfersPerAddress = min(cfg.MaxTransfersPerAddress, cfg.MaxTransfers)
+	if cfg.TFTPMaxUnacknowledged <= 0 {
+		cfg.TFTPMaxUnacknowledged = cfg.MaxTransfers
+	}
+	if cfg.TFTPFirstACKTimeout <= 0 {
+		cfg.TFTPFirstACKTimeout = DefaultTFTPFirstACKTimeout
+	}
+	cfg.TFTPFirstACKTimeout = min(cfg.TFTPFirstACKTimeout, cfg.TFTPTimeout)
+	if cfg.TFTPFirstACKRetries <= 0 {
+		cfg.TFTPFirstACKRetries = DefaultTFTPFirstACKRetries
+	}
+	cfg.TFTPFirstACKRetries = min(cfg.TFTPFirstACKRetries, cfg.TFTPRetries)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -191,7 +243,7 @@ func New(cfg Config) (*Server, error) {
 			// Best effort: the kernel caps it at net.core.rmem_max.
 			_ = uc.SetReadBuffer(tftpReadBuffer)
 		}
-		s.tftpConn, s.tftp = conn, s.newTFTP()
+		s.tftpConn, s.tftp = conn, s.newTFTP(conn)
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -259,22 +311,21 @@ func (s *Server) Close() error {
 
 // Serve serves until ctx is cancelled, then drains: it stops taking
 // requests, gives running transfers DrainTimeout to finish, cuts off the
-// rest and returns. A TFTP transfer whose client stopped answering may
-// take up to TFTPRetries×TFTPTimeout more to notice. Serve returns an
-// error if a listener fails; it returns nil after a drain.
+// rest and returns. Serve returns an error if a listener fails; it
+// returns nil after a drain.
 func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("bootserver: Serve called twice")
 	}
 	defer s.Close()
-	attrs := []any{"boot_dir", s.cfg.BootDir, "ipxe_dir", s.cfg.IPXEDir, "max_transfers", s.cfg.MaxTransfers, "transfer_timeout", s.cfg.TransferTimeout}
+	attrs := []any{"boot_dir", s.cfg.BootDir, "ipxe_dir", s.cfg.IPXEDir, "max_transfers", s.cfg.MaxTransfers, "max_transfers_per_address", s.cfg.MaxTransfersPerAddress, "transfer_timeout", s.cfg.TransferTimeout}
 	errc := make(chan error, 2)
 	running := 0
 	if s.tftpConn != nil {
 		running++
 		attrs = append(attrs, "tftp", s.TFTPAddr().String())
 		go func() {
-			if err := s.tftp.Serve(s.tftpConn); err != nil {
+			if err := s.tftp.Serve(); err != nil {
 				errc <- fmt.Errorf("bootserver: serve TFTP on %s: %w", s.TFTPAddr(), err)
 				return
 			}
@@ -296,6 +347,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		attrs = append(attrs, "http_url", s.cfg.HTTPURL)
 	}
 	s.log.Info("boot server listening", attrs...)
+	if readOnly(s.cfg.BootDir) {
+		s.log.Error("the boot directory is on a read-only file system: the server cannot record which client fetched a machine's script, so it refuses every machine's extra.cpio", "boot_dir", s.cfg.BootDir)
+	}
 
 	var failed error
 	select {
@@ -313,6 +367,25 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("boot server stopped")
 	return failed
 }
+
+// readOnly reports whether dir, or the nearest directory above it that
+// exists, is on a file system mounted read-only (as a systemd service with
+// ProtectSystem=strict sees everything it was not given write access to).
+func readOnly(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		var st syscall.Statfs_t
+		err := syscall.Statfs(d, &st)
+		if err == nil {
+			return st.Flags&stRdonly != 0
+		}
+		if !errors.Is(err, syscall.ENOENT) || d == filepath.Dir(d) {
+			return false
+		}
+	}
+}
+
+// stRdonly is ST_RDONLY of statfs(2)'s f_flags.
+const stRdonly = 0x1
 
 // drain stops both servers: no new requests, DrainTimeout for the running
 // ones, then the rest are cut off.

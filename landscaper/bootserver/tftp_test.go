@@ -141,15 +141,21 @@ func TestTFTPConcurrentTransfers(t *testing.T) {
 	}
 }
 
-// holdTransfer starts a transfer by hand and never acknowledges it, so it
-// holds a slot until the server gives up or release is called.
+// holdTransfer starts a transfer by hand, acknowledges its first block (a
+// TFTP transfer takes a slot once its first packet is acknowledged) and
+// nothing after, so it holds a slot until the server gives up or release
+// is called. The file must be longer than one 512-byte block.
 func holdTransfer(t *testing.T, addr, name string) (release func()) {
 	t.Helper()
 	c := newRawClient(t)
 	c.sendTo(addr, packRRQ(name))
 	p, err := c.read(3 * time.Second)
-	if err != nil || p.op != opDATA {
-		t.Fatalf("hold %s: got %+v, %v; want DATA", name, p, err)
+	if err != nil || p.op != opDATA || p.block != 1 {
+		t.Fatalf("hold %s: got %+v, %v; want DATA block 1", name, p, err)
+	}
+	c.send(packACK(1))
+	if p, err = c.read(3 * time.Second); err != nil || p.op != opDATA || p.block != 2 {
+		t.Fatalf("hold %s: got %+v, %v; want DATA block 2", name, p, err)
 	}
 	return func() { c.send(packERROR(0, "done")) }
 }

@@ -79,8 +79,10 @@ func TestTraversalRefused(t *testing.T) {
 			t.Errorf("HTTP %q: status %d, want 4xx", name, code)
 		}
 	}
-	// The server still serves what it should, after all that.
-	for _, name := range []string{"boot.ipxe", ver + "/kernel", ver + "/initrd/0", ver + "/extra.cpio", "ipxe.efi"} {
+	// The server still serves what it should, after all that (the
+	// machine's script first: the extra archive goes only to the client
+	// that fetched it, this one).
+	for _, name := range []string{"boot.ipxe", "machine/52-54-00-12-34-56.ipxe", ver + "/kernel", ver + "/initrd/0", ver + "/extra.cpio", "ipxe.efi"} {
 		if _, _, err := tftpGet(f.tftpAddr(), name, 0, false); err != nil {
 			t.Errorf("TFTP %s: %v", name, err)
 		}

@@ -195,6 +195,7 @@ type common struct {
 	lockTimeout time.Duration
 	parallelism int
 	targets     multiFlag
+	replace     multiFlag
 	json        bool
 	noRefresh   bool
 	// operationTimeout and callTimeout bound how long a provider may take.
@@ -213,6 +214,7 @@ func (c *common) register(fs *flag.FlagSet, deployment bool) {
 		fs.DurationVar(&c.callTimeout, "call-timeout", providerset.DefaultCallTimeout, "the longest a provider may take to start, or to answer a plan or read")
 		fs.IntVar(&c.parallelism, "parallelism", 10, "how many operations may run at once")
 		fs.Var(&c.targets, "target", "apply only this `member` and what it needs (repeatable)")
+		fs.Var(&c.replace, "replace", "replace this `member` although its inputs did not change; what depends on it follows (repeatable; plan and apply)")
 		fs.BoolFunc("refresh", "ask providers what exists before planning (default true; -refresh=false trusts the state)", func(v string) error {
 			on, err := strconv.ParseBool(v)
 			c.noRefresh = !on
@@ -334,7 +336,7 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 	}
 	opts := engine.Options{
 		Source: src, Backend: c.backend(env, dir), LockInfo: lockInfo(), LockTimeout: c.lockTimeout,
-		Parallelism: c.parallelism, Targets: c.targets, NoRefresh: c.noRefresh,
+		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache:      schemaCache(env),
 		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
@@ -391,6 +393,9 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	}
 	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if destroy && len(c.replace) > 0 {
+		return &exitError{code: 2, err: errors.New("--replace is for plan and apply; destroy removes every member anyway")}
 	}
 	if !*autoApprove && !env.IsTerminal {
 		return &exitError{code: 1, err: fmt.Errorf("%s needs confirmation, but there is no terminal to ask on; run with --auto-approve", name)}

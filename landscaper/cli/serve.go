@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&cfg.HTTPURL, "http-url", "", "the base `URL` booting machines reach the HTTP listener at; when set, scripts fetch kernels and initrds over HTTP")
 	fs.StringVar(&cfg.IPXEDir, "ipxe-dir", bootserver.DefaultIPXEDir, "the `directory` of the iPXE binaries to serve (undionly.kpxe, ipxe.efi, snponly.efi)")
 	fs.IntVar(&cfg.MaxTransfers, "max-transfers", bootserver.DefaultMaxTransfers, "the most transfers served at once over both protocols; more are refused")
+	fs.IntVar(&cfg.MaxTransfersPerAddress, "max-transfers-per-address", bootserver.DefaultMaxTransfersPerAddress, "the most TFTP transfers one client address may have at once (at most --max-transfers); more are refused")
 	fs.DurationVar(&cfg.TransferTimeout, "transfer-timeout", bootserver.DefaultTransferTimeout, "the longest one transfer may take")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, "Usage: landscaper serve [flags]\n\nServe the network boot entries of the pxe-nbp provider over TFTP and HTTP.\n\nFlags:\n")
@@ -42,6 +43,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	if cfg.MaxTransfers < 1 {
 		return &exitError{code: 2, err: fmt.Errorf("--max-transfers must be at least 1, got %d", cfg.MaxTransfers)}
+	}
+	if cfg.MaxTransfersPerAddress < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("--max-transfers-per-address must be at least 1, got %d", cfg.MaxTransfersPerAddress)}
 	}
 	if cfg.TransferTimeout <= 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--transfer-timeout must be positive, got %s", cfg.TransferTimeout)}

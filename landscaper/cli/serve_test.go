@@ -59,7 +59,7 @@ func waitListening(t *testing.T, stderr *syncBuffer, done <-chan struct{}) strin
 
 func serveArgs(t *testing.T) []string {
 	return []string{"serve", "--boot-dir", t.TempDir(), "--ipxe-dir", t.TempDir(),
-		"--tftp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--max-transfers", "8", "--transfer-timeout", "1m"}
+		"--tftp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--max-transfers", "8", "--max-transfers-per-address", "3", "--transfer-timeout", "1m"}
 }
 
 func TestServeRunsUntilCancelled(t *testing.T) {
@@ -88,6 +88,9 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "landscaper_boot_transfers_max 8") {
 		t.Errorf("--max-transfers not applied:\n%s", body)
+	}
+	if !strings.Contains(stderr.String(), "max_transfers_per_address=3") {
+		t.Errorf("--max-transfers-per-address not applied:\n%s", stderr.String())
 	}
 
 	cancel()
@@ -137,6 +140,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"unknown flag", []string{"serve", "--nope"}, 2},
 		{"argument", []string{"serve", "extra"}, 2},
 		{"no transfers", []string{"serve", "--max-transfers", "0"}, 2},
+		{"no transfers per address", []string{"serve", "--max-transfers-per-address", "0"}, 2},
 		{"bad timeout", []string{"serve", "--transfer-timeout", "-1s"}, 2},
 		{"nothing to listen on", []string{"serve", "--tftp-listen", "", "--http-listen", ""}, 1},
 		{"bad http url", []string{"serve", "--tftp-listen", "", "--http-listen", "127.0.0.1:0", "--http-url", "ftp://x"}, 1},

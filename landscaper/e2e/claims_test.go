@@ -71,3 +71,46 @@ in {
 		})
 	}
 }
+
+// Two deployments (both naming their member "netboot") that write an entry
+// for one machine into one boot directory: the second is refused when
+// planning and applying, naming the owner; the first's entry stays; the
+// second's destroy leaves it alone.
+func TestTwoDeploymentsCannotShareAMachine(t *testing.T) {
+	t.Parallel()
+	bootDir := t.TempDir()
+	deployment := func(mac, cmdline string) string {
+		return `{ members, providers, ... }: {
+  members.netboot = { type = providers.pxe-nbp.entry; inputs = { mac = "` + mac + `"; kernel = builtins.toFile "kernel" "k"; initrd = [ (builtins.toFile "initrd" "i") ]; cmdline = "` + cmdline + `"; bootDir = "` + bootDir + `"; }; };
+}
+`
+	}
+	first, second := t.TempDir(), t.TempDir()
+	writeFile(t, first, "landscaper.nix", deployment("52:54:00:aa:bb:cc", "first"))
+	writeFile(t, second, "landscaper.nix", deployment("52-54-00-AA-BB-CC", "second"))
+	mustRun(t, first, 0, "apply", "--auto-approve")
+	link := filepath.Join(bootDir, "entries", "52-54-00-aa-bb-cc")
+	before, err := os.Readlink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"plan"}, {"apply", "--auto-approve"}} {
+		_, stderr := mustRun(t, second, 1, args...)
+		if !strings.Contains(stderr, `belongs to member "netboot" of another deployment`) {
+			t.Errorf("landscaper %s in the second deployment: stderr does not name the owner:\n%s", strings.Join(args, " "), stderr)
+		}
+	}
+	if after, _ := os.Readlink(link); after != before {
+		t.Errorf("the first deployment's entry changed: %s -> %s", before, after)
+	}
+	mustRun(t, second, 0, "destroy", "--auto-approve")
+	if after, _ := os.Readlink(link); after != before {
+		t.Errorf("the second deployment's destroy changed the first's entry: %s -> %s", before, after)
+	}
+	// The first deployment goes on as before: a plan is clean.
+	mustRun(t, first, 0, "plan", "--detailed-exitcode")
+	mustRun(t, first, 0, "destroy", "--auto-approve")
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Errorf("the entry is still there after the first deployment's destroy: %v", err)
+	}
+}

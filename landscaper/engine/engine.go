@@ -37,6 +37,10 @@ type Options struct {
 	Parallelism int
 	// Targets restricts the run to these members and what they need.
 	Targets []string
+	// Replace names members to replace although their inputs did not
+	// change (Terraform's -replace); what depends on their outputs is
+	// planned again with the new values.
+	Replace []string
 	// NoRefresh skips asking providers what exists before planning.
 	NoRefresh bool
 	Observer  Observer

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -159,6 +160,14 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 
 // planMembers plans every member in dependency order, then the deletions.
 func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
+	for _, r := range e.opts.Replace {
+		e.mu.Lock()
+		_, ok := e.members[r]
+		e.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("--replace %s: no such member in the deployment", r)
+		}
+	}
 	selected, err := e.selected(ctx)
 	if err != nil {
 		return nil, err
@@ -475,7 +484,12 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 	}
 	var priorState *resource.State
 	sameType := prior != nil && prior.Type == m.typ
-	if sameType {
+	// A member replaced although its inputs may not have changed (tainted,
+	// or --replace) is planned as the new object it becomes: as a create,
+	// so that outputs the new object will have anew are unknown.
+	requested := prior != nil && sameType && slices.Contains(e.opts.Replace, m.path)
+	forced := prior != nil && sameType && (prior.Tainted || requested)
+	if sameType && !forced {
 		priorState = recordToState(prior)
 	}
 	resp, err := p.Plan(ctx, resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown})
@@ -505,8 +519,11 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 	case prior != nil && !sameType:
 		c.Action = resource.ActionReplace
 		c.RequiresReplace = append(c.RequiresReplace, resource.AttrPath("type"))
-	case prior != nil && prior.Tainted && c.Action != resource.ActionCreate:
+	case forced:
 		c.Action = resource.ActionReplace
+		if requested {
+			c.Warnings = append(c.Warnings, "replaced on request (--replace)")
+		}
 	}
 	if c.Action == resource.ActionUnspecified {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: errors.New("provider planned no action")}

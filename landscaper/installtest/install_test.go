@@ -81,6 +81,26 @@ func TestInstall(t *testing.T) {
 		t.Errorf("landscaper serve logged no TFTP transfer of version %s's extra.cpio:\n%s", boot.Version, srv.log.String())
 	}
 
+	// hostKey checked the boot server's record (the archive went to the
+	// server alone) and sealed it: the boot server no longer hands the
+	// temporary key to anyone, the server included.
+	record := filepath.Join(bootDir, "versions", strings.ReplaceAll(mac, ":", "-"), boot.Version, "fetch")
+	if got := str(t, outputs, "netboot", "fetchRecord"); got != record {
+		t.Errorf("netboot's fetchRecord is %s, want %s", got, record)
+	}
+	for _, want := range []string{"127.0.0.1 fetched the machine's script first", "127.0.0.1 got the archive", "sealed " + record} {
+		if !strings.Contains(apply.stdout.String(), want) {
+			t.Errorf("the apply does not say %q:\n%s", want, apply.output())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(record, "sealed")); err != nil {
+		t.Errorf("the version is not sealed: %v", err)
+	}
+	extraURL := "tftp://" + srv.tftpAddr + "/v/" + strings.ReplaceAll(mac, ":", "-") + "/" + boot.Version + "/extra.cpio"
+	if out, err := exec.Command("curl", "--silent", "--show-error", "--fail", "--interface", "127.0.0.1", "--output", filepath.Join(t.TempDir(), "extra"), extraURL).CombinedOutput(); err == nil {
+		t.Errorf("after the seal, the server got its extra initrd again (%s)", out)
+	}
+
 	// The host key was rotated: the server presents a new key, the one the
 	// state records, and no longer the temporary one.
 	presented := presentedKey(t, port)
@@ -215,4 +235,91 @@ func toplevel(t *testing.T, dir string) string {
 		t.Fatalf("the example's toplevel is %s (%v)", out, err)
 	}
 	return p
+}
+
+// TestInstallRefusesATakenHostKey: another machine on the boot network
+// (127.0.0.2, a second source address on loopback) knows the server's
+// MAC, fetches its script and extra initrd before the server does, and
+// answers SSH at the server's address with the temporary host key it
+// found there. The server, booting next, is refused the extra initrd, and
+// landscaper serve raises an alarm. The apply fails at hostKey, naming
+// both addresses, before any credential is offered: the deployer's login
+// key never reaches the impostor, nothing is copied to it, and the
+// temporary key is not sealed, so the record stays as evidence.
+func TestInstallRefusesATakenHostKey(t *testing.T) {
+	requireTools(t)
+	const impostorAddr = "127.0.0.2"
+	work := t.TempDir()
+	dir := filepath.Join(work, "deployment")
+	copyExample(t, dir)
+	bootDir := filepath.Join(work, "boot")
+	if err := os.MkdirAll(bootDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := testhost.FreePort(t)
+	local := fmt.Sprintf("{\n  address = \"127.0.0.1\";\n  port = %d;\n  mac = %q;\n  bootDir = %q;\n}\n", port, mac, bootDir)
+	if err := os.WriteFile(filepath.Join(dir, "params.local.nix"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, bootDir)
+	apply := start(t, dir, "apply", "--auto-approve")
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	url := "tftp://" + srv.tftpAddr + "/"
+
+	// The impostor asks until the entry is there, and gets it all.
+	stolen, err := testhost.NetBoot(ctx, testhost.BootOptions{URL: url, MAC: mac, Dir: t.TempDir(), LocalAddr: impostorAddr, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("the impostor did not get the entry: %v\napply:\n%s\nlandscaper serve:\n%s", err, apply.output(), srv.log.String())
+	}
+	// The server boots: it gets its script and kernel, not the archive.
+	if _, err := testhost.NetBoot(ctx, testhost.BootOptions{URL: url, MAC: mac, Dir: t.TempDir(), LocalAddr: "127.0.0.1", Logf: t.Logf}); err == nil {
+		t.Fatal("the server got its extra initrd after another client had taken it")
+	} else if !strings.Contains(err.Error(), "extra.cpio") {
+		t.Errorf("the server's boot failed, but not at the extra initrd: %v", err)
+	}
+	impostor := testhost.Start(t, testhost.Options{HostKey: stolen.HostKey, AuthorizedKeys: stolen.AuthorizedKeys, Port: port})
+	apply.wait(t, 1)
+
+	out := apply.output()
+	for _, want := range []string{"hostKey", "refused before authenticating", "may be in other hands",
+		impostorAddr + " fetched the machine's script first", "127.0.0.1 was refused the archive",
+		"the archive went to " + impostorAddr + ", but the host is reached at 127.0.0.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the apply's output does not say %q:\n%s", want, out)
+		}
+	}
+	log := impostor.SSHDLog()
+	for _, sign := range []string{"publickey", "Accepted", "authenticating user", "Postponed"} {
+		if strings.Contains(log, sign) {
+			t.Errorf("the impostor's sshd saw an authentication attempt (%q):\n%s", sign, log)
+		}
+	}
+	if !strings.Contains(log, "Connection from 127.0.0.1") {
+		t.Errorf("the impostor's sshd log shows no connection, so the check above proves nothing:\n%s", log)
+	}
+	if acts := impostor.Activations(); len(acts) != 0 || impostor.HasPath(toplevel(t, dir)) {
+		t.Errorf("the system reached the impostor: activations %q", acts)
+	}
+	outputs := stateOutputs(t, dir)
+	for _, member := range []string{"hostKey", "system"} {
+		if o, ok := outputs[member]; ok && len(o) > 0 {
+			t.Errorf("the state records %s: %v", member, o)
+		}
+	}
+
+	// The boot server raised the alarm for the server's request, and
+	// still refuses the archive to it; nothing sealed the version.
+	alarm := false
+	for _, l := range strings.Split(srv.log.String(), "\n") {
+		alarm = alarm || (strings.Contains(l, "level=ERROR") && strings.Contains(l, "remote=127.0.0.1:") &&
+			strings.Contains(l, "extra.cpio") && strings.Contains(l, "refused=other_client") && strings.Contains(l, "claimed_by="+impostorAddr))
+	}
+	if !alarm {
+		t.Errorf("landscaper serve logged no alarm for the refused extra initrd:\n%s", srv.log.String())
+	}
+	record := filepath.Join(bootDir, "versions", strings.ReplaceAll(mac, ":", "-"), stolen.Version, "fetch")
+	if _, err := os.Stat(filepath.Join(record, "sealed")); !os.IsNotExist(err) {
+		t.Errorf("the refused version is sealed (%v): the record should stay as it was", err)
+	}
 }

@@ -496,19 +496,54 @@ type boot struct {
 // Only one VM runs at a time.
 func bootVM(t *testing.T, mac string, tftpPort int, stopWhen func(serial string) bool) boot {
 	t.Helper()
+	return bootVMWith(t, mac, tftpPort, stopWhen, biosFirmware)
+}
+
+// firmware is what the VM starts with.
+type firmware int
+
+const (
+	// biosFirmware is QEMU's SeaBIOS with the e1000's iPXE ROM.
+	biosFirmware firmware = iota
+	// uefiFirmware is OVMF (Debian's ovmf) with the e1000's iPXE EFI ROM.
+	uefiFirmware
+)
+
+// ovmfCode is Debian's OVMF firmware image.
+const (
+	ovmfCode   = "/usr/share/ovmf/OVMF.fd"
+	efiNICROM  = "/usr/lib/ipxe/qemu/efi-e1000.rom"
+	uefiMemory = "1024"
+)
+
+// bootVMWith is bootVM with the given firmware.
+func bootVMWith(t *testing.T, mac string, tftpPort int, stopWhen func(serial string) bool, fw firmware) boot {
+	t.Helper()
+	rom, memory := nicROM, "512"
+	var firmwareArgs []string
+	if fw == uefiFirmware {
+		for _, f := range []string{ovmfCode, efiNICROM} {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("%s not found: install Debian's ovmf and ipxe-qemu (scripts/install-deps.sh does)", f)
+			}
+		}
+		rom, memory = efiNICROM, uefiMemory
+		firmwareArgs = []string{"-bios", ovmfCode}
+	}
 	args := []string{
 		"-accel", accel(),
 		"-machine", "pc",
-		"-m", "512",
+		"-m", memory,
 		// SeaBIOS and iPXE write to the serial console only with
 		// -nographic; the serial console (and the muxed monitor) is on
 		// stdio, whose stdin is /dev/null.
 		"-nographic",
 		"-no-reboot",
 		"-netdev", fmt.Sprintf("user,id=n0,bootfile=tftp://10.0.2.2:%d/boot.ipxe", tftpPort),
-		"-device", fmt.Sprintf("%s,netdev=n0,mac=%s,romfile=%s", nicModel, mac, nicROM),
+		"-device", fmt.Sprintf("%s,netdev=n0,mac=%s,romfile=%s", nicModel, mac, rom),
 		"-boot", "order=n",
 	}
+	args = append(args, firmwareArgs...)
 	var out testbin.Output
 	cmd := exec.Command(qemuBinary, args...)
 	cmd.Stdin = nil // /dev/null

@@ -306,7 +306,7 @@ func TestBigInitrdOverTFTP(t *testing.T) {
 	reqs := s.requests(0)
 	checkServed(t, reqs, "tftp", knownMAC, version, a)
 	name := "v/" + hyphens(knownMAC) + "/" + version + "/initrd/1"
-	if r := findRequest(reqs, "tftp", name); r == nil || r["outcome"] != "ok" || r["bytes"] != fmt.Sprint(fi.Size()) {
+	if r := findRequest(reqs, "tftp", name); r == nil || r["outcome"] != "ok" || r["bytes"] != fmt.Sprint((fi.Size()+3)/4*4) {
 		t.Errorf("the server did not log %s sent whole (%d bytes) over TFTP: %v", name, fi.Size(), r)
 	}
 }
@@ -418,7 +418,7 @@ func checkServed(t *testing.T, reqs []request, protocol, mac, version string, a 
 	for _, f := range []struct {
 		name string
 		size int64
-	}{{"kernel", a.kernelSize}, {"initrd/0", a.initrdSize}, {"extra.cpio", -1}} {
+	}{{"kernel", a.kernelSize}, {"initrd/0", (a.initrdSize + 3) / 4 * 4}, {"extra.cpio", -1}} {
 		r := findRequest(reqs, protocol, prefix+f.name)
 		if r == nil {
 			t.Errorf("the server logged no %s request for %s%s", protocol, prefix, f.name)
@@ -468,4 +468,63 @@ func findRequest(reqs []request, protocol, file string) request {
 		}
 	}
 	return found
+}
+
+// TestBootUEFI: under UEFI firmware (OVMF with iPXE's EFI ROM) the kernel's
+// EFI stub loads the initrds and joins them without aligning them; an
+// initrd whose size is not a multiple of 4 bytes, followed by the extra
+// archive, lost the archive ("Initramfs unpacking failed: invalid magic")
+// until the server padded every initrd it serves to a multiple of 4. The
+// entry has such an initrd (and the extra archive after it): the booted
+// initrd must still see the file of the entry's files.
+func TestBootUEFI(t *testing.T) {
+	a := bootAssets(t)
+	dir := t.TempDir()
+	odd := oddInitrd(t, dir)
+	e := defaultEntry
+	e.extraInitrds = []string{odd}
+	d := newDeployment(t, dir, knownMAC, a, e)
+	landscaper(t, d.dir, "apply", "--auto-approve")
+	version := d.entryVersion(t, knownMAC)
+	if version == "" {
+		t.Fatalf("apply wrote no entry for %s under %s", knownMAC, d.bootDir)
+	}
+	for _, http := range []bool{false, true} {
+		s := startServer(t, d.bootDir, http)
+		b := bootVMWith(t, knownMAC, s.tftpPort, nil, uefiFirmware)
+		checkBooted(t, b, e)
+		if strings.Contains(b.serial, "invalid magic") {
+			t.Errorf("the kernel could not unpack an initrd (http %v)", http)
+		}
+		report(t, b, s)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// oddInitrd writes a gzipped newc archive (one small file) whose size is
+// not a multiple of 4 bytes.
+func oddInitrd(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "oddroot")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "odd.cpio.gz")
+	for n := 1; n < 64; n++ {
+		if err := os.WriteFile(filepath.Join(root, "odd.txt"), []byte(strings.Repeat("odd ", n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | gzip -9n > "+out)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make the odd initrd: %v: %s", err, b)
+		}
+		if fi, err := os.Stat(out); err == nil && fi.Size()%4 != 0 {
+			return out
+		}
+	}
+	t.Fatal("no gzipped archive of an odd size")
+	return ""
 }

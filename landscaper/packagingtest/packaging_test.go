@@ -354,7 +354,7 @@ func TestModuleConfig(t *testing.T) {
 	if !slices.Contains(d.WantedBy, "multi-user.target") {
 		t.Errorf("defaults: wantedBy = %v", d.WantedBy)
 	}
-	checkHardening(t, d.ServiceConfig)
+	checkHardening(t, d.ServiceConfig, bootentry.DefaultDir)
 
 	c := r.Cases["custom"]
 	if len(c.FailedAssertions) > 0 {
@@ -378,6 +378,9 @@ func TestModuleConfig(t *testing.T) {
 	_ = json.Unmarshal(c.ServiceConfig["Group"], &group)
 	if user != "pxe" || group != "operators" {
 		t.Errorf("custom: User=%q Group=%q, want pxe and operators", user, group)
+	}
+	if got := string(c.ServiceConfig["ReadWritePaths"]); got != `["-/srv/boot%%dir$x"]` {
+		t.Errorf("custom: ReadWritePaths = %s, want the boot directory with %% escaped for systemd", got)
 	}
 
 	h := r.Cases["httpOnly"]
@@ -408,7 +411,7 @@ func TestModuleConfig(t *testing.T) {
 }
 
 // checkHardening checks the systemd sandboxing the module promises.
-func checkHardening(t *testing.T, sc map[string]json.RawMessage) {
+func checkHardening(t *testing.T, sc map[string]json.RawMessage, bootDir string) {
 	t.Helper()
 	want := map[string]string{
 		"NoNewPrivileges":         `true`,
@@ -431,10 +434,16 @@ func checkHardening(t *testing.T, sc map[string]json.RawMessage) {
 	if !slices.Contains(filter, "@system-service") {
 		t.Errorf("serviceConfig.SystemCallFilter = %v, want @system-service in it", filter)
 	}
-	for _, k := range []string{"DynamicUser", "StateDirectory", "ReadWritePaths"} {
+	for _, k := range []string{"DynamicUser", "StateDirectory"} {
 		if _, ok := sc[k]; ok {
 			t.Errorf("serviceConfig.%s is set; the boot directory belongs to whoever runs landscaper apply", k)
 		}
+	}
+	// The one place the server writes: the boot directory, for the fetch
+	// records of the machines' extra archives.
+	var rw []string
+	if err := json.Unmarshal(sc["ReadWritePaths"], &rw); err != nil || !slices.Equal(rw, []string{"-" + bootDir}) {
+		t.Errorf("serviceConfig.ReadWritePaths = %s, want [\"-%s\"] alone (the fetch records)", sc["ReadWritePaths"], bootDir)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 const (
 	hostKeyType = "nixos.host-key"
 	systemType  = "nixos.system"
+	installType = "nixos.install"
 )
 
 type keyPair = testhost.KeyPair

@@ -22,6 +22,7 @@ func Provider() *sdk.Provider {
 		Types: map[string]sdk.Resource{
 			"host-key": hostKeyType(),
 			"system":   systemType(),
+			"install":  installType(),
 		},
 	}
 }

@@ -24,6 +24,8 @@ type systemInputs struct {
 	CopyTimeout             float64          `json:"copyTimeout"`
 	SubstituteOnDestination bool             `json:"substituteOnDestination"`
 	Sudo                    *bool            `json:"sudo"`
+	Reboot                  string           `json:"reboot"`
+	RebootTimeout           float64          `json:"rebootTimeout"`
 }
 
 type systemOutputs struct {
@@ -52,6 +54,8 @@ func systemType() *sdk.Type[systemInputs, systemOutputs] {
 		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(1200),
 		sdk.Bool("substituteOnDestination", "Let the target fetch store paths from its own binary caches (nix copy --substitute-on-destination).").Default(false),
 		sdk.Bool("sudo", `Run commands through "sudo -n"; by default when user is not "root".`),
+		sdk.String("reboot", `After the system became the boot default: "never" reboot; "ifNeeded": reboot when its kernel, initrd or kernel modules differ from the booted ones; "always": reboot after every change. After a reboot the host must come back with the pinned key, booted into toplevel.`).Default(rebootNever),
+		sdk.Number("rebootTimeout", "Seconds a rebooted host may take to answer SSH again.").Default(600),
 	)
 	return &sdk.Type[systemInputs, systemOutputs]{
 		Description: "A NixOS system activated on a host over SSH: closure copied, activated under a dead-man switch, health-checked, then made the boot default; the previous system is re-activated on any failure.",
@@ -92,10 +96,18 @@ func validateSystem(in systemInputs, unknown []resource.Path) resource.Diagnosti
 		_, d := parseHealthChecks(in.HealthChecks)
 		diags = append(diags, d...)
 	}
+	if known("reboot") {
+		switch {
+		case in.Reboot != rebootNever && in.Reboot != rebootIfNeeded && in.Reboot != rebootAlways:
+			diags = append(diags, resource.Error(resource.AttrPath("reboot"), "invalid reboot", `reboot must be "never", "ifNeeded" or "always", got %q`, in.Reboot))
+		case in.Reboot != rebootNever && known("action") && in.Action == actionTest:
+			diags = append(diags, resource.Error(resource.AttrPath("reboot"), "reboot with action test", `action "test" leaves the boot default as it was, so a reboot would leave the system: use action "switch" or "boot" to reboot`))
+		}
+	}
 	for _, s := range []struct {
 		name string
 		v    float64
-	}{{"confirmTimeout", in.ConfirmTimeout}, {"activationTimeout", in.ActivationTimeout}, {"copyTimeout", in.CopyTimeout}} {
+	}{{"confirmTimeout", in.ConfirmTimeout}, {"activationTimeout", in.ActivationTimeout}, {"copyTimeout", in.CopyTimeout}, {"rebootTimeout", in.RebootTimeout}} {
 		diags = append(diags, validateSeconds(s.name, s.v, unknown)...)
 	}
 	return diags
@@ -275,7 +287,33 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 		return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
 	}
 	op.Logf("%s runs %s, boot default %s", t.HostPort(), orNone(post.current), orNone(post.profile))
+	if in.Reboot == rebootAlways || (in.Reboot == rebootIfNeeded && (post.reboot || post.current != in.Toplevel)) {
+		if post, err = rebootInto(ctx, op, c, in); err != nil {
+			return systemOutputs{}, err
+		}
+	}
 	return outputsFrom(in, post, previous), nil
+}
+
+// rebootInto reboots the host into the system that is now its boot
+// default and checks that it booted it.
+func rebootInto(ctx context.Context, op *sdk.Op, c *remote.Client, in systemInputs) (probe, error) {
+	t := c.Target()
+	nc, err := rebootAndWait(ctx, op, c, seconds(in.RebootTimeout))
+	if err != nil {
+		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: err, Outcome: in.Toplevel + " is the boot default"}
+	}
+	defer nc.Close()
+	post, err := runProbe(ctx, nc, in.Toplevel)
+	if err != nil {
+		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("read the rebooted host: %w", err), Outcome: in.Toplevel + " is the boot default"}
+	}
+	if post.booted != in.Toplevel {
+		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("the host booted %s, not %s", orNone(post.booted), in.Toplevel),
+			Outcome: "its boot default is " + orNone(post.profile)}
+	}
+	op.Logf("%s rebooted into %s", t.HostPort(), in.Toplevel)
+	return post, nil
 }
 
 // restore puts back what ran before after a failure past the dead-man

@@ -25,6 +25,11 @@ func TestValidate(t *testing.T) {
 		mod(m)
 		return m
 	}
+	inst := func(mod func(m map[string]any)) map[string]any {
+		m := map[string]any{"address": "10.0.0.5", "privateKey": key.Private, "hostPublicKey": key.Public, "toplevel": store, "diskoScript": store + "/bin/disko"}
+		mod(m)
+		return m
+	}
 	cases := []struct {
 		name, typ string
 		inputs    map[string]any
@@ -50,6 +55,18 @@ func TestValidate(t *testing.T) {
 		{"confirm timeout zero", systemType, sys(func(m map[string]any) { m["confirmTimeout"] = 0 }), "confirmTimeout", "more than 0"},
 		{"host key path relative", hostKeyType, hk(func(m map[string]any) { m["hostKeyPath"] = "etc/ssh/key" }), "hostKeyPath", "absolute"},
 		{"expected key garbage", hostKeyType, hk(func(m map[string]any) { m["expectedHostKey"] = "ssh-ed25519 !!" }), "expectedHostKey", "OpenSSH public key"},
+		{"bad reboot", systemType, sys(func(m map[string]any) { m["reboot"] = "sometimes" }), "reboot", `"never", "ifNeeded" or "always"`},
+		{"reboot with action test", systemType, sys(func(m map[string]any) { m["reboot"] = "ifNeeded"; m["action"] = "test" }), "reboot", `use action "switch" or "boot"`},
+		{"valid install", installType, inst(func(map[string]any) {}), "", ""},
+		{"disk script outside the store", installType, inst(func(m map[string]any) { m["diskoScript"] = "/usr/bin/disko" }), "diskoScript", "store path of an executable"},
+		{"disk script with a dotdot", installType, inst(func(m map[string]any) { m["diskoScript"] = store + "/../x/bin/disko" }), "diskoScript", "store path of an executable"},
+		{"extra file relative", installType, inst(func(m map[string]any) {
+			m["extraFiles"] = map[string]any{"etc/secret": map[string]any{"contents": "x"}}
+		}), `extraFiles."etc/secret"`, "clean absolute path"},
+		{"extra file bad mode", installType, inst(func(m map[string]any) {
+			m["extraFiles"] = map[string]any{"/etc/secret": map[string]any{"contents": "x", "mode": "rw"}}
+		}), `extraFiles."/etc/secret".mode`, "mode"},
+		{"install reboot timeout", installType, inst(func(m map[string]any) { m["rebootTimeout"] = -1 }), "rebootTimeout", "more than 0"},
 		{"missing address", hostKeyType, hk(func(m map[string]any) { delete(m, "address") }), "address", "must be set"},
 	}
 	for _, tc := range cases {

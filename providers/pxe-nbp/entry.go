@@ -41,9 +41,12 @@ type entryInputs struct {
 
 // entryOutputs are the outputs of pxe-nbp.entry.
 type entryOutputs struct {
-	MAC        string `json:"mac"`
-	ScriptPath string `json:"scriptPath"`
-	Version    string `json:"version"`
+	MAC         string `json:"mac"`
+	ScriptPath  string `json:"scriptPath"`
+	Version     string `json:"version"`
+	FetchRecord string `json:"fetchRecord"`
+	Owner       string `json:"owner"`
+	Installed   string `json:"installedRecord"`
 }
 
 // extraFile is one decoded member of files.
@@ -74,14 +77,29 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 			sdk.String("mac", "The MAC address, normalised: lowercase with colons."),
 			sdk.String("scriptPath", "URL path, relative to the boot server's root, of this machine's iPXE script (machine/<mac-with-hyphens>.ipxe)."),
 			sdk.String("version", "ID of the entry's version in the boot directory: a hash of its content."),
+			sdk.String("fetchRecord", "With files: the directory where the boot server records which client fetched this version's script (the only one it serves the extra archive to), who got the archive and who was refused; give it to nixos.host-key's bootRecord. Empty without files."),
+			sdk.String("installedRecord", "Where the machine's installation is recorded in the boot directory (installed/<mac>.json); give it to nixos.install's bootInstalledRecord. While it exists the boot server sends the machine to its disk instead of this entry."),
+			sdk.String("owner", "The token with which this member owns the MAC's entry in the boot directory (recorded in owners/<mac>.json); another deployment writing an entry for the same MAC there is refused."),
 		},
 		Validate: validateEntry,
 		Plan:     planEntry,
 		Create: func(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
-			return writeEntry(ctx, op, in)
+			token, err := bootentry.NewToken()
+			if err != nil {
+				return entryOutputs{}, err
+			}
+			return writeEntry(ctx, op, in, token)
 		},
-		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[entryInputs, entryOutputs], in entryInputs) (entryOutputs, error) {
-			return writeEntry(ctx, op, in)
+		Update: func(ctx context.Context, op *sdk.Op, prior sdk.State[entryInputs, entryOutputs], in entryInputs) (entryOutputs, error) {
+			token := prior.Outputs.Owner
+			if token == "" {
+				// Written before owners were recorded: take it over.
+				var err error
+				if token, err = bootentry.NewToken(); err != nil {
+					return entryOutputs{}, err
+				}
+			}
+			return writeEntry(ctx, op, in, token)
 		},
 		Delete: deleteEntry,
 		Read:   readEntry,
@@ -303,8 +321,14 @@ func buildEntry(in entryInputs) (bootentry.Entry, []byte, error) {
 	return bootentry.Entry{MAC: mac, Kernel: in.Kernel, Initrds: initrds, Cmdline: in.Cmdline}, extra, nil
 }
 
-func outputs(mac, version string) entryOutputs {
-	return entryOutputs{MAC: mac, ScriptPath: bootentry.ScriptPath(mac), Version: version}
+// outputs are the outputs of the entry for mac in bootDir at version;
+// hasExtra says whether that version has files, and so a fetch record.
+func outputs(bootDir, mac, version string, hasExtra bool) entryOutputs {
+	o := entryOutputs{MAC: mac, ScriptPath: bootentry.ScriptPath(mac), Version: version, Installed: bootentry.InstalledPath(filepath.Clean(bootDir), mac)}
+	if hasExtra {
+		o.FetchRecord = bootentry.FetchDirOf(filepath.Clean(bootDir), mac, version)
+	}
+	return o
 }
 
 // contentInputs are the inputs that make an entry's content, and so its
@@ -340,7 +364,7 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 			default:
 				p.Action = resource.ActionNoop
 				p.UnknownOutputs = nil
-				p.Planned = map[string]any{"mac": p.Prior.Outputs.MAC, "scriptPath": p.Prior.Outputs.ScriptPath, "version": p.Prior.Outputs.Version}
+				p.Planned = map[string]any{"mac": p.Prior.Outputs.MAC, "scriptPath": p.Prior.Outputs.ScriptPath, "version": p.Prior.Outputs.Version, "fetchRecord": p.Prior.Outputs.FetchRecord, "owner": p.Prior.Outputs.Owner, "installedRecord": p.Prior.Outputs.Installed}
 			}
 		}
 	}
@@ -359,10 +383,31 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	}
 	p.Planned["mac"], p.Planned["scriptPath"] = mac, bootentry.ScriptPath(mac)
 	known("mac", "scriptPath")
+	if p.Prior != nil && p.Prior.Outputs.Owner != "" && p.Action == resource.ActionUpdate {
+		// An update keeps the member's token; a new entry gets a new one.
+		p.Planned["owner"] = p.Prior.Outputs.Owner
+		known("owner")
+	}
 	if !p.IsUnknown("bootDir") {
 		// One machine, one entry: two members for the same MAC (in any
 		// notation) would overwrite and prune each other's versions.
 		p.Claims = append(p.Claims, fmt.Sprintf("boot entry of MAC %s in %s", mac, filepath.Clean(p.Desired.BootDir)))
+		p.Planned["installedRecord"] = bootentry.InstalledPath(filepath.Clean(p.Desired.BootDir), mac)
+		known("installedRecord")
+		// Nor may two deployments share one: an entry another owner holds
+		// is refused now rather than at apply.
+		token := ""
+		if p.Prior != nil {
+			token = p.Prior.Outputs.Owner
+		}
+		// An interrupted create's own entry is told apart by its content
+		// when the state is settled (readEntry), not here.
+		interrupted := p.Prior != nil && !p.Prior.HasOutputs
+		store := bootentry.Store{Dir: p.Desired.BootDir}
+		if o, err := store.Owner(mac); err == nil && o.Token != token && !interrupted {
+			owned := &bootentry.OwnedError{MAC: mac, Dir: filepath.Clean(p.Desired.BootDir), Owner: *o}
+			p.Diagnostics = append(p.Diagnostics, resource.Error(resource.AttrPath("mac"), "machine has another deployment's boot entry", "%v", owned))
+		}
 	}
 
 	for _, name := range contentInputs {
@@ -385,6 +430,10 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	}
 	p.Planned["version"] = want
 	known("version")
+	if !p.IsUnknown("bootDir") {
+		p.Planned["fetchRecord"] = outputs(p.Desired.BootDir, mac, want, len(extra) > 0).FetchRecord
+		known("fetchRecord")
+	}
 	if p.Prior == nil || !p.Prior.HasOutputs {
 		return
 	}
@@ -441,7 +490,7 @@ func driftPaths(store bootentry.Store, want bootentry.Entry, wantExtra []byte) [
 
 // writeEntry puts the entry for create and update: a new version, switched
 // to atomically. It logs names, modes and sizes, never contents.
-func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
+func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs, token string) (entryOutputs, error) {
 	if err := ctx.Err(); err != nil {
 		return entryOutputs{}, fmt.Errorf("write boot entry: %w", err)
 	}
@@ -460,7 +509,7 @@ func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, 
 	if cur, err := store.Get(e.MAC); err == nil {
 		op.Logf("%s has an entry (version %s) in %s; it is replaced", e.MAC, cur.ID, in.BootDir)
 	}
-	v, err := store.Put(e, extra)
+	v, err := store.PutOwned(e, extra, bootentry.Owner{Token: token, Member: op.Name})
 	if err != nil {
 		return entryOutputs{}, fmt.Errorf("write boot entry for %s in %s: %w", e.MAC, in.BootDir, err)
 	}
@@ -477,7 +526,9 @@ func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, 
 		}
 		op.Logf("extra initrd: %d bytes", len(extra))
 	}
-	return outputs(e.MAC, v.ID), nil
+	o := outputs(in.BootDir, e.MAC, v.ID, v.HasExtra)
+	o.Owner = token
+	return o, nil
 }
 
 // deleteEntry removes the entry and all its versions, so the machine no
@@ -494,7 +545,12 @@ func deleteEntry(ctx context.Context, op *sdk.Op, prior sdk.State[entryInputs, e
 	}
 	store := bootentry.Store{Dir: prior.Inputs.BootDir}
 	_, getErr := store.Get(mac)
-	if err := store.Delete(mac); err != nil {
+	var owned *bootentry.OwnedError
+	if err := store.DeleteOwned(mac, prior.Outputs.Owner); errors.As(err, &owned) {
+		// Another deployment's entry for this machine: not ours to remove.
+		op.Logf("left the boot entry for %s in %s alone: %v", mac, prior.Inputs.BootDir, err)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("delete boot entry %s from %s: %w", mac, prior.Inputs.BootDir, err)
 	}
 	if errors.Is(getErr, bootentry.ErrNotFound) {
@@ -520,6 +576,7 @@ func readEntry(ctx context.Context, prior sdk.State[entryInputs, entryOutputs]) 
 	}
 	store := bootentry.Store{Dir: prior.Inputs.BootDir}
 	version := damagedVersion
+	hasExtra := false
 	v, err := store.Get(mac)
 	switch {
 	case errors.Is(err, bootentry.ErrNotFound):
@@ -534,9 +591,11 @@ func readEntry(ctx context.Context, prior sdk.State[entryInputs, entryOutputs]) 
 		case err != nil:
 			return entryOutputs{}, false, fmt.Errorf("read boot entry %s in %s: %w", mac, prior.Inputs.BootDir, err)
 		default:
-			version = id
+			version, hasExtra = id, v.HasExtra
 		}
 	}
+	token := prior.Outputs.Owner
+	owner, ownerErr := store.Owner(mac)
 	if !prior.HasOutputs {
 		e, extra, err := buildEntry(prior.Inputs)
 		if err != nil {
@@ -546,6 +605,20 @@ func readEntry(ctx context.Context, prior sdk.State[entryInputs, entryOutputs]) 
 		if err != nil || want != version {
 			return entryOutputs{}, false, nil
 		}
+		// A create that was interrupted after it wrote the entry: the
+		// owner it recorded is this member's.
+		if ownerErr == nil {
+			token = owner.Token
+		}
+	} else if ownerErr == nil && owner.Token != token {
+		// Another deployment wrote this machine's entry since: it is not
+		// this member's any more (the next plan says whose it is).
+		return entryOutputs{}, false, nil
 	}
-	return outputs(mac, version), true, nil
+	// The fetch record (who fetched the version, whether it is sealed) is
+	// not the entry's content: a claimed or sealed version is the same
+	// version, not a change behind Landscaper's back.
+	o := outputs(prior.Inputs.BootDir, mac, version, hasExtra)
+	o.Owner = token
+	return o, true, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
@@ -44,7 +45,7 @@ func TestSchema(t *testing.T) {
 			t.Errorf("input %s = %+v; want type %s, default %s, required %v, forcing replacement %v, sensitive %v", tt.name, a, tt.typ, tt.def, tt.required, tt.forceNew, tt.s)
 		}
 	}
-	for _, name := range []string{"mac", "scriptPath", "version"} {
+	for _, name := range []string{"mac", "scriptPath", "version", "fetchRecord"} {
 		if _, ok := ts.Output(name); !ok {
 			t.Errorf("no output %s", name)
 		}
@@ -97,13 +98,13 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("plan = %v, %v", plan.Action, plan.Diagnostics.Err())
 	}
 	planned := plannedOutputs(t, plan)
-	if len(plan.UnknownOutputs) != 0 {
-		t.Errorf("unknown outputs %v; all are known at plan time", plan.UnknownOutputs)
+	if !slices.Equal(plan.UnknownOutputs, []string{"owner"}) {
+		t.Errorf("unknown outputs %v; all but owner (a token made at create) are known at plan time", plan.UnknownOutputs)
 	}
 
 	s, ev := h.Create(typ, in)
 	out := sdktest.Outputs(t, s)
-	for _, k := range []string{"mac", "scriptPath", "version"} {
+	for _, k := range []string{"mac", "scriptPath", "version", "fetchRecord"} {
 		if out[k] != planned[k] {
 			t.Errorf("output %s = %v, planned %v", k, out[k], planned[k])
 		}
@@ -114,6 +115,17 @@ func TestCreate(t *testing.T) {
 	}
 	if out["version"] != v.ID {
 		t.Errorf("version output %v, entry version %s", out["version"], v.ID)
+	}
+	// The fetch record, where the boot server writes who fetched the
+	// version, is there, empty, and writable by the group.
+	if out["fetchRecord"] != filepath.Join(dir, "versions", macHyphen, v.ID, "fetch") || out["fetchRecord"] != v.FetchDir() {
+		t.Errorf("fetchRecord output %v, want %s", out["fetchRecord"], v.FetchDir())
+	}
+	if fi, err := os.Stat(v.FetchDir()); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
+		t.Errorf("fetch record directory: %v, %v; want a directory of mode 0770", fi, err)
+	}
+	if r, err := bootentry.ReadFetchRecord(v.FetchDir()); err != nil || r.Claim != nil || len(r.Events) != 0 || r.Sealed {
+		t.Errorf("a new version's fetch record = %+v, %v; want it empty", r, err)
 	}
 	if fi, err := os.Stat(v.ExtraPath()); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("extra initrd: %v, %v; want mode 0640", fi, err)
@@ -145,9 +157,12 @@ func TestCreate(t *testing.T) {
 	// Without files there is no extra initrd.
 	h2 := newHarness(t)
 	dir2 := t.TempDir()
-	h2.Create(typ, b.inputs(dir2))
-	if v := getEntry(t, dir2); v.HasExtra || v.ExtraPath() != "" {
+	s2, _ := h2.Create(typ, b.inputs(dir2))
+	if v := getEntry(t, dir2); v.HasExtra || v.ExtraPath() != "" || v.FetchDir() != "" {
 		t.Errorf("entry without files has an extra initrd: %+v", v.Entry)
+	}
+	if got := sdktest.Outputs(t, s2)["fetchRecord"]; got != "" {
+		t.Errorf("entry without files has fetchRecord %v, want \"\"", got)
 	}
 }
 
@@ -493,9 +508,11 @@ func TestPlan(t *testing.T) {
 		replace        []string
 		unknownOutputs []string
 	}{
-		{"create", nil, in, nil, resource.ActionCreate, nil, nil, nil},
-		{"create with unknown contents", nil, with(in, "files", map[string]any{"/etc/x": map[string]any{"contents": nil}}), []resource.Path{contents}, resource.ActionCreate, nil, nil, []string{"version"}},
-		{"create with unknown mac", nil, with(in, "mac", nil), []resource.Path{resource.AttrPath("mac")}, resource.ActionCreate, nil, nil, []string{"mac", "scriptPath", "version"}},
+		// A create in the directory of prior's entry would be refused (the
+		// MAC's entry has an owner): creates plan for an empty one.
+		{"create", nil, with(in, "bootDir", t.TempDir()), nil, resource.ActionCreate, nil, nil, []string{"owner"}},
+		{"create with unknown contents", nil, with(in, "bootDir", t.TempDir(), "files", map[string]any{"/etc/x": map[string]any{"contents": nil}}), []resource.Path{contents}, resource.ActionCreate, nil, nil, []string{"version", "fetchRecord", "owner"}},
+		{"create with unknown mac", nil, with(in, "mac", nil), []resource.Path{resource.AttrPath("mac")}, resource.ActionCreate, nil, nil, []string{"mac", "scriptPath", "version", "fetchRecord", "installedRecord", "owner"}},
 		{"no-op", prior, in, nil, resource.ActionNoop, nil, nil, nil},
 		{"other MAC notation", prior, with(in, "mac", "5254.0012.3456"), nil, resource.ActionNoop, nil, nil, nil},
 		{"other MAC notation and a new cmdline", prior, with(in, "mac", "52-54-00-12-34-56", "cmdline", "quiet"), nil, resource.ActionUpdate, []string{"cmdline"}, nil, nil},
@@ -505,10 +522,10 @@ func TestPlan(t *testing.T) {
 		{"update of a file mode", prior, with(in, "files", map[string]any{"/etc/x": file("x", "0400")}), nil, resource.ActionUpdate, []string{"files"}, nil, nil},
 		{"default mode spelled out", prior, with(in, "files", map[string]any{"/etc/x": file("x", "0444")}), nil, resource.ActionNoop, nil, nil, nil},
 		{"MAC notation and default mode", prior, with(in, "mac", "525400123456", "files", map[string]any{"/etc/x": file("x", "444")}), nil, resource.ActionNoop, nil, nil, nil},
-		{"update with unknown contents", prior, with(in, "files", map[string]any{"/etc/x": map[string]any{"contents": nil}}), []resource.Path{contents}, resource.ActionUpdate, []string{"files"}, nil, []string{"version"}},
-		{"replace on a new MAC", prior, with(in, "mac", "52:54:00:00:00:01"), nil, resource.ActionReplace, []string{"mac"}, []string{"mac"}, nil},
-		{"replace on a new bootDir", prior, with(in, "bootDir", t.TempDir()), nil, resource.ActionReplace, []string{"bootDir"}, []string{"bootDir"}, nil},
-		{"interrupted create", interrupted, in, nil, resource.ActionCreate, nil, nil, nil},
+		{"update with unknown contents", prior, with(in, "files", map[string]any{"/etc/x": map[string]any{"contents": nil}}), []resource.Path{contents}, resource.ActionUpdate, []string{"files"}, nil, []string{"version", "fetchRecord"}},
+		{"replace on a new MAC", prior, with(in, "mac", "52:54:00:00:00:01"), nil, resource.ActionReplace, []string{"mac"}, []string{"mac"}, []string{"owner"}},
+		{"replace on a new bootDir", prior, with(in, "bootDir", t.TempDir()), nil, resource.ActionReplace, []string{"bootDir"}, []string{"bootDir"}, []string{"owner"}},
+		{"interrupted create", interrupted, in, nil, resource.ActionCreate, nil, nil, []string{"owner"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,7 +546,7 @@ func TestPlan(t *testing.T) {
 				t.Errorf("unknown outputs = %v, want %v", p.UnknownOutputs, tt.unknownOutputs)
 			}
 			planned := plannedOutputs(t, p)
-			for _, o := range []string{"mac", "scriptPath", "version"} {
+			for _, o := range []string{"mac", "scriptPath", "version", "fetchRecord"} {
 				if _, ok := planned[o]; ok == slices.Contains(tt.unknownOutputs, o) {
 					t.Errorf("output %s planned %v while unknown outputs are %v", o, planned[o], p.UnknownOutputs)
 				}
@@ -537,8 +554,8 @@ func TestPlan(t *testing.T) {
 			if !slices.Contains(tt.unknownOutputs, "mac") && (planned["mac"] != mac && planned["mac"] != "52:54:00:00:00:01" || !strings.HasPrefix(planned["scriptPath"].(string), "machine/")) {
 				t.Errorf("planned outputs %v", planned)
 			}
-			if tt.action == resource.ActionNoop && planned["version"] != version {
-				t.Errorf("no-op planned version %v, want %v", planned["version"], version)
+			if tt.action == resource.ActionNoop && (planned["version"] != version || planned["fetchRecord"] != sdktest.Outputs(t, prior)["fetchRecord"]) {
+				t.Errorf("no-op planned version %v and fetchRecord %v, want %v and %v", planned["version"], planned["fetchRecord"], version, sdktest.Outputs(t, prior)["fetchRecord"])
 			}
 		})
 	}
@@ -609,5 +626,72 @@ func TestSecretsNeverShown(t *testing.T) {
 			t.Fatal("create of bad inputs succeeded")
 		}
 		record("failing create", nil, r.Diagnostics)
+	}
+}
+
+// TestFetchRecordIsNotDrift: the boot server writes who fetched a
+// version into its fetch record, and nixos.host-key seals it; neither
+// changes the entry's content, so Read reports the recorded version and
+// the plan has nothing to do. Applying the same entry again keeps the
+// record (the seal too: re-applying does not hand the archive out again),
+// and a version made before fetch records existed gets one.
+func TestFetchRecordIsNotDrift(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// touch changes the record as the boot server or host-key would.
+		touch func(t *testing.T, dir string)
+		// sealed says whether the record is sealed afterwards.
+		sealed bool
+	}{
+		{"claimed", func(t *testing.T, dir string) {
+			if _, fresh, err := bootentry.Claim(dir, bootentry.FetchEvent{Address: "192.0.2.7", Protocol: "tftp", Time: time.Now()}); err != nil || !fresh {
+				t.Fatalf("Claim: fresh %v, %v", fresh, err)
+			}
+			if err := bootentry.AppendEvent(dir, bootentry.FetchEvent{Kind: bootentry.EventRefused, Address: "192.0.2.66", Protocol: "http", Time: time.Now(), Reason: "not its archive"}); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"sealed", func(t *testing.T, dir string) {
+			if err := bootentry.Seal(dir, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"made before fetch records", func(t *testing.T, dir string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			b := makeBootFiles(t)
+			dir := t.TempDir()
+			in := with(b.inputs(dir), "files", map[string]any{"/etc/ssh/ssh_host_ed25519_key": file("PRIVATE KEY\n", "0400")})
+			s, _ := h.Create(typ, in)
+			record := sdktest.Outputs(t, s)["fetchRecord"].(string)
+			tc.touch(t, record)
+
+			r := h.Read(typ, s)
+			if r.Diagnostics.HasError() || !r.Exists || string(r.Outputs.JSON) != string(s.Outputs.JSON) {
+				t.Fatalf("Read = exists %v, %s, %v; want the recorded outputs %s", r.Exists, r.Outputs.JSON, r.Diagnostics.Err(), s.Outputs.JSON)
+			}
+			read := &resource.State{Inputs: s.Inputs, Outputs: r.Outputs}
+			if p := h.Plan(typ, read, in); p.Action != resource.ActionNoop {
+				t.Fatalf("plan = %v (changed %v), want no-op", p.Action, pathStrings(p.Changed))
+			}
+			// An update with the same content (the engine may call it
+			// for another reason) writes the same version.
+			s2, _ := h.Update(typ, read, in)
+			if sdktest.Outputs(t, s2)["fetchRecord"] != record {
+				t.Errorf("after the update fetchRecord = %v, want %s", sdktest.Outputs(t, s2)["fetchRecord"], record)
+			}
+			rec, err := bootentry.ReadFetchRecord(record)
+			if err != nil {
+				t.Fatalf("the fetch record after the update: %v", err)
+			}
+			if rec.Sealed != tc.sealed {
+				t.Errorf("after the update sealed = %v, want %v", rec.Sealed, tc.sealed)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,10 @@ type CopyOptions struct {
 	// SubstituteOnDestination lets the target fetch paths from its own
 	// binary caches instead of through the deployer.
 	SubstituteOnDestination bool
+	// RemoteStore, when set, is the store on the target to copy into,
+	// such as "local?root=/mnt" (a system being installed on disks
+	// mounted at /mnt); by default the target's own store.
+	RemoteStore string
 }
 
 // Copy copies store paths and their closures to the target's Nix store with
@@ -64,7 +69,11 @@ func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error
 	if opts.SubstituteOnDestination {
 		args = append(args, "--substitute-on-destination")
 	}
-	args = append(args, "--to", "ssh-ng://"+t.User+"@"+t.Address)
+	to := "ssh-ng://" + t.User + "@" + t.Address
+	if opts.RemoteStore != "" {
+		to += "?remote-store=" + url.QueryEscape(opts.RemoteStore)
+	}
+	args = append(args, "--to", to)
 	args = append(args, paths...)
 	cmd := exec.CommandContext(ctx, "nix", args...)
 	cmd.Env = append(os.Environ(), "NIX_SSHOPTS="+strings.Join(sshOpts, " "))

@@ -31,6 +31,10 @@ type Target struct {
 	HostKey string
 	// Sudo prefixes commands with "sudo -n".
 	Sudo bool
+	// Vet, when set, is called once the host has presented the pinned
+	// key, before any credential is offered to it. An error from it ends
+	// the dial with a *VetoError: the login key is never offered.
+	Vet func() error
 }
 
 // HostPort is the address ssh dials, "host:port".
@@ -55,6 +59,19 @@ type HostKeyMismatchError struct {
 func (e *HostKeyMismatchError) Error() string {
 	return fmt.Sprintf("host %s presented host key %s, but %s is pinned; refused before authenticating (no credential was offered)", e.Host, e.Got, e.Want)
 }
+
+// VetoError is returned when the host presented the pinned key but
+// Target.Vet refused to go on. No credential was offered to the host.
+type VetoError struct {
+	Host string
+	Err  error
+}
+
+func (e *VetoError) Error() string {
+	return fmt.Sprintf("host %s presented the pinned host key, but it is not trusted; refused before authenticating (no credential was offered): %v", e.Host, e.Err)
+}
+
+func (e *VetoError) Unwrap() error { return e.Err }
 
 // AuthError is returned when the host was the right one but refused the
 // login key.
@@ -131,12 +148,19 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	var mismatch *HostKeyMismatchError
+	var veto *VetoError
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
 			if bytes.Equal(key.Marshal(), pinned.Marshal()) {
+				if t.Vet != nil {
+					if err := t.Vet(); err != nil {
+						veto = &VetoError{Host: t.HostPort(), Err: err}
+						return veto
+					}
+				}
 				return nil
 			}
 			mismatch = &HostKeyMismatchError{Host: t.HostPort(), Want: ssh.FingerprintSHA256(pinned), Got: ssh.FingerprintSHA256(key), GotKey: key}
@@ -149,6 +173,8 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 		switch {
 		case mismatch != nil:
 			return nil, mismatch
+		case veto != nil:
+			return nil, veto
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("ssh handshake with %s: %w", t.HostPort(), ctx.Err())
 		case strings.Contains(err.Error(), "unable to authenticate"):

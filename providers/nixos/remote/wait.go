@@ -16,11 +16,12 @@ type Backoff struct {
 var DefaultBackoff = Backoff{First: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // Permanent reports whether a dial error will not go away by trying again:
-// a wrong host key or a refused login key.
+// a wrong host key, a host its Target.Vet refused, or a refused login key.
 func Permanent(err error) bool {
 	var mismatch *HostKeyMismatchError
+	var veto *VetoError
 	var auth *AuthError
-	return errors.As(err, &mismatch) || errors.As(err, &auth)
+	return errors.As(err, &mismatch) || errors.As(err, &veto) || errors.As(err, &auth)
 }
 
 // WaitFor dials t until it answers, waiting b between attempts, until ctx is

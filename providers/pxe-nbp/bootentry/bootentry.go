@@ -9,19 +9,25 @@
 //	entries/<mac>            symlink to ../versions/<mac>/<version>
 //	versions/<mac>/<version>/entry.json
 //	versions/<mac>/<version>/extra.cpio   (optional)
+//	versions/<mac>/<version>/fetch/       (with extra.cpio: its fetch record)
 //
-// <mac> is the normalised MAC with hyphens (52-54-00-12-34-56). A version
-// is never changed once written; an entry changes by pointing the symlink
+// <mac> is the normalised MAC with hyphens (52-54-00-12-34-56). A
+// version's content (entry.json, extra.cpio) is never changed once
+// written; only its fetch record grows (see fetch.go: which client may
+// have the archive, who got it, who was refused, and whether it is
+// sealed). An entry changes by pointing the symlink
 // at a new version (an atomic rename), so a booting machine that fetched
 // its script from one version gets that version's kernel and initrd even if
 // the entry changes meanwhile. Scripts name the version they were made
 // from.
 //
 // extra.cpio is an uncompressed newc archive whose length is a multiple of
-// 4 bytes, made to be loaded after the entry's initrds. iPXE places each
-// initrd on a 4-byte boundary itself; anything that joins initrds into one
-// image must pad each with zeros to a multiple of 4 bytes, or the kernel
-// stops unpacking at the next one ("invalid magic", seen with Linux 6.1).
+// 4 bytes, made to be loaded after the entry's initrds. Under BIOS iPXE
+// places each initrd on a 4-byte boundary itself; the kernel's EFI stub
+// joins the initrds it loads without aligning them, and the kernel stops
+// unpacking at one that does not start on a 4-byte boundary ("invalid
+// magic"), so the boot server serves every initrd padded with zeros to a
+// multiple of 4 bytes (zeros between archives are skipped).
 //
 // ScriptPath gives the URL path of a machine's script on the boot server.
 package bootentry
@@ -196,7 +202,8 @@ func versionID(e Entry, extra []byte) string {
 
 // Put writes a new version of the entry for e.MAC and points the entry at
 // it atomically; extra (may be nil) becomes extra.cpio, readable by the
-// boot server only (0640). Older versions than the previous one are
+// boot server only (0640), with an empty fetch record directory (0770)
+// beside it. Older versions than the previous one are
 // removed; the previous one stays for machines booting from it right now.
 // Putting the current content again changes nothing and removes nothing; a
 // version directory whose content no longer matches its ID (damaged) is
@@ -216,6 +223,11 @@ func (s Store) Put(e Entry, extra []byte) (*Version, error) {
 	dir := filepath.Join(s.versionsDir(mac), id)
 	if !s.intact(mac, id) {
 		if err := s.writeVersion(dir, e, extra); err != nil {
+			return nil, err
+		}
+	} else if e.HasExtra {
+		// A version written before fetch records existed gets one.
+		if err := ensureFetchDir(filepath.Join(dir, FetchDirName)); err != nil {
 			return nil, err
 		}
 	}
@@ -288,6 +300,9 @@ func (s Store) writeVersion(dir string, e Entry, extra []byte) error {
 	if len(extra) > 0 {
 		if err := writeSynced(filepath.Join(tmp, ExtraName), extra, 0o640); err != nil {
 			return fmt.Errorf("write extra initrd %s: %w", dir, err)
+		}
+		if err := ensureFetchDir(filepath.Join(tmp, FetchDirName)); err != nil {
+			return err
 		}
 	}
 	if err := syncDir(tmp); err != nil {
