@@ -211,8 +211,11 @@ func TestTFTPDropsOldestUnacknowledged(t *testing.T) {
 	if e, _ := readUntilError(t, stalled[1], 10*time.Second); !strings.Contains(string(e.body), errBusy.Error()) {
 		t.Errorf("the second stalled client: ERROR %q, want server busy", e.body)
 	}
-	eventually(t, 10*time.Second, "two dropped transfers counted", func() bool {
-		return f.scrape()[reqSeries("tftp", outcomeBusy)] == 2
+	// The real transfer is counted once its last ACK is in, a moment
+	// after the client has the file: wait for every count.
+	eventually(t, 10*time.Second, "two dropped transfers and the real one counted", func() bool {
+		m := f.scrape()
+		return m[reqSeries("tftp", outcomeBusy)] == 2 && m[reqSeries("tftp", outcomeOK)] == 1
 	})
 	if m := f.scrape(); m[unackedDropped] != 2 || m[reqSeries("tftp", outcomeOK)] != 1 || m[unacked] != 2 {
 		t.Errorf("want 2 dropped, 1 ok, 2 waiting: %v", m)
