@@ -9,7 +9,7 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 PROVIDERS := $(notdir $(wildcard providers/*/cmd/landscaper-provider-*))
 
-.PHONY: build test test-short generate lint bench bench-fleet demo demo-quickstart clean install-deps fuzz
+.PHONY: build test test-short generate lint bench bench-fleet demo demo-vm demo-quickstart clean install-deps fuzz
 
 build:
 	$(GO) build -o $(BIN)/ ./landscaper/cmd/landscaper $(addprefix ./providers/,$(foreach p,$(PROVIDERS),$(patsubst landscaper-provider-%,%,$(p))/cmd/$(p)))
@@ -49,6 +49,12 @@ bench-fleet:
 # `landscaper serve` (scripts/demo.sh).
 demo:
 	bash scripts/demo.sh
+
+# examples/install on a real QEMU VM: powered on with an empty disk, it is
+# installed by one apply and boots from its disk; phases timed
+# (scripts/demo-vm.sh; LANDSCAPER_DEMO_KEEP=DIR keeps the disk and state).
+demo-vm:
+	bash scripts/demo-vm.sh
 
 # The quickstart deployment (local files) in a temporary directory: plan,
 # apply, destroy.

@@ -76,4 +76,25 @@
       chmod +x $out/bin/switch-to-configuration
     '' ];
   };
+
+  # The disk script that partitions, formats and mounts the server's disks
+  # under /mnt: with one, `install` (nixos.install) installs the system onto
+  # the disks and the server boots from them; with null, the system runs on
+  # the installer, in RAM (the simulated server of `make demo` has no
+  # disks). A real site writes, with disko's NixOS module in the server's
+  # configuration (see nixos/server.nix next to this file):
+  #
+  #   diskoScript = (import <nixpkgs/nixos> { configuration = ./nixos/server.nix; }).config.system.build.diskoScript;
+  diskoScript = null;
+
+  # Checks of each new system after activation (nixos.system's
+  # healthChecks), such as [ { command = "systemctl is-active sshd"; } ]
+  # or [ { url = "http://192.0.2.20/health"; } ]; a failing check rolls
+  # the server back to the system it ran before.
+  healthChecks = [ ];
+
+  # Whether an update reboots the server: "never", "ifNeeded" (when the
+  # new system's kernel, initrd or modules differ from the booted ones)
+  # or "always".
+  reboot = "never";
 }

@@ -517,7 +517,7 @@ func (r *applyRun) delete(ctx context.Context, c *Change) error {
 		return err
 	}
 	sink := memberSink{e: e, member: c.Member, typ: prior.Type, action: resource.ActionDelete}
-	res, err := prov.Delete(ctx, resource.DeleteRequest{Type: prior.Type, Name: c.Member, Prior: *recordToState(prior)}, sink)
+	res, err := prov.Delete(ctx, resource.DeleteRequest{Type: prior.Type, Name: c.Member, Prior: *recordToState(prior), Replacing: c.Action == resource.ActionReplace}, sink)
 	if err != nil {
 		return err
 	}

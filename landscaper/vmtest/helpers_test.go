@@ -256,7 +256,7 @@ func runErr(env []string, stdin []byte, name string, args ...string) (string, er
 
 // standins are the store paths testdata/default.nix builds.
 type standins struct {
-	systemA, systemB, disko string
+	systemA, systemA2, systemB, disko string
 }
 
 // buildStandins builds the stand-in systems, with root's authorized key,
@@ -270,12 +270,12 @@ func buildStandins(t *testing.T, a assets, authorizedKey string) standins {
 	out := run(t, testbin.Env(), nil, "nix-build", "--no-out-link", testdata,
 		"--argstr", "parts", a.parts,
 		"--argstr", "authorizedKey", authorizedKey,
-		"-A", "systemA", "-A", "systemB", "-A", "disko")
+		"-A", "systemA", "-A", "systemA2", "-A", "systemB", "-A", "disko")
 	paths := strings.Fields(out)
-	if len(paths) != 3 {
-		t.Fatalf("nix-build printed %d paths, want 3:\n%s", len(paths), out)
+	if len(paths) != 4 {
+		t.Fatalf("nix-build printed %d paths, want 4:\n%s", len(paths), out)
 	}
-	return standins{systemA: paths[0], systemB: paths[1], disko: paths[2]}
+	return standins{systemA: paths[0], systemA2: paths[1], systemB: paths[2], disko: paths[3]}
 }
 
 // key is an ed25519 key pair in files.
@@ -513,6 +513,9 @@ func startVM(t *testing.T, cfg vmConfig) *vm {
 		// -nographic; the console (and the muxed monitor) is on stdout,
 		// which goes to the log; stdin is /dev/null.
 		"-nographic",
+		// Like a server that keeps trying: with nothing to boot (no
+		// entry yet, an empty disk), start again after 5 s.
+		"-boot", "reboot-timeout=5000",
 		"-netdev", netdev,
 		"-device", fmt.Sprintf("e1000,netdev=n0,mac=%s,romfile=%s,bootindex=1", cfg.mac, nicROM),
 		"-drive", fmt.Sprintf("file=%s,if=none,id=disk0,format=qcow2", cfg.disk),

@@ -163,7 +163,7 @@ func (s *grpcServer) Delete(req *resourcev1.DeleteRequest, stream resourcev1.Pro
 		if prior == nil {
 			prior = &resource.State{}
 		}
-		return s.impl.Delete(stream.Context(), resource.DeleteRequest{Type: req.Type, Name: req.Name, Prior: *prior}, sink)
+		return s.impl.Delete(stream.Context(), resource.DeleteRequest{Type: req.Type, Name: req.Name, Prior: *prior, Replacing: req.Replacing}, sink)
 	})
 }
 
@@ -325,7 +325,7 @@ func (c *grpcClient) Update(ctx context.Context, req resource.UpdateRequest, sin
 }
 
 func (c *grpcClient) Delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
-	preq := &resourcev1.DeleteRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)}
+	preq := &resourcev1.DeleteRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior), Replacing: req.Replacing}
 	if diags := fitRequest("delete", req.Type, req.Name, preq, preq.Prior); diags != nil {
 		return &resource.Result{Diagnostics: diags}, nil
 	}

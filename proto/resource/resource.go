@@ -213,6 +213,9 @@ type DeleteRequest struct {
 	Type  string
 	Name  string
 	Prior State
+	// Replacing says the resource is created again right after this
+	// delete, in the same apply.
+	Replacing bool
 }
 
 // Result ends an operation. With error diagnostics it may still carry

@@ -27,6 +27,7 @@ type hostKeyInputs struct {
 	HostKeyPath     string  `json:"hostKeyPath"`
 	Timeout         float64 `json:"timeout"`
 	BootRecord      string  `json:"bootRecord"`
+	BootInstalled   string  `json:"bootInstalledRecord"`
 }
 
 type hostKeyOutputs struct {
@@ -48,6 +49,7 @@ func hostKeyType() *sdk.Type[hostKeyInputs, hostKeyOutputs] {
 		sdk.String("hostKeyPath", "Where sshd reads the ed25519 host key on the target; the public key goes next to it with .pub added.").Default("/etc/ssh/ssh_host_ed25519_key").ForceNew(),
 		sdk.Number("timeout", "Seconds to wait for the host to answer SSH (with backoff between attempts).").Default(600),
 		sdk.String("bootRecord", "The fetch record of the network boot entry that carried expectedHostKey's private half (pxe-nbp.entry's fetchRecord), on this machine. When set, a host presenting the expected key is trusted only if the record shows that the archive went to one client, the one that fetched the machine's script first, and nobody else asked for it; otherwise the resource fails, naming the addresses and times, before any credential is offered. With rotate, the record is sealed once the host is logged in to, so the boot server serves the archive to nobody after that. Empty: no check.").Default(""),
+		sdk.String("bootInstalledRecord", "The machine's installation record in the boot directory, on this machine (pxe-nbp.entry's installedRecord, as given to nixos.install). When this member is replaced (a new installer session, e.g. landscaper apply --replace on the temporary key's member), the record is removed and the machine, reached with the host key recorded here, is rebooted, so that it boots its installer from the network; the new member then waits for it. Empty: a replacement only forgets the old key.").Default(""),
 	)
 	return &sdk.Type[hostKeyInputs, hostKeyOutputs]{
 		Description: "Waits for a new server's SSH, checks it presents the expected host key, and rotates that key on the target.",
@@ -59,7 +61,7 @@ func hostKeyType() *sdk.Type[hostKeyInputs, hostKeyOutputs] {
 		Validate: validateHostKey,
 		Create:   createHostKey,
 		Update:   updateHostKey,
-		Delete:   forgetHostKey,
+		Delete:   deleteHostKey,
 		Read:     readHostKey,
 	}
 }
@@ -70,6 +72,9 @@ func validateHostKey(in hostKeyInputs, unknown []resource.Path) resource.Diagnos
 	diags = append(diags, validateSeconds("timeout", in.Timeout, unknown)...)
 	if !resource.Covered(resource.AttrPath("bootRecord"), unknown) && in.BootRecord != "" && !filepath.IsAbs(in.BootRecord) {
 		diags = append(diags, resource.Error(resource.AttrPath("bootRecord"), "invalid path", "bootRecord must be an absolute path (pxe-nbp.entry's fetchRecord), got %q", in.BootRecord))
+	}
+	if !resource.Covered(resource.AttrPath("bootInstalledRecord"), unknown) && in.BootInstalled != "" && !cleanAbs(in.BootInstalled) {
+		diags = append(diags, resource.Error(resource.AttrPath("bootInstalledRecord"), "invalid path", "bootInstalledRecord must be an absolute path (pxe-nbp.entry's installedRecord), got %q", in.BootInstalled))
 	}
 	if !resource.Covered(resource.AttrPath("hostKeyPath"), unknown) &&
 		(!path.IsAbs(in.HostKeyPath) || path.Clean(in.HostKeyPath) != in.HostKeyPath || strings.ContainsAny(in.HostKeyPath, "\x00\n")) {
@@ -110,6 +115,15 @@ func createHostKey(ctx context.Context, op *sdk.Op, in hostKeyInputs) (hostKeyOu
 	t := in.target(expected)
 	var verdict *bootVerdict
 	if in.BootRecord != "" {
+		// A sealed archive is served to nobody: no installer can get the
+		// temporary key from it any more, so waiting would be in vain.
+		at, sealed, err := bootentry.SealedAt(in.BootRecord)
+		if err != nil {
+			return hostKeyOutputs{}, fmt.Errorf("read the boot server's fetch record: %w", err)
+		}
+		if sealed {
+			return hostKeyOutputs{}, fmt.Errorf("the boot archive that carries expectedHostKey (%s) was sealed at %s, when a host key that it carried was replaced: the boot server serves it to nobody, so no installer can present that key again; start a new installer session with a new temporary key (landscaper apply --replace on the member that makes it, installerHostKey in examples/install)", in.BootRecord, at.UTC().Format(time.RFC3339))
+		}
 		// Judged when the host presents the key, before the login key is
 		// offered: a key that may be in other hands gets no credential.
 		t.Vet = func() error {

@@ -67,7 +67,7 @@ func installType() *sdk.Type[installInputs, installOutputs] {
 		sdk.String("mode", `Permission bits in octal, like "0400".`).Default("0400").Attribute,
 	}
 	inputs = append(inputs,
-		sdk.String("hostPublicKey", `The host key the installer presents ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking, before and after the reboot.`).Required(),
+		sdk.String("hostPublicKey", `The host key the installer presents ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking, before and after the reboot. Another key is another installer session, and so another installation.`).Required().ForceNew(),
 		sdk.String("toplevel", "The system to install (config.system.build.toplevel). Its derivation is built before the apply. Changing it later does not install again: nixos.system updates an installed machine.").Required(),
 		sdk.String("diskoScript", "A store path of an executable that partitions, formats and mounts the machine's disks under /mnt (disko's config.system.build.diskoScript). Changing it replaces the installation: the disks are erased.").Required().ForceNew(),
 		files,
@@ -101,6 +101,14 @@ func installType() *sdk.Type[installInputs, installOutputs] {
 			return out, nil
 		},
 		Delete: func(_ context.Context, op *sdk.Op, prior sdk.State[installInputs, installOutputs]) error {
+			if op.Replacing {
+				// The create that follows writes the record again once
+				// the machine is installed; until then it keeps booting
+				// what it has (nixos.host-key's replacement is what hands
+				// a machine back to its installer).
+				op.Logf("installing %s again: its installation record stays until the new installation writes it", prior.Inputs.Address)
+				return nil
+			}
 			if p := prior.Inputs.BootInstalled; p != "" {
 				if err := bootentry.RemoveInstalled(p); err != nil {
 					return err
@@ -307,7 +315,7 @@ func install(ctx context.Context, op *sdk.Op, in installInputs) (installOutputs,
 
 	// 1. Never wipe a machine that is not running an installer.
 	if _, err := i.run(ctx, c, "safety pre-flight", preflightScript, time.Minute, InstallerMarker, mountPoint); err != nil {
-		return installOutputs{}, err
+		return installOutputs{}, fmt.Errorf("%w (to install a machine again, start a new installer session: replace the member that makes the installer's temporary host key, landscaper apply --replace installerHostKey in examples/install)", err)
 	}
 	op.Logf("%s runs an installer", i.t.HostPort())
 

@@ -54,7 +54,10 @@ func (p *Plan[In, Out]) IsUnknown(path ...string) bool {
 type Op struct {
 	Type string
 	Name string
-	sink resource.EventSink
+	// Replacing is set on a delete that the engine follows with a create
+	// of the same resource in the same apply (a replacement).
+	Replacing bool
+	sink      resource.EventSink
 	// secrets are the operation's sensitive inputs and outputs.
 	secrets *redact.Set
 }
@@ -307,6 +310,7 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 	}
 	if t.Delete != nil {
 		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
+		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
 			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: op.redactDiagnostics(errorDiagnostics(err))}, nil
 		}

@@ -1,4 +1,4 @@
-# What landscaper/vmtest builds: two stand-in systems that differ in their
+# What landscaper/vmtest builds: stand-in systems, two of which differ in their
 # kernel (the newest and the one before it that scripts/vm-assets.sh
 # fetched, or the same kernel under another store path when the archive
 # had only one) and command line, and the disko stand-in.
@@ -17,6 +17,13 @@ in
     inherit parts;
     authorizedKeys = keys;
     name = "vm-a";
+  };
+  # systemA with another name: the same kernel and initrd, so switching
+  # between the two needs no reboot.
+  systemA2 = import ./standin-system.nix {
+    inherit parts;
+    authorizedKeys = keys;
+    name = "vm-a2";
   };
   systemB = import ./standin-system.nix {
     inherit parts;

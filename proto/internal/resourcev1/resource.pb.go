@@ -1164,10 +1164,15 @@ func (x *UpdateRequest) GetInputs() *Values {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Prior         *State                 `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Prior *State                 `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	// The engine creates the resource again right after this delete, in the
+	// same apply (a replacement: --replace, or a change to an input that
+	// forces a new resource). A provider may act on it, for example to hand
+	// a machine back to its installer; plain deletes leave it false.
+	Replacing     bool `protobuf:"varint,4,opt,name=replacing,proto3" json:"replacing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1221,6 +1226,13 @@ func (x *DeleteRequest) GetPrior() *State {
 		return x.Prior
 	}
 	return nil
+}
+
+func (x *DeleteRequest) GetReplacing() bool {
+	if x != nil {
+		return x.Replacing
+	}
+	return false
 }
 
 // LogLine is a line of text from an operation.
@@ -1950,11 +1962,12 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x126\n" +
-	"\x06inputs\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\x06inputs\"l\n" +
+	"\x06inputs\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\x06inputs\"\x8a\x01\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
-	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\"\x1d\n" +
+	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x12\x1c\n" +
+	"\treplacing\x18\x04 \x01(\bR\treplacing\"\x1d\n" +
 	"\aLogLine\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"@\n" +
 	"\bProgress\x12\x18\n" +

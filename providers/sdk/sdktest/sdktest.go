@@ -109,8 +109,20 @@ func (h *Harness) Update(typ string, prior *resource.State, inputs any) (*resour
 // Delete deletes a resource.
 func (h *Harness) Delete(typ string, prior *resource.State) *Events {
 	h.t.Helper()
+	return h.delete(typ, prior, false)
+}
+
+// DeleteReplacing deletes a resource as the first half of a replacement,
+// as the engine does before it creates the resource again.
+func (h *Harness) DeleteReplacing(typ string, prior *resource.State) *Events {
+	h.t.Helper()
+	return h.delete(typ, prior, true)
+}
+
+func (h *Harness) delete(typ string, prior *resource.State, replacing bool) *Events {
+	h.t.Helper()
 	ev := &Events{}
-	r, err := h.Provider.Delete(context.Background(), resource.DeleteRequest{Type: typ, Name: "test", Prior: *prior}, ev)
+	r, err := h.Provider.Delete(context.Background(), resource.DeleteRequest{Type: typ, Name: "test", Prior: *prior, Replacing: replacing}, ev)
 	if err != nil {
 		h.t.Fatalf("Delete %s: %v", typ, err)
 	}
