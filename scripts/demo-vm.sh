@@ -129,6 +129,7 @@ qemu-system-x86_64 "${accel[@]}" -machine pc -smp 2 -m 2048 -nographic -boot reb
 	-drive "file=$work/disk.qcow2,if=none,id=disk0,format=qcow2" -device virtio-blk-pci,drive=disk0,bootindex=2 \
 	</dev/null >"$work/serial.log" 2>&1 &
 qemu_pid=$!
+powered_on=$(date +%s.%N)
 echo "QEMU ($why), MAC $mac, its sshd forwarded to 127.0.0.1:$ssh_port; serial console in $work/serial.log"
 
 phase "The deployment: examples/install with this VM's parameters"
@@ -154,11 +155,19 @@ cat "$dep/params.local.nix"
 cd "$dep"
 
 phase "landscaper apply --auto-approve: power-on to the installed system"
-run "$ls" apply --auto-approve || {
+run bash -c 'set -o pipefail; "$0" apply --auto-approve 2>&1 | tee "$1"' "$ls" "$work/apply.log" || {
 	echo "--- the VM's serial console (last 40 lines)"
 	tail -n 40 "$work/serial.log" | tr -d '\r'
 	die "apply failed"
 }
+# Within the apply, from its timestamped lines.
+since_power_on() { awk -v t0="$powered_on" -v t="$(date -d "$1" +%s.%N)" 'BEGIN { printf "%5.1f s", t - t0 }'; }
+answered=$(grep -m1 'hostKey: .* presents the expected host key' "$work/apply.log" | cut -d' ' -f1)
+installed=$(grep -m1 'install: Creation complete' "$work/apply.log" | cut -d' ' -f1)
+echo "--- within the apply, from power-on:"
+[ -n "$answered" ] && echo "  $(since_power_on "$answered")  the installer's sshd answers with the temporary key (firmware, iPXE, kernel and installer over the network)"
+[ -n "$installed" ] && echo "  $(since_power_on "$installed")  installed and booted from its disk (rotation, disk script, copy, boot loader, reboot)"
+grep -o '^[^ ]* [a-zA-Z]*: Creation complete after .*' "$work/apply.log" | cut -d' ' -f2- | sed 's/^/  /'
 
 phase "Check: what the VM boots and runs"
 field() { "$ls" state show "$1" ${3:+--show-sensitive} | sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p"; }
@@ -171,7 +180,7 @@ report=$(ssh -p "$ssh_port" -i "$work/deploy-key" -o UserKnownHostsFile="$work/k
 	-o BatchMode=yes -o LogLevel=ERROR root@127.0.0.1 \
 	'echo "/run/booted-system  $(readlink /run/booted-system)"; echo "root file system    $(awk '\''$2 == "/" { print $1 " (" $3 ")" }'\'' /proc/mounts)"; echo "kernel              $(uname -r)"')
 rm -f "$work/deploy-key"
-want=$(field install toplevel)
+want=$(field install toplevel | head -n 1)
 cat <<EOF
 $report
 host key presented  $(printf '%s\n' "$presented" | ssh-keygen -lf - | awk '{ print $2 }')

@@ -20,14 +20,17 @@
   # The installer the server boots over the network. Its sshd must use the
   # host key at hostKeyPath and root's authorized_keys at
   # authorizedKeysPath, files that the boot entry's extra initrd carries.
-  # A real installer is, for example, a NixOS netboot image, which
-  # `landscaper apply` builds before it writes the boot entry (its
-  # configuration must make sshd use the two files above):
+  # A real installer is, for example, the NixOS netboot image of
+  # nixos/installer.nix (which copies those two files from the extra
+  # initrd into its root and carries nixos.install's marker; see
+  # docs/installer.md), which `landscaper apply` builds before it writes
+  # the boot entry:
   #
-  #   let build = (import <nixpkgs/nixos> { configuration = ./installer.nix; }).config.system.build; in
+  #   let installer = import <nixpkgs/nixos> { configuration = ./nixos/installer.nix; };
+  #       build = installer.config.system.build; in
   #   kernel = "${build.kernel}/bzImage";
   #   initrd = [ "${build.netbootRamdisk}/initrd" ];
-  #   cmdline = "init=${build.toplevel}/init";
+  #   cmdline = "init=${build.toplevel}/init ${toString installer.config.boot.kernelParams}";
   #
   # The stand-ins are files that builtins.toFile writes into the store when
   # the deployment is evaluated; Landscaper's test and demo fetch them from
@@ -40,7 +43,7 @@
 
   # The server's NixOS system (its toplevel). A real site writes
   #
-  #   toplevel = (import <nixpkgs/nixos> { configuration = ./server.nix; }).config.system.build.toplevel;
+  #   toplevel = (import <nixpkgs/nixos> { configuration = ./nixos/server.nix; }).config.system.build.toplevel;
   #
   # or, in a flake, self.nixosConfigurations.server.config.system.build.toplevel.
   # Landscaper builds it before applying the system member.

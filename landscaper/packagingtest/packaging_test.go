@@ -88,6 +88,8 @@ func TestNixFilesParse(t *testing.T) {
 		"landscaper/packagingtest/testdata/stub-lib.nix",
 		"landscaper/packagingtest/testdata/eval-module.nix",
 		"landscaper/packagingtest/testdata/eval-flake.nix",
+		"examples/install/nixos/installer.nix",
+		"examples/install/nixos/server.nix",
 	} {
 		if _, err := nixInstantiate(t, "--parse", f); err != nil {
 			t.Errorf("nix-instantiate --parse %s: %v", f, err)
@@ -100,13 +102,13 @@ func TestNixFilesParse(t *testing.T) {
 // configuration) is parsed as the body of a NixOS module.
 func TestDocSnippetsParse(t *testing.T) {
 	block := regexp.MustCompile("(?s)```nix\n(.*?)```")
-	for _, doc := range []string{"README.md", "docs/dhcp.md"} {
+	for _, doc := range []string{"README.md", "docs/dhcp.md", "docs/installer.md", "examples/install/README.md"} {
 		b, err := os.ReadFile(filepath.Join(root(t), doc))
 		if err != nil {
 			t.Fatal(err)
 		}
 		blocks := block.FindAllSubmatch(b, -1)
-		if doc == "docs/dhcp.md" && len(blocks) == 0 {
+		if doc != "README.md" && len(blocks) == 0 {
 			t.Errorf("%s has no nix examples", doc)
 		}
 		for i, m := range blocks {

@@ -96,8 +96,13 @@ chmod 0644 "$key.landscaper-new.pub"
 mv -f "$key.landscaper-new.pub" "$key.pub"
 mv -f "$key.landscaper-new" "$key"
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	# NixOS's sshd.service has no ExecReload: SIGHUP to its main process
+	# is what a reload would do.
 	systemctl reload sshd.service 2>/dev/null || systemctl reload ssh.service 2>/dev/null ||
-		systemctl is-active --quiet sshd.socket || { echo "cannot reload sshd: neither sshd.service nor ssh.service reloads" >&2; exit 1; }
+		systemctl is-active --quiet sshd.socket ||
+		{ systemctl is-active --quiet sshd.service && systemctl kill --signal=HUP --kill-who=main sshd.service; } ||
+		{ systemctl is-active --quiet ssh.service && systemctl kill --signal=HUP --kill-who=main ssh.service; } ||
+		{ echo "cannot reload sshd: neither sshd.service nor ssh.service reloads or runs" >&2; exit 1; }
 elif [ -f /run/sshd.pid ]; then
 	kill -HUP "$(cat /run/sshd.pid)"
 else
