@@ -222,9 +222,14 @@ func planInstall(_ context.Context, p *sdk.Plan[installInputs, installOutputs]) 
 		}
 	}
 	if p.Action == resource.ActionCreate || p.Action == resource.ActionReplace {
+		detail := fmt.Sprintf("%s: the disk script partitions and formats the disks of the installer booted there, then the machine reboots into the installed system", p.Desired.Address)
+		if p.Action == resource.ActionReplace && p.Prior != nil && !p.IsUnknown("hostPublicKey") && p.Desired.HostPublicKey == p.Prior.Inputs.HostPublicKey {
+			// The same installer session: the machine runs its installed
+			// system, which the pre-flight never wipes.
+			detail += "; but the machine runs its installed system now, and nothing hands it back to its installer in this apply: the safety pre-flight will stop the replacement and the machine stays as it is, unless a new installer session starts too (landscaper apply --replace on the member that makes the installer's temporary key, installerHostKey in examples/install)"
+		}
 		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
-			Summary: "the machine's disks will be erased",
-			Detail:  fmt.Sprintf("%s: the disk script partitions and formats the disks of the installer booted there, then the machine reboots into the installed system", p.Desired.Address)})
+			Summary: "the machine's disks will be erased", Detail: detail})
 	}
 	if !p.IsUnknown("address") {
 		p.Claims = append(p.Claims, fmt.Sprintf("installation on %s:%d", p.Desired.Address, int(p.Desired.Port)))
