@@ -364,11 +364,20 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		if err != nil {
 			return r.fail(c, start, err)
 		}
+		if err := checkPlannedChange(c, c2); err != nil {
+			return r.fail(c, start, err)
+		}
 		r.mu.Lock()
 		r.changes[path] = c2
 		r.mu.Unlock()
+		planned := c
 		c = c2
 		if c.Action == resource.ActionNoop {
+			if planned.Action != resource.ActionNoop {
+				// The one deviation a plan allows: what might have changed
+				// did not. Said, so that the counts add up.
+				e.emit(Event{Kind: EventInfo, Member: path, Type: c.Type, Message: fmt.Sprintf("unchanged: planned as %s while its inputs were not known; with their values known there is nothing to do", planned.Action)})
+			}
 			r.keepDependencies(m)
 			return outcomeDone
 		}
@@ -545,4 +554,43 @@ func jsonSame(a, b json.RawMessage) bool {
 	ca, _ := json.Marshal(x)
 	cb, _ := json.Marshal(y)
 	return bytes.Equal(ca, cb)
+}
+
+// checkPlannedChange refuses what a member's plan at apply time (its inputs
+// known) may not do differently from the plan that was shown: another
+// action, except an update or a deferred change that turns out to be
+// nothing, or another value for an input the plan showed as known.
+// Nothing has been done to the member when it refuses.
+func checkPlannedChange(planned, now *Change) error {
+	if now.Action != planned.Action && now.Action != resource.ActionNoop {
+		why := ""
+		if len(now.RequiresReplace) > 0 {
+			names := make([]string, len(now.RequiresReplace))
+			for i, p := range now.RequiresReplace {
+				names[i] = p.String()
+			}
+			why = " (" + strings.Join(names, ", ") + " forces replacement)"
+		}
+		return fmt.Errorf("the plan showed %s, but with its inputs known the provider %s plans %s%s; nothing was done to it: plan again", planned.Action, now.Provider, now.Action, why)
+	}
+	if planned.Deferred {
+		return nil
+	}
+	var before, after map[string]json.RawMessage
+	if json.Unmarshal(planned.Inputs, &before) != nil || json.Unmarshal(now.Inputs, &after) != nil {
+		return nil
+	}
+	for name, v := range before {
+		unknown := false
+		for _, u := range planned.Unknown {
+			if len(u) > 0 && u[0].Name == name {
+				unknown = true
+			}
+		}
+		if unknown || jsonSame(v, after[name]) {
+			continue
+		}
+		return fmt.Errorf("input %s differs from the value the plan showed; nothing was done to it: this is a Landscaper bug, please report it with the deployment", name)
+	}
+	return nil
 }

@@ -84,6 +84,12 @@ type Engine struct {
 	// values after an apply, differed from substitution: they compute with
 	// outputs in a way the token evaluations did not show.
 	evaluateAgain map[string]bool
+	// structureForced holds the outputs the last structure evaluation
+	// forced: those that decide which members exist.
+	structureForced map[eval.Key]bool
+	// structureAssumed holds the known values the structure was evaluated
+	// with, of the outputs it forced.
+	structureAssumed map[eval.Key]json.RawMessage
 	// noSpeculation turns off speculative planning (after it failed once).
 	noSpeculation bool
 	// rollouts are the declared rollouts by name; rolloutIndex places

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -52,6 +53,9 @@ type Change struct {
 	// Deferred: Nix code computes the inputs from outputs known only after
 	// apply; the member is evaluated again then.
 	Deferred bool
+	// WaitsFor names the outputs ("member.output") a deferred member's
+	// inputs are computed from and that are not known yet.
+	WaitsFor []string
 	Deps     []string
 	Context  map[string]eval.ContextEntry
 	// Warnings are the provider's warnings about this change.
@@ -155,7 +159,44 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 		}
 	}
 	plan.Rollouts = e.rolloutPlans()
-	return e.planMembers(ctx, plan)
+	e.mu.Lock()
+	startValues := maps.Clone(e.values)
+	e.mu.Unlock()
+	planned, err := e.planMembers(ctx, plan)
+	if err != nil || !planned.Decided() {
+		return planned, err
+	}
+	moved := e.structureMoved()
+	if len(moved) == 0 {
+		return planned, nil
+	}
+	// Which members exist was decided with recorded outputs that this
+	// plan changes: it is not decided. Plan what produces those outputs;
+	// the rest is planned once they are known, in the same apply.
+	st.undecided = moved
+	e.mu.Lock()
+	e.members, st.waiting = keepProducers(members, moved)
+	e.values = startValues
+	e.mu.Unlock()
+	partial := &Plan{Drift: plan.Drift}
+	partial.setStructure(st)
+	partial.Rollouts = plan.Rollouts
+	return e.planMembers(ctx, partial)
+}
+
+// structureMoved lists the recorded outputs the structure was evaluated
+// with that the plan does not keep: unknown now, or another value.
+func (e *Engine) structureMoved() []eval.Key {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var moved []eval.Key
+	for k, was := range e.structureAssumed {
+		if v := e.values[k]; !v.Known || !jsonSame(v.JSON, was) {
+			moved = append(moved, k)
+		}
+	}
+	sort.Slice(moved, func(i, j int) bool { return moved[i].String() < moved[j].String() })
+	return moved
 }
 
 // planMembers plans every member in dependency order, then the deletions.
@@ -172,6 +213,12 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What planning starts from: a failed speculation plans again from
+	// here, not from values and evaluations that assumed recorded outputs.
+	e.mu.Lock()
+	startMembers := maps.Clone(e.members)
+	startValues := maps.Clone(e.values)
+	e.mu.Unlock()
 	// Members whose inputs can be resolved from the recorded outputs are
 	// planned all at once first; a member found unchanged needs no wait
 	// for its dependencies' plans (a no-op plan of a long chain is one
@@ -215,7 +262,14 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	}
 	if !e.speculationHeld(speculated) {
 		// A member planned unchanged assumed outputs that do change: plan
-		// again, one member after what it needs.
+		// again, one member after what it needs. Whatever was planned or
+		// evaluated with the assumed values is forgotten: a member
+		// evaluated with an output that will change would otherwise keep
+		// the old value in its inputs.
+		e.mu.Lock()
+		e.members = startMembers
+		e.values = startValues
+		e.mu.Unlock()
 		e.noSpeculation = true
 		defer func() { e.noSpeculation = false }()
 		return e.planMembers(ctx, plan)
@@ -445,7 +499,7 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 	case needsEval:
 		return nil, outcomeNeedsEval, nil
 	case blocked:
-		c := &Change{Member: path, Type: m.typ, Provider: m.provider, Prior: prior, Deferred: true, Deps: m.deps, Inputs: json.RawMessage("{}"), Context: m.context}
+		c := &Change{Member: path, Type: m.typ, Provider: m.provider, Prior: prior, Deferred: true, WaitsFor: e.unknownOpaque(m), Deps: m.deps, Inputs: json.RawMessage("{}"), Context: m.context}
 		c.Action = resource.ActionCreate
 		if prior != nil {
 			c.Action = resource.ActionUpdate
@@ -463,6 +517,25 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 		return nil, outcomeFailed, err
 	}
 	return c, outcomeDone, nil
+}
+
+// unknownOpaque names the outputs a member's Nix code computes with that
+// are not known now, as "member.output", sorted.
+func (e *Engine) unknownOpaque(m *member) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, k := range m.analysis.Opaque {
+		if k == (eval.Key{}) || m.evalKnown[k] || e.values[k].Known {
+			continue
+		}
+		name := k.Member + "." + k.Output
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // askPlan asks the member's provider for a plan and records what it says

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -212,15 +213,39 @@ func parseKey(driverKey string) eval.Key {
 // with outputs shows (known values are substituted afterwards).
 func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure, error) {
 	var info structure
+	// Whole again, unless the structure still cannot be evaluated whole.
+	e.evaluator.SetGuarded(false)
 	known, knownKeys := e.structureKnown()
 	found, forced, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, TraceForced: true})
 	if err != nil {
 		var evalErr *eval.Error
-		if errors.As(err, &evalErr) {
-			return nil, info, e.explainStructureError(ctx, known, err)
+		if !errors.As(err, &evalErr) {
+			return nil, info, err
 		}
-		return nil, info, err
+		// Code that fails on a stand-in (builtins.fromJSON of an output,
+		// say) decides which members exist: plan what produces those
+		// outputs now, the rest once they are known, in the same apply.
+		found, forced, err = e.guardedStructure(ctx, known, knownKeys, evalErr)
+		if err != nil {
+			return nil, info, err
+		}
+		if found == nil {
+			return nil, info, e.explainStructureError(ctx, known, evalErr)
+		}
 	}
+	structureForced := map[eval.Key]bool{}
+	assumed := map[eval.Key]json.RawMessage{}
+	for _, f := range forced {
+		k := parseKey(f)
+		structureForced[k] = true
+		if v, ok := known[k.Member][k.Output]; ok && knownKeys[k] {
+			assumed[k] = v
+		}
+	}
+	e.mu.Lock()
+	e.structureForced = structureForced
+	e.structureAssumed = assumed
+	e.mu.Unlock()
 	for _, f := range forced {
 		k := parseKey(f)
 		if knownKeys[k] {
@@ -313,6 +338,31 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		}
 	}
 	return members, info, nil
+}
+
+// guardedStructure is the structure without the composites whose members
+// are computed, with code that fails on a stand-in, from the unknown
+// outputs a failed structure evaluation forced; those outputs are returned
+// as forced (so undecided), and the evaluator stays guarded until the
+// structure evaluates whole. It returns nil when the failure forced no
+// unknown output (a plain error in the deployment).
+func (e *Engine) guardedStructure(ctx context.Context, known map[string]map[string]json.RawMessage, knownKeys map[eval.Key]bool, failed *eval.Error) ([]eval.Member, []string, error) {
+	var undecided []string
+	for _, f := range failed.Forced {
+		if k := parseKey(f); k.Member != "" && !knownKeys[k] && !slices.Contains(undecided, f) {
+			undecided = append(undecided, f)
+		}
+	}
+	if len(undecided) == 0 {
+		return nil, nil, nil
+	}
+	e.evaluator.SetGuarded(true)
+	found, _, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known})
+	if err != nil {
+		e.evaluator.SetGuarded(false)
+		return nil, nil, nil
+	}
+	return found, undecided, nil
 }
 
 // substitutionHolds reports whether substituting the known values into
@@ -597,8 +647,22 @@ func mergeDeps(a, b []string) []string {
 // traceMember finds the outputs a member's inputs force.
 func (e *Engine) traceMember(ctx context.Context, path string) error {
 	// Every output is a token here, known or not: a known value would hide
-	// that the member uses it.
-	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Only: []string{path}, TraceForced: true})
+	// that the member uses it. Only the outputs that decide which members
+	// exist are given, when known, and the member is reached by its path,
+	// so that the trace shows what its own inputs force.
+	known := map[string]map[string]json.RawMessage{}
+	all, _ := e.knownForNix()
+	e.mu.Lock()
+	for k := range e.structureForced {
+		if v, ok := all[k.Member][k.Output]; ok {
+			if known[k.Member] == nil {
+				known[k.Member] = map[string]json.RawMessage{}
+			}
+			known[k.Member][k.Output] = v
+		}
+	}
+	e.mu.Unlock()
+	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Only: []string{path}, TraceForced: true, Known: known})
 	var forced []string
 	if err != nil {
 		var evalErr *eval.Error

@@ -76,7 +76,19 @@ let
   # an output in a way the tokens do not show.
   knownFor = spelling: if spelling == "k" then ctx.knownCheck else ctx.known;
 
-  evaluate = spelling:
+  evaluate = spelling: evaluateWith spelling false;
+
+  # With ctx.guarded, the members are those that can be enumerated while
+  # every unknown output throws (a composite whose members are computed
+  # from one, say with builtins.fromJSON, is left out): the engine plans
+  # them while the rest waits for those outputs. Each is reached by its
+  # path, so that no spelling enumerates the composites left out.
+  guardedKeys = map (r: r.key) (builtins.filter (r: !(r.whole or false)) (evaluateWith "c" true));
+  memberAt = ms: names:
+    let m = ms.${builtins.head names}; in
+    if builtins.length names == 1 then m else memberAt m.members (builtins.tail names);
+
+  evaluateWith = spelling: raw:
     let
       result = deployment arguments;
       arguments = {
@@ -99,7 +111,11 @@ let
                 value =
                   let known = knownFor spelling; in
                   if known ? ${key} && known.${key} ? ${o}
-                  then known.${key}.${o}
+                  then
+                    # The structure's trace shows known outputs it uses too:
+                    # a plan that changes one has not decided the structure.
+                    (if ctx.traceKnown or false then builtins.trace "landscaper-forced:${key}#${o}" else (x: x))
+                      known.${key}.${o}
                   else token (if spelling == "k" then "a" else spelling) "${key}#${o}";
               })
               (typeOf key m).outputs);
@@ -135,7 +151,7 @@ let
           let
             t = builtins.tryEval ms.${n};
             m = t.value;
-            path = prefix ++ [ n ];
+            path = prefix ++ [ (checkName (builtins.concatStringsSep "." (prefix ++ [ n ])) n) ];
             key = builtins.concatStringsSep "." path;
           in
           # A member or composite whose very definition needs an output
@@ -148,7 +164,13 @@ let
           else [{ inherit key m; whole = false; }])
         (let names = builtins.tryEval (builtins.attrNames ms); in if names.success then names.value else [ ]);
       selected =
-        let all = if spelling == "c" then guardedResources [ ] (result.members or { }) else resources [ ] (result.members or { }); in
+        let
+          all =
+            if spelling == "c" then guardedResources [ ] (result.members or { })
+            else if ctx.guarded or false then
+              map (key: { inherit key; m = memberAt (result.members or { }) (builtins.filter builtins.isString (builtins.split "[.]" key)); }) guardedKeys
+            else resources [ ] (result.members or { });
+        in
         if ctx.only == null then all
         else builtins.filter (r: (r.whole or false) || builtins.elem r.key ctx.only) all;
       encode = r:
@@ -184,7 +206,8 @@ let
         let ty = typeOf r.key r.m; in
         { path = r.key; type = "${ty.provider}.${ty.name}"; };
     in
-    if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
+    if raw then selected
+    else if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
     else if spelling == "c" then map encodeFailing selected
     else map (if ctx.mode == "paths" then encodePath else encode) selected;
 

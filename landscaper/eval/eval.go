@@ -50,7 +50,16 @@ type Evaluator struct {
 	nonceB string
 	// invocations counts nix processes started.
 	invocations atomic.Int64
+	// guarded: only the members that can be enumerated while the unknown
+	// outputs throw (SetGuarded).
+	guarded atomic.Bool
 }
+
+// SetGuarded makes every later evaluation see only the members that can
+// be enumerated without the outputs not known yet: a composite whose
+// members are computed from one with code that fails on a stand-in (such
+// as builtins.fromJSON) is left out until it is known.
+func (e *Evaluator) SetGuarded(on bool) { e.guarded.Store(on) }
 
 // New prepares an evaluator; scratch files go to a private temporary
 // directory that Close removes.
@@ -184,6 +193,8 @@ type contextFile struct {
 	Twice       bool                                  `json:"twice"`
 	Only        []string                              `json:"only"`
 	TraceForced bool                                  `json:"traceForced"`
+	Guarded     bool                                  `json:"guarded"`
+	TraceKnown  bool                                  `json:"traceKnown"`
 	KnownCheck  map[string]map[string]json.RawMessage `json:"knownCheck"`
 }
 
@@ -204,6 +215,7 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 		cf.Flake = &f
 	}
 	cf.NonceA, cf.NonceB = e.nonceA, e.nonceB
+	cf.Guarded = cf.Guarded || e.guarded.Load()
 	b, err := json.Marshal(cf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode eval context: %w", err)
@@ -278,7 +290,13 @@ func cleanNixError(stderr, source string) string {
 
 // Evaluate evaluates the deployment's members.
 func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) {
-	out, forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck})
+	out, forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck,
+		// Members are reached by their paths, among those that can be
+		// enumerated while unknown outputs throw: enumerating the others
+		// (a composite whose names come from builtins.fromJSON of an
+		// output, say) would fail on, or force, a stand-in that the
+		// members asked for do not use.
+		Guarded: true})
 	if err != nil {
 		return nil, err
 	}
@@ -300,8 +318,8 @@ type StructureRequest struct {
 	Only []string
 	// NamesOnly skips the members' types too (Type is empty).
 	NamesOnly bool
-	// TraceForced reports the tokens the structure forced: the outputs
-	// that decide which members exist.
+	// TraceForced reports the outputs the structure forced, known ones
+	// too: the outputs that decide which members exist.
 	TraceForced bool
 }
 
@@ -311,7 +329,7 @@ func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Memb
 	if req.NamesOnly {
 		mode = "names"
 	}
-	out, forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced})
+	out, forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced, TraceKnown: req.TraceForced})
 	if err != nil {
 		return nil, forced, err
 	}

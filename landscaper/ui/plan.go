@@ -54,17 +54,29 @@ func (s Style) symbol(a resource.Action) string {
 	return "   "
 }
 
+// waitsFor names what a deferred change waits for: " (a.stdout, b.id)".
+func waitsFor(c *engine.Change) string {
+	if len(c.WaitsFor) == 0 {
+		return ""
+	}
+	names := make([]string, len(c.WaitsFor))
+	for i, w := range c.WaitsFor {
+		names[i] = termsafe.Name(w)
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
 func headline(c *engine.Change) string {
 	id := termsafe.Name(c.Member) + " (" + c.Type + ")"
 	switch c.Action {
 	case resource.ActionCreate:
 		if c.Deferred {
-			return id + " will be created; its inputs are computed from outputs known after apply"
+			return id + " will be created; its inputs are computed from outputs known after apply" + waitsFor(c)
 		}
 		return id + " will be created"
 	case resource.ActionUpdate:
 		if c.Deferred {
-			return id + " may be updated; its inputs are computed from outputs known after apply"
+			return id + " may be updated; its inputs are computed from outputs known after apply" + waitsFor(c)
 		}
 		return id + " will be updated in place"
 	case resource.ActionReplace:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/landscaper-nix/landscaper/internal/termsafe"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -239,6 +240,17 @@ type ChangeJSON struct {
 	Changed  []string `json:"changed,omitempty"`
 	Replace  []string `json:"requires_replace,omitempty"`
 	Deferred bool     `json:"deferred,omitempty"`
+	WaitsFor []string `json:"waitsFor,omitempty"`
+	// Before and After are the recorded and the planned inputs, with
+	// sensitive values as "(sensitive)" and unknown ones as null; Unknown
+	// lists the input paths known only after apply.
+	Before  any      `json:"before,omitempty"`
+	After   any      `json:"after,omitempty"`
+	Unknown []string `json:"unknown,omitempty"`
+	// UnknownOutputs are the outputs known only after apply.
+	UnknownOutputs []string `json:"unknown_outputs,omitempty"`
+	// Reason says why the member has this action.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PlanToJSON converts a plan.
@@ -249,14 +261,106 @@ func PlanToJSON(p *engine.Plan) PlanJSON {
 		out.Rollouts = append(out.Rollouts, RolloutJSON{Name: r.Name, Batches: r.Batches, MaxFailures: r.MaxFailures})
 	}
 	for _, c := range p.Changes {
-		cj := ChangeJSON{Member: c.Member, Type: c.Type, Action: c.Action.String(), Deferred: c.Deferred}
+		cj := ChangeJSON{Member: c.Member, Type: c.Type, Action: c.Action.String(), Deferred: c.Deferred, WaitsFor: c.WaitsFor}
 		for _, q := range c.Changed {
 			cj.Changed = append(cj.Changed, q.String())
 		}
 		for _, q := range c.RequiresReplace {
 			cj.Replace = append(cj.Replace, q.String())
 		}
+		if c.Prior != nil {
+			cj.Before = maskedValue(c.Prior.Inputs, c.Prior.SensitiveInputs, nil)
+		}
+		if c.Action != resource.ActionDelete && !c.Deferred {
+			cj.After = maskedValue(c.Inputs, c.Sensitive, c.Unknown)
+			for _, q := range c.Unknown {
+				cj.Unknown = append(cj.Unknown, q.String())
+			}
+		}
+		if c.Action != resource.ActionNoop && c.Action != resource.ActionDelete {
+			cj.UnknownOutputs = c.UnknownOutputs
+		}
+		cj.Reason = reasonOf(c)
 		out.Changes = append(out.Changes, cj)
 	}
 	return out
+}
+
+// maskedValue decodes a JSON document with the values at sensitive paths
+// replaced by "(sensitive)" and those at unknown paths by null.
+func maskedValue(doc json.RawMessage, sensitive, unknown []resource.Path) any {
+	if len(doc) == 0 {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(doc, &v) != nil {
+		return nil
+	}
+	var walk func(v any, at resource.Path) any
+	walk = func(v any, at resource.Path) any {
+		if len(at) > 0 && resource.Covered(at, sensitive) {
+			return "(sensitive)"
+		}
+		if len(at) > 0 && resource.Covered(at, unknown) {
+			return nil
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				out[k] = walk(e, at.Attr(k))
+			}
+			return out
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				out[i] = walk(e, at.Index(i))
+			}
+			return out
+		}
+		return v
+	}
+	return walk(v, nil)
+}
+
+// reasonOf says in words why a member has its planned action.
+func reasonOf(c *engine.Change) string {
+	paths := func(ps []resource.Path) string {
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.String()
+		}
+		return strings.Join(names, ", ")
+	}
+	switch {
+	case c.Deferred:
+		if len(c.WaitsFor) > 0 {
+			return "its inputs are computed from outputs known after apply: " + strings.Join(c.WaitsFor, ", ")
+		}
+		return "its inputs are computed from outputs known after apply"
+	case c.Action == resource.ActionNoop:
+		return ""
+	case c.Action == resource.ActionCreate:
+		if c.Prior != nil {
+			return "its creation did not finish"
+		}
+		return "new in the deployment"
+	case c.Action == resource.ActionDelete:
+		return "no longer in the deployment"
+	case c.Action == resource.ActionReplace && len(c.RequiresReplace) > 0:
+		return "a change forces replacement: " + paths(c.RequiresReplace)
+	case c.Action == resource.ActionReplace:
+		if slices.Contains(c.Warnings, "replaced on request (--replace)") {
+			return "replaced on request (--replace)"
+		}
+		if c.Prior != nil && c.Prior.Tainted {
+			return "tainted: an earlier operation failed half way"
+		}
+		return "replaced"
+	case len(c.Changed) > 0:
+		return "inputs changed: " + paths(c.Changed)
+	case len(c.Unknown) > 0:
+		return "inputs known only after apply: " + paths(c.Unknown)
+	}
+	return "the resource differs from the recorded state"
 }

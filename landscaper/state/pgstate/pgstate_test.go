@@ -292,11 +292,14 @@ func TestLockWaitsForUnlock(t *testing.T) {
 	if !errors.As(err, &le) || le.Holder.Command != "a" {
 		t.Fatalf("lock with a short timeout: %v", err)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
-		t.Fatalf("timeout took %v", d)
+	// It waited (a lower bound only: a loaded machine makes it slower,
+	// never faster).
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("the 300 ms timeout expired after %v", d)
 	}
-	// A cancelled context ends the wait.
-	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// A cancelled context ends the wait (long enough to connect first,
+	// however loaded the machine).
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := b.Lock(cctx, info("b"), time.Minute); !errors.As(err, &le) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("lock with a cancelled context: %v", err)
@@ -317,7 +320,7 @@ func TestLockWaitsForUnlock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("waiting lock: %v", err)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond || d > 10*time.Second {
+	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("waited %v", d)
 	}
 	if err := ub(); err != nil {
