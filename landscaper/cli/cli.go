@@ -40,6 +40,8 @@ type Env struct {
 	// IsTerminal reports whether stdin and stdout are terminals.
 	IsTerminal bool
 	Getenv     func(string) string
+	// NoColor turns colours off (--no-color), as NO_COLOR does.
+	NoColor bool
 }
 
 // System returns the process's own environment.
@@ -66,20 +68,32 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
-const usage = `Usage: landscaper <command> [flags]
+const usage = `Usage: landscaper [--chdir DIR] <command> [flags] [arguments]
 
 Commands:
   plan       show what apply would change
   apply      make the world match the deployment
   destroy    delete everything the state records
-  state      list | show NAME | rm NAME | push PLACE | pull PLACE: read, edit
-             and move the recorded state (PLACE: postgres:// URL or file)
+  validate   check the deployment against the providers' schemas, changing
+             and contacting nothing
+  output     print members' outputs from the recorded state
+  graph      print the members and their dependencies as a DOT graph
+  state      list | show MEMBER | mv OLD NEW | rm MEMBER... | push PLACE |
+             pull PLACE: read, edit and move the recorded state (PLACE: a
+             postgres:// URL or a file)
   providers  show the providers' schemas
-  provider   schema|call: drive one provider by hand
+  provider   schema | call: drive one provider by hand
   serve      serve network boot entries over TFTP and HTTP
   version    print the version
+  help       print this, or "help COMMAND" a command's usage
 
-Run "landscaper <command> -h" for a command's flags.
+Global flags, before the command:
+  --chdir DIR  switch to the directory DIR before anything else (Terraform's
+               -chdir); every path, the deployment's and the state's, is
+               then relative to DIR
+  --version    print the version
+
+Run "landscaper <command> --help" for a command's flags and arguments.
 `
 
 // Main runs the command line and returns the exit code.
@@ -134,6 +148,31 @@ func signalContext(env Env) (context.Context, func()) {
 }
 
 func run(ctx context.Context, args []string, env Env) error {
+	global := flag.NewFlagSet("landscaper", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	chdir := global.String("chdir", "", "")
+	showVersion := global.Bool("version", false, "")
+	global.BoolVar(showVersion, "v", false, "")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(env.Stdout, usage)
+			return err
+		}
+		fmt.Fprint(env.Stderr, usage+"\n")
+		return &exitError{code: 2, err: err}
+	}
+	args = global.Args()
+	if *chdir != "" {
+		// Before anything else: every relative path (the deployment, the
+		// state) is then taken from the new directory.
+		if err := os.Chdir(*chdir); err != nil {
+			return fmt.Errorf("--chdir: %w", err)
+		}
+	}
+	if *showVersion {
+		fmt.Fprintf(env.Stdout, "landscaper %s\n", Version)
+		return nil
+	}
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, usage)
 		return &exitError{code: 2}
@@ -146,6 +185,12 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runApply(ctx, rest, env, false)
 	case "destroy":
 		return runApply(ctx, rest, env, true)
+	case "validate":
+		return runValidate(ctx, rest, env)
+	case "output":
+		return runOutput(ctx, rest, env)
+	case "graph":
+		return runGraph(ctx, rest, env)
 	case "state":
 		return runState(ctx, rest, env)
 	case "providers":
@@ -154,31 +199,30 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runProvider(ctx, rest, env)
 	case "serve":
 		return runServe(ctx, rest, env)
-	case "version", "--version", "-v":
-		fmt.Fprintf(env.Stdout, "landscaper %s\n", Version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(env.Stdout, usage)
-		return nil
+	case "version":
+		return runVersion(rest, env)
+	case "help":
+		if len(rest) == 0 {
+			fmt.Fprint(env.Stdout, usage)
+			return nil
+		}
+		// "help state show" is "state show --help".
+		return run(ctx, append(append([]string{}, rest...), "--help"), env)
 	}
-	fmt.Fprint(env.Stderr, usage)
+	fmt.Fprint(env.Stderr, usage+"\n")
 	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
 }
 
-// parse parses flags that may come before or after positional arguments.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+var versionSpec = spec{name: "version", about: "Print the version of landscaper.", max: 0}
+
+func runVersion(args []string, env Env) error {
+	fs := versionSpec.flags()
+	noColorFlag(fs, &env)
+	if _, err := versionSpec.parse(fs, args, env); err != nil {
+		return err
 	}
+	fmt.Fprintf(env.Stdout, "landscaper %s\n", Version)
+	return nil
 }
 
 // multiFlag collects a repeated flag.
@@ -187,7 +231,8 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// common holds the flags every deployment command takes.
+// common holds the flags of the commands that read a deployment or its
+// state. Each command registers the ones it takes, described for it.
 type common struct {
 	file        string
 	flake       string
@@ -198,29 +243,90 @@ type common struct {
 	replace     multiFlag
 	json        bool
 	noRefresh   bool
+	// showTrace passes --show-trace to nix-instantiate.
+	showTrace bool
 	// operationTimeout and callTimeout bound how long a provider may take.
 	operationTimeout time.Duration
 	callTimeout      time.Duration
 }
 
-func (c *common) register(fs *flag.FlagSet, deployment bool) {
-	fs.StringVar(&c.file, "file", "", "the deployment `file` (default ./landscaper.nix)")
-	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment")
-	fs.StringVar(&c.statePath, "state", "", "the state file (default .landscaper/state.json beside the deployment), or a postgres:// URL; also LANDSCAPER_STATE")
-	fs.DurationVar(&c.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (e.g. 30s)")
-	fs.BoolVar(&c.json, "json", false, "print JSON events instead of text")
-	if deployment {
-		fs.DurationVar(&c.operationTimeout, "operation-timeout", providerset.DefaultOperationTimeout, "the longest a provider may take to create, update or delete one member; then it is cancelled and the member fails")
-		fs.DurationVar(&c.callTimeout, "call-timeout", providerset.DefaultCallTimeout, "the longest a provider may take to start, or to answer a plan or read")
-		fs.IntVar(&c.parallelism, "parallelism", 10, "how many operations may run at once")
-		fs.Var(&c.targets, "target", "apply only this `member` and what it needs (repeatable)")
-		fs.Var(&c.replace, "replace", "replace this `member` although its inputs did not change; what depends on it follows (repeatable; plan and apply)")
-		fs.BoolFunc("refresh", "ask providers what exists before planning (default true; -refresh=false trusts the state)", func(v string) error {
-			on, err := strconv.ParseBool(v)
-			c.noRefresh = !on
+// newCommon returns the flags' defaults.
+func newCommon() common {
+	return common{parallelism: 10, operationTimeout: providerset.DefaultOperationTimeout, callTimeout: providerset.DefaultCallTimeout}
+}
+
+// sourceFlags registers --file and --flake; use says what the command
+// does with the deployment.
+func (c *common) sourceFlags(fs *flag.FlagSet, use string) {
+	fs.StringVar(&c.file, "file", "", "the deployment `file` "+use+" (default ./landscaper.nix)")
+	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment "+use)
+}
+
+// stateFlag registers --state; use says what the command does with it.
+func (c *common) stateFlag(fs *flag.FlagSet, use string) {
+	fs.StringVar(&c.statePath, "state", "", "the state "+use+": a file (default .landscaper/state.json beside the deployment) or a postgres:// URL; also LANDSCAPER_STATE")
+}
+
+func (c *common) lockFlag(fs *flag.FlagSet) {
+	fs.DurationVar(&c.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (e.g. 30s; default 0: fail at once if another run holds it)")
+}
+
+func (c *common) traceFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&c.showTrace, "show-trace", false, "show nix's stack trace of an evaluation error (nix-instantiate --show-trace)")
+}
+
+func (c *common) callTimeoutFlag(fs *flag.FlagSet) {
+	fs.DurationVar(&c.callTimeout, "call-timeout", c.callTimeout, "the longest a provider may take to start, or to answer a call")
+}
+
+// deploymentFlags registers the flags of plan, apply and destroy, each
+// described for the command.
+func (c *common) deploymentFlags(fs *flag.FlagSet, command string) {
+	switch command {
+	case "destroy":
+		c.sourceFlags(fs, "whose state to destroy; only used to find the state")
+		c.stateFlag(fs, "to destroy")
+		fs.BoolVar(&c.json, "json", false, "print the plan, progress and summary as JSON lines instead of text")
+		fs.DurationVar(&c.operationTimeout, "operation-timeout", c.operationTimeout, "the longest a provider may take to delete one member; then it is cancelled and the member fails")
+		fs.DurationVar(&c.callTimeout, "call-timeout", c.callTimeout, "the longest a provider may take to start, or to answer a read")
+		fs.IntVar(&c.parallelism, "parallelism", c.parallelism, "how many deletions may run at once")
+		fs.Var(&c.targets, "target", "destroy only this `member` and the members that depend on it (repeatable)")
+		fs.BoolFunc("refresh", "accepted for Terraform's sake and ignored: destroy plans from the recorded state alone", func(v string) error {
+			_, err := strconv.ParseBool(v)
 			return err
 		})
+	case "plan":
+		c.sourceFlags(fs, "to plan")
+		c.stateFlag(fs, "to plan against")
+		fs.BoolVar(&c.json, "json", false, "print progress and the plan as JSON lines instead of text")
+		fs.DurationVar(&c.operationTimeout, "operation-timeout", c.operationTimeout, "the longest a provider may take for one create, update or delete (an apply's limit; plan runs none, but checks the value)")
+		fs.DurationVar(&c.callTimeout, "call-timeout", c.callTimeout, "the longest a provider may take to start, or to answer a plan or read")
+		fs.IntVar(&c.parallelism, "parallelism", c.parallelism, "how many members may be planned and refreshed at once")
+		fs.Var(&c.targets, "target", "plan only this `member` and what it needs (repeatable)")
+		fs.Var(&c.replace, "replace", "plan to replace this `member` although its inputs did not change; what depends on it follows (repeatable)")
+		c.refreshFlag(fs, "planning")
+		c.traceFlag(fs)
+	default: // apply
+		c.sourceFlags(fs, "to apply")
+		c.stateFlag(fs, "to apply to")
+		fs.BoolVar(&c.json, "json", false, "print the plan, progress and summary as JSON lines instead of text")
+		fs.DurationVar(&c.operationTimeout, "operation-timeout", c.operationTimeout, "the longest a provider may take to create, update or delete one member; then it is cancelled and the member fails")
+		fs.DurationVar(&c.callTimeout, "call-timeout", c.callTimeout, "the longest a provider may take to start, or to answer a plan or read")
+		fs.IntVar(&c.parallelism, "parallelism", c.parallelism, "how many operations may run at once")
+		fs.Var(&c.targets, "target", "apply only this `member` and what it needs (repeatable)")
+		fs.Var(&c.replace, "replace", "replace this `member` although its inputs did not change; what depends on it follows (repeatable)")
+		c.refreshFlag(fs, "applying")
+		c.traceFlag(fs)
 	}
+	c.lockFlag(fs)
+}
+
+func (c *common) refreshFlag(fs *flag.FlagSet, before string) {
+	fs.BoolFunc("refresh", "ask providers what exists before "+before+" (default true; -refresh=false trusts the state)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		c.noRefresh = !on
+		return err
+	})
 }
 
 // check checks the flags' values.
@@ -239,11 +345,7 @@ func (c *common) check() error {
 // source finds the deployment.
 func (c *common) source() (eval.Source, string, error) {
 	if c.flake != "" {
-		dir := "."
-		if !strings.Contains(c.flake, ":") {
-			dir = c.flake
-		}
-		return eval.Source{Flake: c.flake}, dir, nil
+		return c.flakeSource()
 	}
 	file := c.file
 	if file == "" {
@@ -252,7 +354,7 @@ func (c *common) source() (eval.Source, string, error) {
 			return eval.Source{}, "", eval.ErrNoDeployment
 		}
 	}
-	return eval.Source{File: file}, filepath.Dir(file), nil
+	return eval.Source{File: file, ShowTrace: c.showTrace}, filepath.Dir(file), nil
 }
 
 func (c *common) backend(env Env, dir string) state.Backend {
@@ -303,7 +405,7 @@ func pluginLogger(env Env) hclog.Logger {
 }
 
 func style(env Env) ui.Style {
-	return ui.Style{Color: env.IsTerminal && env.Getenv("NO_COLOR") == ""}
+	return ui.Style{Color: env.IsTerminal && !env.NoColor && env.Getenv("NO_COLOR") == ""}
 }
 
 // display picks how progress is shown.
@@ -328,14 +430,24 @@ func newDisplay(env Env, asJSON bool) display {
 
 func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, needDeployment bool) (*engine.Engine, error) {
 	src, dir, err := c.source()
-	if err != nil && needDeployment {
+	if err != nil && (needDeployment || !errors.Is(err, eval.ErrNoDeployment)) {
 		return nil, err
 	}
 	if err != nil {
 		dir = "."
 	}
+	backend := c.backend(env, dir)
+	if needDeployment {
+		if err := checkFlakeCopy(c.flake, src, backend); err != nil {
+			return nil, err
+		}
+	}
+	deploymentDir, err := absDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	opts := engine.Options{
-		Source: src, Backend: c.backend(env, dir), LockInfo: lockInfo(), LockTimeout: c.lockTimeout,
+		Source: src, Backend: backend, LockInfo: lockInfo(), LockTimeout: c.lockTimeout, Dir: deploymentDir,
 		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache:      schemaCache(env),
@@ -344,82 +456,96 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 	return engine.Open(ctx, opts)
 }
 
+var (
+	planSpec = spec{name: "plan", max: 0, about: `Show what apply would change: evaluate the deployment, ask the providers what
+exists (unless -refresh=false) and what they would do. Changes nothing but
+settled interrupted operations, which only an apply records.`}
+	applySpec = spec{name: "apply", max: 0, about: `Make the world match the deployment: plan, ask for "yes" (unless
+--auto-approve), then create, update, replace and delete in dependency order,
+recording the state after every result.`}
+	destroySpec = spec{name: "destroy", max: 0, about: `Delete everything the state records (or the --target members and what
+depends on them), in reverse dependency order, from the state alone: the
+deployment is not evaluated.`}
+)
+
 func runPlan(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var c common
-	c.register(fs, true)
+	fs := planSpec.flags()
+	c := newCommon()
+	c.deploymentFlags(fs, "plan")
+	var mode planMode
+	mode.register(fs, "plan")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 1 for an error, 2 for changes")
-	if _, err := parse(fs, args); err != nil {
-		return &exitError{code: 2, err: err}
+	noColorFlag(fs, &env)
+	if _, err := planSpec.parse(fs, args, env); err != nil {
+		return err
 	}
 	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	if err := mode.check(&c); err != nil {
+		return err
+	}
 	disp := newDisplay(env, c.json)
 	defer disp.close()
-	e, err := openEngine(ctx, &c, env, disp.observer, true)
+	e, err := openEngine(ctx, &c, env, disp.observer, mode.needsDeployment())
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	plan, err := e.Plan(ctx)
+	plan, err := mode.plan(ctx, e)
 	if err != nil {
 		return err
 	}
-	if c.json {
-		disp.json.Write(ui.PlanToJSON(plan))
-	} else {
-		ui.RenderPlan(env.Stdout, plan, style(env))
-	}
-	if *detailed && plan.HasChanges() {
+	mode.render(env, disp, c.json, e, plan)
+	if *detailed && mode.hasChanges(e, plan) {
 		return &exitError{code: 2}
 	}
 	return nil
 }
 
 func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
-	name := "apply"
+	name, sp := "apply", applySpec
 	if destroy {
-		name = "destroy"
+		name, sp = "destroy", destroySpec
+		if replaceGiven(args) {
+			return &exitError{code: 2, err: errors.New("--replace is for plan and apply; destroy removes every member anyway")}
+		}
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	var c common
-	c.register(fs, true)
-	autoApprove := fs.Bool("auto-approve", false, "apply without asking")
-	if _, err := parse(fs, args); err != nil {
-		return &exitError{code: 2, err: err}
+	fs := sp.flags()
+	c := newCommon()
+	c.deploymentFlags(fs, name)
+	mode := planMode{destroy: destroy}
+	if !destroy {
+		mode.register(fs, name)
+	}
+	autoApprove := fs.Bool("auto-approve", false, name+" without asking")
+	noColorFlag(fs, &env)
+	if _, err := sp.parse(fs, args, env); err != nil {
+		return err
 	}
 	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if destroy && len(c.replace) > 0 {
-		return &exitError{code: 2, err: errors.New("--replace is for plan and apply; destroy removes every member anyway")}
+	if err := mode.check(&c); err != nil {
+		return err
 	}
 	if !*autoApprove && !env.IsTerminal {
 		return &exitError{code: 1, err: fmt.Errorf("%s needs confirmation, but there is no terminal to ask on; run with --auto-approve", name)}
 	}
 	disp := newDisplay(env, c.json)
 	defer disp.close()
-	e, err := openEngine(ctx, &c, env, disp.observer, !destroy)
+	e, err := openEngine(ctx, &c, env, disp.observer, mode.needsDeployment())
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	var plan *engine.Plan
-	if destroy {
-		plan, err = e.PlanDestroy(ctx)
-	} else {
-		plan, err = e.Plan(ctx)
-	}
+	plan, err := mode.plan(ctx, e)
 	if err != nil {
 		return err
 	}
-	if c.json {
-		disp.json.Write(ui.PlanToJSON(plan))
-	} else {
-		ui.RenderPlan(env.Stdout, plan, style(env))
+	mode.render(env, disp, c.json, e, plan)
+	if mode.refreshOnly {
+		return applyRefreshOnly(ctx, e, plan, env, disp, c.json, *autoApprove)
 	}
 	if !plan.HasChanges() {
 		if e.HasUnsaved() {
@@ -463,6 +589,20 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 		return &exitError{code: 1, err: summary.Err()}
 	}
 	return nil
+}
+
+// replaceGiven reports whether args hold --replace before any "--".
+func replaceGiven(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "replace" {
+			return true
+		}
+	}
+	return false
 }
 
 func readLine(r io.Reader) (string, error) {

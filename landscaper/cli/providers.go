@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -15,13 +14,17 @@ import (
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
+var providersSpec = spec{name: "providers", max: 0, about: `Start each provider found next to landscaper and on PATH (binaries named
+landscaper-provider-*) and print its schema: its resource types with their
+inputs and outputs.`}
+
 // runProviders prints the schemas of the built-in providers.
 func runProviders(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("providers", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := providersSpec.flags()
 	asJSON := fs.Bool("json", false, "print the schemas as JSON")
-	if _, err := parse(fs, args); err != nil {
-		return &exitError{code: 2, err: err}
+	noColorFlag(fs, &env)
+	if _, err := providersSpec.parse(fs, args, env); err != nil {
+		return err
 	}
 	found := providerset.Discover()
 	names := make([]string, 0, len(found))
@@ -129,25 +132,38 @@ type callRecord struct {
 	Diagnostics []json.RawMessage `json:"diagnostics,omitempty"`
 }
 
+// providerGroup is "landscaper provider" and its subcommands.
+var providerGroup = group{name: "provider", about: "Drive one provider by hand, without a deployment or a state.", subs: []spec{
+	{name: "provider schema", short: "print one provider's schema as JSON", args: "NAME|PATH", min: 1, max: 1, about: "Start one provider (by name, or the path of its binary) and print its schema\nas JSON."},
+	{name: "provider call", short: "call one operation of one provider", args: "NAME|PATH validate|plan|create|update|delete|read", min: 2, max: 2, about: `Call one operation of one provider (by name, or the path of its binary) and
+print the result as JSON; feed it back with --prior for update, delete and
+read.`},
+}}
+
 // runProvider drives one provider by hand.
 func runProvider(ctx context.Context, args []string, env Env) error {
-	if len(args) < 2 || (args[0] != "schema" && args[0] != "call") {
-		return &exitError{code: 2, err: errors.New("usage: landscaper provider schema NAME|PATH\n       landscaper provider call NAME|PATH validate|plan|create|update|delete|read --type TYPE [--inputs JSON|@FILE] [--prior JSON|@FILE]")}
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("provider "+sub, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	typ := fs.String("type", "", "the resource `type` (e.g. file or local.file)")
-	name := fs.String("name", "manual", "the member `name` to report")
-	inputs := fs.String("inputs", "{}", "the inputs as JSON, or @FILE")
-	prior := fs.String("prior", "", "the prior state as printed by an earlier call, as JSON or @FILE")
-	showSensitive := fs.Bool("show-sensitive", false, "print sensitive outputs")
-	positional, err := parse(fs, args[1:])
+	sp, rest, err := providerGroup.dispatch(args, env)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return err
 	}
-	if len(positional) == 0 {
-		return &exitError{code: 2, err: errors.New("name a provider (e.g. local) or a provider binary")}
+	sub := strings.TrimPrefix(sp.name, "provider ")
+	fs := sp.flags()
+	var typ, name, inputs, prior *string
+	var showSensitive *bool
+	if sub == "call" {
+		typ = fs.String("type", "", "the resource `type` (e.g. file or local.file); required")
+		name = fs.String("name", "manual", "the member `name` to report")
+		inputs = fs.String("inputs", "{}", "the inputs as JSON, or @FILE")
+		prior = fs.String("prior", "", "the prior state as printed by an earlier call, as JSON or @FILE")
+		showSensitive = fs.Bool("show-sensitive", false, "print sensitive outputs")
+	}
+	noColorFlag(fs, &env)
+	positional, err := sp.parse(fs, rest, env)
+	if err != nil {
+		return err
+	}
+	if sub == "call" && *typ == "" {
+		return &exitError{code: 2, err: errors.New("provider call needs --type")}
 	}
 	path := positional[0]
 	if !strings.Contains(path, "/") {
@@ -170,13 +186,7 @@ func runProvider(ctx context.Context, args []string, env Env) error {
 	if sub == "schema" {
 		return writeJSON(env, schemaJSON(schema, path))
 	}
-	if len(positional) < 2 {
-		return &exitError{code: 2, err: errors.New("name an operation: validate, plan, create, update, delete or read")}
-	}
 	op := positional[1]
-	if *typ == "" {
-		return &exitError{code: 2, err: errors.New("--type is required")}
-	}
 	fullType := *typ
 	if !strings.Contains(fullType, ".") {
 		fullType = schema.Name + "." + fullType

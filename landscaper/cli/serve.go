@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,12 +10,14 @@ import (
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
+var serveSpec = spec{name: "serve", max: 0, about: `Serve the network boot entries of the pxe-nbp provider over TFTP and HTTP,
+until SIGINT or SIGTERM; then drain the transfers in flight and exit 0.`}
+
 // runServe is "landscaper serve": the network boot server for the entries
 // the pxe-nbp provider writes. It serves until SIGINT or SIGTERM, then
 // drains and exits 0.
 func runServe(ctx context.Context, args []string, env Env) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := serveSpec.flags()
 	cfg := bootserver.Config{}
 	fs.StringVar(&cfg.BootDir, "boot-dir", bootentry.DefaultDir, "the `directory` of pxe-nbp boot entries")
 	fs.StringVar(&cfg.TFTPAddr, "tftp-listen", ":69", "TFTP `address` to listen on (empty disables TFTP)")
@@ -27,19 +27,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&cfg.MaxTransfers, "max-transfers", bootserver.DefaultMaxTransfers, "the most transfers served at once over both protocols; more are refused")
 	fs.IntVar(&cfg.MaxTransfersPerAddress, "max-transfers-per-address", bootserver.DefaultMaxTransfersPerAddress, "the most TFTP transfers one client address may have at once (at most --max-transfers); more are refused")
 	fs.DurationVar(&cfg.TransferTimeout, "transfer-timeout", bootserver.DefaultTransferTimeout, "the longest one transfer may take")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, "Usage: landscaper serve [flags]\n\nServe the network boot entries of the pxe-nbp provider over TFTP and HTTP.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	positional, err := parse(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
+	noColorFlag(fs, &env)
+	if _, err := serveSpec.parse(fs, args, env); err != nil {
 		return err
-	}
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	if len(positional) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q", positional)}
 	}
 	if cfg.MaxTransfers < 1 {
 		return &exitError{code: 2, err: fmt.Errorf("--max-transfers must be at least 1, got %d", cfg.MaxTransfers)}

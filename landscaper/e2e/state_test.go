@@ -58,7 +58,7 @@ func TestStateCommands(t *testing.T) {
 	if want := map[string]any{"name": "out/f", "contents": "eff\n", "mode": "0640"}; !reflect.DeepEqual(f.Inputs, want) {
 		t.Errorf("state show f inputs = %v, want %v", f.Inputs, want)
 	}
-	if want := map[string]any{"sha256": fSHA}; !reflect.DeepEqual(f.Outputs, want) {
+	if want := map[string]any{"sha256": fSHA, "path": filepath.Join(dir, "out", "f")}; !reflect.DeepEqual(f.Outputs, want) {
 		t.Errorf("state show f outputs = %v, want %v", f.Outputs, want)
 	}
 	e := show("grp.e")
@@ -168,7 +168,7 @@ func TestProvidersCommands(t *testing.T) {
 	if got := required(file.Inputs); !sameStrings(got, []string{"name", "contents"}) {
 		t.Errorf("local.file required inputs = %v", got)
 	}
-	if got := names(file.Outputs); !sameStrings(got, []string{"sha256"}) {
+	if got := names(file.Outputs); !sameStrings(got, []string{"sha256", "path"}) {
 		t.Errorf("local.file outputs = %v", got)
 	}
 	if got := names(exec.Inputs); !sameStrings(got, []string{"executable", "args", "stdin", "env", "timeout", "destroy"}) {
@@ -177,7 +177,7 @@ func TestProvidersCommands(t *testing.T) {
 	if got := required(exec.Inputs); !sameStrings(got, []string{"executable"}) {
 		t.Errorf("local.exec required inputs = %v", got)
 	}
-	if got := names(exec.Outputs); !sameStrings(got, []string{"stdout"}) {
+	if got := names(exec.Outputs); !sameStrings(got, []string{"stdout", "dir"}) {
 		t.Errorf("local.exec outputs = %v", got)
 	}
 

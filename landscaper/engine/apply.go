@@ -47,6 +47,8 @@ type applyRun struct {
 	prewritten map[string]json.RawMessage
 	mu         sync.Mutex
 	summary    *Summary
+	// started: members whose provider operation was called (under mu).
+	started map[string]bool
 }
 
 // Apply carries out a plan, recording state after every result, then
@@ -170,7 +172,7 @@ func (e *Engine) needsAnotherRound(ctx context.Context, plan *Plan) (bool, error
 }
 
 func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan, summary *Summary) error {
-	run := &applyRun{e: e, rec: rec, changes: map[string]*Change{}, prewritten: map[string]json.RawMessage{}, summary: summary}
+	run := &applyRun{e: e, rec: rec, changes: map[string]*Change{}, prewritten: map[string]json.RawMessage{}, summary: summary, started: map[string]bool{}}
 	var deletes, others []string
 	for _, c := range plan.Changes {
 		run.changes[c.Member] = c
@@ -189,6 +191,7 @@ func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan,
 		rec.SetPending(c.Member, run.pendingFor(c, c.Inputs, c.Sensitive))
 		run.prewritten[c.Member] = c.Inputs
 	}
+	defer run.clearUnstarted()
 	if err := rec.Sync(ctx); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
@@ -239,6 +242,28 @@ func reverseDeps(nodes []string, deps func(string) []string) map[string][]string
 		}
 	}
 	return out
+}
+
+// markStarted notes that the provider is called for member's operation.
+func (r *applyRun) markStarted(member string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started[member] = true
+}
+
+// clearUnstarted removes the pending records written ahead for operations
+// that never started (their member was skipped, failed before its
+// operation, needed no change after all, or the run was interrupted
+// first): only an operation that did start is left pending. The walks are
+// over when it runs.
+func (r *applyRun) clearUnstarted() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for member := range r.prewritten {
+		if !r.started[member] {
+			r.rec.ClearPending(member)
+		}
+	}
 }
 
 // change returns a member's planned change; it is replaced when the member
@@ -468,6 +493,7 @@ func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub
 	in := resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}
 	var res *resource.Result
 	isUpdate := c.Action == resource.ActionUpdate
+	r.markStarted(m.path)
 	if isUpdate {
 		e.mu.Lock()
 		prior := e.state.Resources[m.path]
@@ -526,6 +552,7 @@ func (r *applyRun) delete(ctx context.Context, c *Change) error {
 		return err
 	}
 	sink := memberSink{e: e, member: c.Member, typ: prior.Type, action: resource.ActionDelete}
+	r.markStarted(c.Member)
 	res, err := prov.Delete(ctx, resource.DeleteRequest{Type: prior.Type, Name: c.Member, Prior: *recordToState(prior), Replacing: c.Action == resource.ActionReplace}, sink)
 	if err != nil {
 		return err

@@ -57,6 +57,11 @@ type Options struct {
 	// stays for the next run to settle.
 	OperationTimeout time.Duration
 	CallTimeout      time.Duration
+	// Dir is the deployment's directory, where the providers run: a
+	// relative path in a member's inputs is relative to it, whatever the
+	// engine's working directory. Empty means Source's (Source.Dir), or
+	// the engine's when that is empty too.
+	Dir string
 }
 
 // Engine runs one command against one deployment and state.
@@ -99,6 +104,9 @@ type Engine struct {
 	// settled lists members whose interrupted operations were settled in
 	// memory; an apply writes the result even when it changes nothing else.
 	settled []string
+	// refreshedOnly holds, for PlanRefreshOnly, the records that refreshing
+	// changed (nil: the member is gone), for SaveRefresh to write.
+	refreshedOnly map[string]*state.Resource
 }
 
 // HasUnsaved reports whether the state in memory holds something the
@@ -126,6 +134,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
+	if opts.Dir == "" {
+		opts.Dir = opts.Source.Dir()
+	}
 	unlock, err := opts.Backend.Lock(ctx, opts.LockInfo, opts.LockTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
@@ -152,6 +163,7 @@ func newProviderSet(opts Options) *providerset.Set {
 	s := providerset.New(opts.Logger)
 	s.UseCache(opts.SchemaCache)
 	s.SetTimeouts(providerset.Timeouts{Operation: opts.OperationTimeout, Call: opts.CallTimeout})
+	s.SetDir(opts.Dir)
 	return s
 }
 

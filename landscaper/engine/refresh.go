@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/landscaper-nix/landscaper/landscaper/state"
@@ -143,12 +146,68 @@ func (e *Engine) applyRefresh(results refreshed) ([]string, error) {
 			continue
 		}
 		if len(res.resp.Outputs.JSON) > 0 && !jsonSame(res.resp.Outputs.JSON, r.Outputs) {
-			drift = append(drift, fmt.Sprintf("%s (%s) changed outside landscaper", res.name, r.Type))
 			updated := *r
 			updated.Outputs, updated.SensitiveOutputs, updated.Private = res.resp.Outputs.JSON, res.resp.Outputs.Sensitive, res.resp.Private
 			e.state.Resources[res.name] = &updated
 			e.learnSecrets(&updated)
+			line := fmt.Sprintf("%s (%s) changed outside landscaper", res.name, r.Type)
+			if d := outputChanges(r, &updated); d != "" {
+				line += ": " + e.redact.Redact(d)
+			}
+			drift = append(drift, line)
 		}
 	}
 	return drift, errors.Join(errs...)
+}
+
+// maxDriftValue bounds each value a drift line shows.
+const maxDriftValue = 80
+
+// outputChanges describes the outputs that differ between two records of a
+// resource: `outputs.sha256: "ab…" -> "cd…"`; a sensitive one only by name.
+func outputChanges(before, after *state.Resource) string {
+	var old, now map[string]json.RawMessage
+	_ = json.Unmarshal(before.Outputs, &old)
+	_ = json.Unmarshal(after.Outputs, &now)
+	names := make([]string, 0, len(old)+len(now))
+	for n := range old {
+		names = append(names, n)
+	}
+	for n := range now {
+		if _, ok := old[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		o, hadOld := old[n]
+		v, hasNow := now[n]
+		if hadOld && hasNow && jsonSame(o, v) {
+			continue
+		}
+		p := resource.AttrPath(n)
+		if resource.Covered(p, before.SensitiveOutputs) || resource.Covered(p, after.SensitiveOutputs) {
+			parts = append(parts, "outputs."+p.String()+" (sensitive) changed")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("outputs.%s: %s -> %s", p, driftValue(o, hadOld), driftValue(v, hasNow)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// driftValue shows a value of a drift line, shortened.
+func driftValue(v json.RawMessage, present bool) string {
+	if !present {
+		return "(none)"
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return "(unreadable)"
+	}
+	s := b.String()
+	if r := []rune(s); len(r) > maxDriftValue {
+		s = string(r[:maxDriftValue-1]) + "…"
+	}
+	return s
 }

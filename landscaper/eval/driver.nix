@@ -10,10 +10,39 @@
 let
   ctx = builtins.fromJSON (builtins.readFile contextFile);
 
-  deployment =
+  deployment = checkTop (
     if ctx.flake != null
     then (builtins.getFlake ctx.flake).outputs.landscaper
-    else import ctx.file;
+    else import ctx.file);
+
+  # The deployment's top-level attributes must be ones Landscaper knows: any
+  # other (`member`, `imports`, a typo) is an error naming it, with the
+  # known name it is closest to (edit distance) when there is a close one.
+  checkTop = f: args:
+    let
+      r = f args;
+      known = [ "members" "providers" "rollouts" ];
+      unknown = builtins.filter (n: !(builtins.elem n known)) (builtins.attrNames r);
+      chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
+      last = l: builtins.elemAt l (builtins.length l - 1);
+      min = x: y: if x < y then x else y;
+      distance = a: b:
+        let
+          bs = chars b;
+          step = row: c: builtins.foldl'
+            (acc: j: acc ++ [ (min (min (builtins.elemAt row (j + 1) + 1) (last acc + 1)) (builtins.elemAt row j + (if c == builtins.elemAt bs j then 0 else 1))) ])
+            [ (builtins.head row + 1) ]
+            (builtins.genList (j: j) (builtins.length bs));
+        in
+        last (builtins.foldl' step (builtins.genList (j: j) (builtins.length bs + 1)) (chars a));
+      name = builtins.head unknown;
+      closest = builtins.head (builtins.sort (x: y: distance name x < distance name y) known);
+      d = distance name closest;
+      hint = if d <= 2 || d * 3 <= builtins.stringLength name then "; did you mean `${closest}`?" else "";
+    in
+    if !(builtins.isAttrs r) then throw "landscaper: the deployment must return an attribute set, such as { members = { ... }; }"
+    else if unknown == [ ] then r
+    else throw "landscaper: unknown top-level attribute ${builtins.toJSON name} in the deployment${hint} (a deployment has `members`, `providers` and `rollouts`)";
 
   resourceType = provider: name: outputs: {
     _type = "landscaperResourceType";

@@ -32,6 +32,9 @@ type Source struct {
 	File string
 	// Flake is a flake reference whose outputs.landscaper is the deployment.
 	Flake string
+	// ShowTrace passes --show-trace to nix-instantiate, so that an
+	// evaluation error carries nix's stack trace.
+	ShowTrace bool
 }
 
 func (s Source) String() string {
@@ -229,6 +232,9 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 		filepath.Join(e.dir, "driver.nix"), "--arg", "contextFile", path}
 	if e.source.Flake != "" {
 		args = append(args, "--option", "experimental-features", "nix-command flakes")
+	}
+	if e.source.ShowTrace {
+		args = append(args, "--show-trace")
 	}
 	cmd := exec.CommandContext(ctx, e.nix, args...)
 	var stdout, stderr bytes.Buffer

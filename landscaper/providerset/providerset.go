@@ -118,10 +118,12 @@ type Set struct {
 	logger   hclog.Logger
 	cache    *SchemaCache
 	timeouts Timeouts
-	mu       sync.Mutex
-	entries  map[string]*entry
-	started  atomic.Int64
-	closed   bool
+	// dir is the providers' working directory ("": the engine's).
+	dir     string
+	mu      sync.Mutex
+	entries map[string]*entry
+	started atomic.Int64
+	closed  bool
 }
 
 type entry struct {
@@ -144,6 +146,11 @@ func New(logger hclog.Logger) *Set {
 // SetTimeouts sets how long the set waits on its providers; zero fields
 // take the defaults. Call it before the first Add.
 func (s *Set) SetTimeouts(t Timeouts) { s.timeouts = t.withDefaults() }
+
+// SetDir makes the providers run in dir (the deployment's directory), so
+// that relative paths in their inputs mean the same whatever the engine's
+// working directory. Call it before the first Add.
+func (s *Set) SetDir(dir string) { s.dir = dir }
 
 // UseCache makes Add take schemas from cache where it can, starting the
 // provider only when it is first called.
@@ -204,7 +211,7 @@ func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
 	if closed {
 		return nil, errors.New("provider set is closed")
 	}
-	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger, StartTimeout: min(s.timeouts.Call, maxStartTimeout)})
+	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger, StartTimeout: min(s.timeouts.Call, maxStartTimeout), Dir: s.dir})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", e.name, err)
 	}

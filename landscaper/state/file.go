@@ -252,7 +252,7 @@ func (f *File) Write(ctx context.Context, s *State) error {
 	if err := f.check(d, s); err != nil {
 		return err
 	}
-	dir, err := f.openDir()
+	dir, _, err := f.openDir()
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", f.path, err)
 	}
@@ -306,21 +306,37 @@ func (f *File) check(d onDisk, s *State) error {
 }
 
 // openDir opens the state's directory, creating it (mode 0700, with any
-// missing parents) if it is missing, and checks that it is private.
-func (f *File) openDir() (*stateDir, error) {
+// missing parents) if it is missing, and checks that it is private. It
+// returns the directories it created, deepest first.
+func (f *File) openDir() (*stateDir, []string, error) {
 	path := filepath.Dir(f.path)
 	d, err := openStateDir(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return d, err
+		return d, nil, err
 	}
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("create state directory: %w", err)
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		missing = append(missing, p)
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o700)
+		switch {
+		case err == nil:
+			created = append([]string{missing[i]}, created...)
+		case !errors.Is(err, fs.ErrExist):
+			return nil, created, fmt.Errorf("create state directory: %w", err)
+		}
 	}
 	// Make the new directory's entry durable.
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, fmt.Errorf("create state directory %s: %w", path, err)
+		return nil, created, fmt.Errorf("create state directory %s: %w", path, err)
 	}
-	return openStateDir(path)
+	d, err = openStateDir(path)
+	return d, created, err
 }
 
 // encode writes the state as JSON. A resource record does not change once
@@ -452,45 +468,88 @@ func syncDir(dir string) error {
 // it is missing and refuses (ErrUnsafe) one that is not private or a lock
 // file that is a link or not a regular file, before writing anything. Once
 // it holds the lock it removes the temporary files of killed writers.
+//
+// A directory that Lock created is removed again by the unlock, with the
+// lock file, if nothing else was put there meanwhile: a run that wrote no
+// state leaves nothing behind.
 func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (func() error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
 	}
-	dir, err := f.openDir()
-	if err != nil {
-		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
-	}
-	defer dir.close()
-	lf, err := dir.openLock(filepath.Base(f.LockPath()))
-	if err != nil {
-		return nil, fmt.Errorf("lock state %s: %w", f.path, err)
-	}
 	deadline := time.Now().Add(timeout)
 	delay := 50 * time.Millisecond
+	// created lists the directories this Lock made, deepest first.
+	var created []string
+	for {
+		dir, made, err := f.openDir()
+		if err != nil {
+			return nil, fmt.Errorf("lock state %s: %w", f.path, err)
+		}
+		if len(made) > 0 {
+			created = made
+		}
+		lf, err := dir.openLock(filepath.Base(f.LockPath()))
+		if err != nil {
+			dir.close()
+			return nil, fmt.Errorf("lock state %s: %w", f.path, err)
+		}
+		if err := f.flockWait(ctx, lf, timeout, deadline, &delay); err != nil {
+			lf.Close()
+			dir.close()
+			return nil, err
+		}
+		if lockRemoved(lf) {
+			// The holder before us removed the lock file (and the
+			// directory it had made) as it let go: lock anew.
+			lf.Close()
+			dir.close()
+			continue
+		}
+		unlock, err := f.hold(dir, lf, info, created)
+		dir.close()
+		return unlock, err
+	}
+}
+
+// flockWait takes the flock on lf, waiting as Lock describes.
+func (f *File) flockWait(ctx context.Context, lf *os.File, timeout time.Duration, deadline time.Time, delay *time.Duration) error {
 	for {
 		err := flock(lf, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			break
+			return nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			lf.Close()
-			return nil, fmt.Errorf("lock state %s: flock %s: %w", f.path, f.LockPath(), err)
+			return fmt.Errorf("lock state %s: flock %s: %w", f.path, f.LockPath(), err)
 		}
-		wait := min(delay, time.Until(deadline))
+		wait := min(*delay, time.Until(deadline))
 		if timeout <= 0 || wait <= 0 {
-			lf.Close()
-			return nil, f.lockedError()
+			return f.lockedError()
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			lf.Close()
-			return nil, fmt.Errorf("%w (gave up waiting: %w)", f.lockedError(), ctx.Err())
+			return fmt.Errorf("%w (gave up waiting: %w)", f.lockedError(), ctx.Err())
 		case <-t.C:
 		}
-		delay = min(2*delay, time.Second)
+		*delay = min(2**delay, time.Second)
 	}
+}
+
+// lockRemoved reports whether the lock file lf is no longer in its
+// directory.
+func lockRemoved(lf *os.File) bool {
+	fi, err := lf.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
+}
+
+// hold records the holder in the lock file lf, whose flock is taken, and
+// returns the func that lets go of it.
+func (f *File) hold(dir *stateDir, lf *os.File, info LockInfo, created []string) (func() error, error) {
 	if err := writeLockInfo(lf, info); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("lock state %s: write %s: %w", f.path, f.LockPath(), err)
@@ -502,10 +561,14 @@ func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (
 	var uerr error
 	return func() error {
 		once.Do(func() {
-			// Clear the holder while still holding the lock; the file
-			// itself stays, since removing it would race with a locker
-			// that has opened it already.
+			// Clear the holder while still holding the lock. The file
+			// itself stays, unless its directory was made by this Lock
+			// and holds nothing else: a locker that opened it already
+			// sees that it was removed and locks anew.
 			_ = lf.Truncate(0)
+			if len(created) > 0 {
+				f.removeUnused(created)
+			}
 			err := flock(lf, syscall.LOCK_UN)
 			if cerr := lf.Close(); err == nil {
 				err = cerr
@@ -516,6 +579,37 @@ func (f *File) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (
 		})
 		return uerr
 	}, nil
+}
+
+// removeUnused removes the lock file and then the directories Lock created
+// (deepest first), if the state's directory holds nothing but the lock
+// file. The caller holds the lock. It is best effort: what it cannot
+// remove stays and harms nothing.
+func (f *File) removeUnused(created []string) {
+	d, err := openStateDir(filepath.Dir(f.path))
+	if err != nil {
+		return
+	}
+	defer d.close()
+	fd, err := syscall.Openat(d.fd, ".", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	list := os.NewFile(uintptr(fd), d.path)
+	names, err := list.Readdirnames(-1)
+	list.Close()
+	lock := filepath.Base(f.LockPath())
+	if err != nil || len(names) != 1 || names[0] != lock {
+		return
+	}
+	if err := syscall.Unlinkat(d.fd, lock); err != nil {
+		return
+	}
+	for _, dir := range created {
+		if err := syscall.Rmdir(dir); err != nil {
+			return
+		}
+	}
 }
 
 func flock(f *os.File, how int) error {

@@ -501,6 +501,11 @@ func testLockInfo(cmd string) LockInfo {
 
 func TestLockHeld(t *testing.T) {
 	path := statePath(t)
+	// The directory exists already, as after a first write: the lock file
+	// stays there (see TestLockRemovesWhatItMade for one Lock made).
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	a, b := NewFile(path), NewFile(path)
 	unlock, err := a.Lock(context.Background(), testLockInfo("landscaper apply"), 0)
 	if err != nil {

@@ -118,6 +118,8 @@ type LaunchOptions struct {
 	Env []string
 	// StartTimeout bounds the handshake (default 30s).
 	StartTimeout time.Duration
+	// Dir is the plugin's working directory; empty means the engine's.
+	Dir string
 }
 
 // Bounds on stopping a plugin. A plugin is asked to shut down, and its
@@ -170,15 +172,33 @@ func Launch(ctx context.Context, path string, opts LaunchOptions) (*Client, erro
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
+	if opts.Dir != "" {
+		var err error
+		if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+			return nil, fmt.Errorf("provider directory %s: %w", opts.Dir, err)
+		}
+		if strings.ContainsRune(path, filepath.Separator) {
+			// A relative binary is found from the engine's directory,
+			// not from Dir.
+			if path, err = filepath.Abs(path); err != nil {
+				return nil, fmt.Errorf("provider binary %s: %w", path, err)
+			}
+		}
+	}
 	// go-plugin starts the process through the runner, in a process group
 	// of its own (see groupRunner), with the environment it prepared.
 	gr := newGroupRunner(path)
+	gr.cmd.Dir = opts.Dir
 	stderr := newTail(40)
 	pc := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			gr.cmd.Env = append(append([]string(nil), spec.Env...), opts.Env...)
+			if opts.Dir != "" {
+				// What the plugin and the programs it runs see as $PWD.
+				gr.cmd.Env = append(gr.cmd.Env, "PWD="+opts.Dir)
+			}
 			return gr, nil
 		},
 		GRPCDialOptions:  dialOptions(),

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,11 @@ type destroyCommand struct {
 // execOutputs are the outputs of local.exec.
 type execOutputs struct {
 	Stdout string `json:"stdout"`
+	// Dir is the directory the command ran in (the provider's, which the
+	// engine sets to the deployment's), recorded so that the destroy
+	// command runs there too, whatever directory a later run starts in.
+	// Records made before it existed have none.
+	Dir string `json:"dir,omitempty"`
 }
 
 func execType() *sdk.Type[execInputs, execOutputs] {
@@ -69,8 +75,10 @@ func execType() *sdk.Type[execInputs, execOutputs] {
 		},
 		Outputs: []sdk.Attr{
 			sdk.String("stdout", "Standard output of the last run."),
+			sdk.String("dir", "The directory the command ran in, the deployment's; the destroy command runs there too."),
 		},
 		Validate: validateExec,
+		Plan:     planExec,
 		Create: func(ctx context.Context, op *sdk.Op, in execInputs) (execOutputs, error) {
 			return runExec(ctx, op, in)
 		},
@@ -82,8 +90,14 @@ func execType() *sdk.Type[execInputs, execOutputs] {
 			if d == nil {
 				return nil
 			}
+			if dir := prior.Outputs.Dir; dir != "" {
+				if _, err := os.Stat(dir); err != nil {
+					return fmt.Errorf("run %s: it runs where the command ran, in %s, which is gone (%w); if what the command made is gone too, forget the member with landscaper state rm", d.Executable, dir, err)
+				}
+			}
 			_, err := runCommand(ctx, op, command{
 				executable: d.Executable, args: d.Args, env: prior.Inputs.Env, timeout: prior.Inputs.Timeout,
+				dir: prior.Outputs.Dir,
 			})
 			return err
 		},
@@ -118,7 +132,35 @@ func validateExec(in execInputs, unknown []resource.Path) resource.Diagnostics {
 	return diags
 }
 
+// planExec makes the planned directory known, and runs the command again
+// when it last ran in another directory than the deployment's (the
+// deployment moved): what it did there, relative paths and all, is done
+// here, and the destroy command will run here.
+func planExec(_ context.Context, p *sdk.Plan[execInputs, execOutputs]) {
+	dir, err := os.Getwd()
+	if err != nil {
+		p.Diagnostics = append(p.Diagnostics, resource.Error(nil, "cannot tell the deployment's directory", "%v", err))
+		return
+	}
+	if p.Action == resource.ActionNoop && p.Prior != nil && p.Prior.Outputs.Dir != "" && p.Prior.Outputs.Dir != dir {
+		p.Action = resource.ActionUpdate
+		p.Planned = nil
+		p.UnknownOutputs = []string{"stdout"}
+		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
+			Summary: fmt.Sprintf("the command ran in %s, and the deployment's directory is %s now: it runs again there", p.Prior.Outputs.Dir, dir)})
+	}
+	if p.Planned == nil {
+		p.Planned = map[string]any{}
+	}
+	p.Planned["dir"] = dir
+	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "dir" })
+}
+
 func runExec(ctx context.Context, op *sdk.Op, in execInputs) (execOutputs, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return execOutputs{}, fmt.Errorf("run %s: the deployment's directory: %w", in.Executable, err)
+	}
 	stdout, err := runCommand(ctx, op, command{
 		executable: in.Executable, args: in.Args, stdin: in.Stdin, env: in.Env, timeout: in.Timeout,
 	})
@@ -128,7 +170,7 @@ func runExec(ctx context.Context, op *sdk.Op, in execInputs) (execOutputs, error
 	if err := checkStdout(in.Executable, stdout); err != nil {
 		return execOutputs{}, err
 	}
-	return execOutputs{Stdout: stdout}, nil
+	return execOutputs{Stdout: stdout, Dir: dir}, nil
 }
 
 // command is one program to run.
@@ -139,6 +181,8 @@ type command struct {
 	env        map[string]string
 	// timeout in seconds; 0 is none.
 	timeout float64
+	// dir is where it runs; "" is the provider's working directory.
+	dir string
 }
 
 // runCommand runs c in its own process group, which is killed as a whole
@@ -162,6 +206,7 @@ func runCommand(ctx context.Context, op *sdk.Op, c command) (string, error) {
 		return err
 	}
 	cmd.WaitDelay = waitDelay
+	cmd.Dir = c.dir
 	cmd.Env = commandEnv(c.env)
 	if c.stdin != "" {
 		cmd.Stdin = strings.NewReader(c.stdin)

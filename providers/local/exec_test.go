@@ -252,3 +252,50 @@ func TestExecValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestExecDirectory: the command runs in the provider's working directory
+// (the engine runs providers in the deployment's directory), which is
+// recorded: the destroy command runs there whatever directory a later run
+// starts in, and a plan from another directory runs the command again
+// there.
+func TestExecDirectory(t *testing.T) {
+	deployment, elsewhere := t.TempDir(), t.TempDir()
+	t.Chdir(deployment)
+	h := newHarness(t)
+	in := map[string]any{
+		"executable": "sh", "args": []string{"-c", "mkdir -p out && pwd > out/made && pwd"},
+		"destroy": map[string]any{"executable": "rm", "args": []string{"out/made"}},
+	}
+	if p := h.Plan("local.exec", nil, in); plannedOutputs(t, p)["dir"] != deployment || contains(p.UnknownOutputs, "dir") {
+		t.Errorf("planned outputs %s (unknown %v), want dir %s known", p.PlannedOutputs, p.UnknownOutputs, deployment)
+	}
+	s, _ := h.Create("local.exec", in)
+	out := sdktest.Outputs(t, s)
+	if out["dir"] != deployment || out["stdout"] != deployment+"\n" {
+		t.Fatalf("outputs = %v, want the command run in %s", out, deployment)
+	}
+	if p := h.Plan("local.exec", s, in); p.Action != resource.ActionNoop {
+		t.Errorf("plan in the same directory = %v, want no-op", p.Action)
+	}
+
+	t.Chdir(elsewhere)
+	p := h.Plan("local.exec", s, in)
+	if p.Action != resource.ActionUpdate || plannedOutputs(t, p)["dir"] != elsewhere || len(p.Diagnostics) == 0 {
+		t.Errorf("plan from another directory = %v, planned %s, diagnostics %v; want an update in %s with a warning", p.Action, p.PlannedOutputs, p.Diagnostics, elsewhere)
+	}
+	h.Delete("local.exec", s)
+	if _, err := os.Stat(filepath.Join(deployment, "out", "made")); !os.IsNotExist(err) {
+		t.Errorf("the destroy command did not run in %s: %v", deployment, err)
+	}
+
+	// The recorded directory is gone: the destroy command does not run
+	// anywhere else.
+	gone := &resource.State{Inputs: s.Inputs, Outputs: resource.Values{JSON: h.JSON(map[string]any{"stdout": "", "dir": filepath.Join(deployment, "gone")})}}
+	r, err := h.Provider.Delete(context.Background(), resource.DeleteRequest{Type: "local.exec", Name: "test", Prior: *gone}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Diagnostics.HasError() || !r.HasState || !strings.Contains(r.Diagnostics.Err().Error(), "gone") {
+		t.Errorf("destroy in a directory that is gone: diagnostics %v, keeps state %v; want an error naming it and the state kept", r.Diagnostics, r.HasState)
+	}
+}

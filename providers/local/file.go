@@ -30,6 +30,31 @@ type fileInputs struct {
 // fileOutputs are the outputs of local.file.
 type fileOutputs struct {
 	SHA256 string `json:"sha256"`
+	// Path is the file's absolute path, recorded so that the state means
+	// the same file whatever directory a later run starts in. Records
+	// made before it existed have none (omitempty keeps their refresh
+	// quiet); their name is relative to the provider's directory.
+	Path string `json:"path,omitempty"`
+}
+
+// absName is where a name puts the file: a relative name is relative to
+// the provider's working directory, which the engine sets to the
+// deployment's directory.
+func absName(name string) (string, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", name, err)
+	}
+	return abs, nil
+}
+
+// recordedPath is the file a recorded resource is: its recorded absolute
+// path, or, for a record without one, its name.
+func recordedPath(prior sdk.State[fileInputs, fileOutputs]) string {
+	if prior.Outputs.Path != "" {
+		return prior.Outputs.Path
+	}
+	return prior.Inputs.Name
 }
 
 // writing tracks the files this provider process is writing, so that Read
@@ -68,27 +93,26 @@ func fileType() *sdk.Type[fileInputs, fileOutputs] {
 	return &sdk.Type[fileInputs, fileOutputs]{
 		Description: "A file on the machine running the engine, written atomically with the given contents and mode.",
 		Inputs: []sdk.Attr{
-			sdk.String("name", "Path of the file; a relative path is relative to the engine's working directory. A change replaces the file.").Required().ForceNew(),
+			sdk.String("name", "Path of the file; a relative path is relative to the deployment's directory. A change of the path it names replaces the file.").Required().ForceNew(),
 			sdk.String("contents", "Contents of the file.").Required(),
 			sdk.String("mode", "Permission bits in octal, like \"0600\" or \"644\".").Default(defaultFileMode),
 		},
 		Outputs: []sdk.Attr{
 			sdk.String("sha256", "SHA-256 of the file's contents, lowercase hex."),
+			sdk.String("path", "The file's absolute path: name, resolved against the deployment's directory."),
 		},
 		Validate: validateFile,
 		Plan:     planFile,
 		Create: func(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
-			defer inFlight.start(in.Name)()
-			return writeFile(ctx, op, in)
+			return writeFile(ctx, op, in, inFlight)
 		},
 		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[fileInputs, fileOutputs], in fileInputs) (fileOutputs, error) {
-			defer inFlight.start(in.Name)()
-			return writeFile(ctx, op, in)
+			return writeFile(ctx, op, in, inFlight)
 		},
 		Delete: deleteFile,
 		Read: func(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fileOutputs, bool, error) {
-			if prior.Inputs.Name != "" {
-				inFlight.removeLeftover(prior.Inputs.Name)
+			if name := recordedPath(prior); name != "" {
+				inFlight.removeLeftover(name)
 			}
 			return readFile(ctx, prior)
 		},
@@ -119,10 +143,14 @@ func hashString(s string) string {
 // desired contents (Read refreshed the recorded hash).
 func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
 	if !p.IsUnknown("name") && p.Desired.Name != "" {
-		// Two members writing one file would overwrite each other.
-		if abs, err := filepath.Abs(p.Desired.Name); err == nil {
-			p.Claims = append(p.Claims, "file "+abs)
+		abs, err := absName(p.Desired.Name)
+		if err != nil {
+			p.Diagnostics = append(p.Diagnostics, resource.Error(resource.AttrPath("name"), "cannot resolve the file's path", "%v", err))
+			return
 		}
+		// Two members writing one file would overwrite each other.
+		p.Claims = append(p.Claims, "file "+abs)
+		planPath(p, abs)
 	}
 	if p.IsUnknown("contents") {
 		return
@@ -147,23 +175,52 @@ func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
 	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "sha256" })
 }
 
+// planPath makes the planned path known, and replaces a file recorded at
+// another path than name gives now (a relative name in a deployment that
+// moved, say).
+func planPath(p *sdk.Plan[fileInputs, fileOutputs], abs string) {
+	if p.Planned == nil {
+		p.Planned = map[string]any{}
+	}
+	p.Planned["path"] = abs
+	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "path" })
+	if p.Prior == nil || !p.Prior.HasOutputs || p.Prior.Outputs.Path == "" || p.Prior.Outputs.Path == abs {
+		return
+	}
+	name := resource.AttrPath("name")
+	switch p.Action {
+	case resource.ActionNoop, resource.ActionUpdate:
+		p.Action = resource.ActionReplace
+	}
+	if !slices.ContainsFunc(p.RequiresReplace, func(c resource.Path) bool { return c.String() == name.String() }) {
+		p.RequiresReplace = append(p.RequiresReplace, name)
+	}
+	p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning, Attribute: name,
+		Summary: fmt.Sprintf("name %q is %s now, but the file was written at %s: that one is deleted and this one written", p.Desired.Name, abs, p.Prior.Outputs.Path)})
+}
+
 // writeFile writes the file atomically: a temporary file in the same
 // directory, given its mode, is renamed over the target. It is not
 // fsynced: refresh notices a file lost to a power cut and writes it again,
 // and a chain of files is not held up by a disk flush for each.
-func writeFile(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
+func writeFile(ctx context.Context, op *sdk.Op, in fileInputs, inFlight *writing) (fileOutputs, error) {
 	mode, err := sdk.ParseFileMode(in.Mode)
 	if err != nil {
 		return fileOutputs{}, fmt.Errorf("file %s: %w", in.Name, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fileOutputs{}, fmt.Errorf("write file %s: %w", in.Name, err)
-	}
-	if err := writeAtomic(in.Name, []byte(in.Contents), mode); err != nil {
+	name, err := absName(in.Name)
+	if err != nil {
 		return fileOutputs{}, err
 	}
-	op.Logf("wrote %s (%d bytes, mode %s)", in.Name, len(in.Contents), in.Mode)
-	return fileOutputs{SHA256: hashString(in.Contents)}, nil
+	defer inFlight.start(name)()
+	if err := ctx.Err(); err != nil {
+		return fileOutputs{}, fmt.Errorf("write file %s: %w", name, err)
+	}
+	if err := writeAtomic(name, []byte(in.Contents), mode); err != nil {
+		return fileOutputs{}, err
+	}
+	op.Logf("wrote %s (%d bytes, mode %s)", name, len(in.Contents), in.Mode)
+	return fileOutputs{SHA256: hashString(in.Contents), Path: name}, nil
 }
 
 // tempName is where a file's new contents are written before the rename.
@@ -205,7 +262,7 @@ func writeAtomic(name string, data []byte, mode os.FileMode) (err error) {
 }
 
 func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fileOutputs]) error {
-	name := prior.Inputs.Name
+	name := recordedPath(prior)
 	if name == "" {
 		return nil
 	}
@@ -228,7 +285,7 @@ func deleteFile(ctx context.Context, op *sdk.Op, prior sdk.State[fileInputs, fil
 // readFile reports whether the file exists and the hash of what it holds
 // now, so a change behind Landscaper's back shows in the next plan.
 func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fileOutputs, bool, error) {
-	name := prior.Inputs.Name
+	name := recordedPath(prior)
 	if name == "" {
 		return fileOutputs{}, false, nil
 	}
@@ -247,5 +304,5 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 	if _, err := io.Copy(h, f); err != nil {
 		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
 	}
-	return fileOutputs{SHA256: hex.EncodeToString(h.Sum(nil))}, true, nil
+	return fileOutputs{SHA256: hex.EncodeToString(h.Sum(nil)), Path: prior.Outputs.Path}, true, nil
 }

@@ -116,16 +116,72 @@ func TestFileMode(t *testing.T) {
 	}
 }
 
+// TestFileRelativeName: a relative name is relative to the provider's
+// working directory (the engine runs providers in the deployment's
+// directory), and the record keeps the absolute path: a later run from
+// another directory reads and deletes that file, and plans to replace it
+// if name now means another file.
 func TestFileRelativeName(t *testing.T) {
+	deployment, elsewhere := t.TempDir(), t.TempDir()
+	want := filepath.Join(deployment, "out", "rel.txt")
+	in := map[string]any{"name": "out/rel.txt", "contents": "r"}
+	t.Chdir(deployment)
+	h := newHarness(t)
+	if p := h.Plan("local.file", nil, in); plannedOutputs(t, p)["path"] != want || contains(p.UnknownOutputs, "path") {
+		t.Errorf("planned outputs %s (unknown %v), want path %s", p.PlannedOutputs, p.UnknownOutputs, want)
+	}
+	s, _ := h.Create("local.file", in)
+	if got := readFile(t, want); got != "r" {
+		t.Fatalf("contents = %q", got)
+	}
+	if got := sdktest.Outputs(t, s)["path"]; got != want {
+		t.Fatalf("outputs.path = %v, want %s", got, want)
+	}
+	if p := h.Plan("local.file", s, in); p.Action != resource.ActionNoop {
+		t.Errorf("plan in the same directory = %v, want no-op", p.Action)
+	}
+
+	t.Chdir(elsewhere)
+	if r := h.Read("local.file", s); !r.Exists || !strings.Contains(string(r.Outputs.JSON), want) {
+		t.Fatalf("Read from another directory = exists %v, outputs %s; want the recorded file", r.Exists, r.Outputs.JSON)
+	}
+	p := h.Plan("local.file", s, in)
+	if p.Action != resource.ActionReplace || !contains(pathStrings(p.RequiresReplace), "name") {
+		t.Errorf("plan where name means another file = %v (replace %v), want a replacement forced by name", p.Action, pathStrings(p.RequiresReplace))
+	}
+	if len(p.Diagnostics) == 0 || !strings.Contains(p.Diagnostics[0].Summary, want) {
+		t.Errorf("plan diagnostics %v, want a warning naming %s", p.Diagnostics, want)
+	}
+	h.Delete("local.file", s)
+	if _, err := os.Stat(want); !os.IsNotExist(err) {
+		t.Errorf("delete from another directory left %s: %v", want, err)
+	}
+}
+
+// TestFileRecordWithoutPath: a record made before outputs.path existed
+// means name relative to the provider's directory, and refreshing it
+// reports no change.
+func TestFileRecordWithoutPath(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	h := newHarness(t)
-	s, _ := h.Create("local.file", map[string]any{"name": "out/rel.txt", "contents": "r"})
-	if got := readFile(t, filepath.Join(dir, "out", "rel.txt")); got != "r" {
-		t.Fatalf("contents = %q", got)
+	if err := os.WriteFile(filepath.Join(dir, "old.txt"), []byte("o"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if r := h.Read("local.file", s); !r.Exists {
-		t.Fatalf("Read of relative name: gone")
+	old := &resource.State{
+		Inputs:  resource.Values{JSON: h.JSON(map[string]any{"name": "old.txt", "contents": "o", "mode": "0644"})},
+		Outputs: resource.Values{JSON: h.JSON(map[string]any{"sha256": sha("o")})},
+	}
+	r := h.Read("local.file", old)
+	if !r.Exists || string(r.Outputs.JSON) != string(old.Outputs.JSON) {
+		t.Errorf("Read = exists %v, outputs %s; want %s", r.Exists, r.Outputs.JSON, old.Outputs.JSON)
+	}
+	if p := h.Plan("local.file", old, map[string]any{"name": "old.txt", "contents": "o"}); p.Action != resource.ActionNoop {
+		t.Errorf("plan = %v, want no-op", p.Action)
+	}
+	h.Delete("local.file", old)
+	if _, err := os.Stat(filepath.Join(dir, "old.txt")); !os.IsNotExist(err) {
+		t.Errorf("delete left old.txt: %v", err)
 	}
 }
 

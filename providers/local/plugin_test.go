@@ -43,7 +43,7 @@ func TestBinary(t *testing.T) {
 	if got := readFile(t, name); got != "hello\n" {
 		t.Fatalf("contents = %q", got)
 	}
-	if want := `{"sha256":"` + sha("hello\n") + `"}`; string(r.Outputs.JSON) != want {
+	if want := `{"sha256":"` + sha("hello\n") + `","path":"` + name + `"}`; string(r.Outputs.JSON) != want {
 		t.Errorf("outputs = %s, want %s", r.Outputs.JSON, want)
 	}
 

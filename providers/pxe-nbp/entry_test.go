@@ -403,6 +403,7 @@ func TestValidation(t *testing.T) {
 		{"kernel empty", with(base, "kernel", ""), "kernel", "empty"},
 		{"second initrd missing", with(base, "initrd", []any{b.Initrds[0], missing}), "initrd[1]", "does not exist"},
 		{"first initrd a directory", with(base, "initrd", []any{dir}), "initrd[0]", "not a regular file"},
+		{"initrd relative", with(base, "initrd", []any{"initrd"}), "initrd[0]", "absolute"},
 		{"cmdline newline", with(base, "cmdline", "console=ttyS0\nshell"), "cmdline", "newline"},
 		{"cmdline carriage return", with(base, "cmdline", "console=ttyS0\r"), "cmdline", "control"},
 		{"cmdline expansion", with(base, "cmdline", "hostname=${net0/mac}"), "cmdline", "${"},
