@@ -16,6 +16,9 @@ command -v apt-get >/dev/null || die "apt-get not found: this script is for Debi
 # openssh-server/-client: the ssh-keypair tests log in to a real sshd; cpio:
 # the pxe-nbp tests unpack the archives the provider writes.
 packages=(nix-bin git make gcc libc6-dev ca-certificates openssh-server openssh-client cpio)
+# sudo: the nixos provider's tests log in to stand-in hosts as a user other
+# than root whose commands go through sudo -n (internal/testhost).
+packages+=(sudo)
 # The network boot tests (landscaper/netboottest) boot QEMU from
 # `landscaper serve`: qemu-system-x86 (the VM), ipxe-qemu (its iPXE NIC
 # ROMs), ipxe (the iPXE binaries the server serves), and for the kernel and

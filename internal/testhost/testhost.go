@@ -1,9 +1,11 @@
 // Package testhost starts stand-in NixOS hosts for tests: OpenSSH's sshd in
 // its own mount namespace with its own /nix (store, database, profiles),
-// /run and /etc/ssh, listening on its own loopback port. `nix copy --to
-// ssh-ng://` reaches the host's own store through the real nix-daemon
-// (`nix-daemon --stdio`, started by sshd for each copy). It needs root,
-// unshare and mount (util-linux), sshd (openssh-server) and nix.
+// /run and /etc/ssh, listening on its own loopback port, on 127.0.0.1 or
+// ::1. `nix copy --to ssh-ng://` reaches the host's own store through the
+// real nix-daemon (`nix-daemon --stdio`, started by sshd for each copy).
+// Besides root, a host may have login users of its own, with passwordless
+// sudo or without. It needs root, unshare and mount (util-linux), sshd
+// (openssh-server) and nix, and sudo for a user with sudo.
 //
 // NetBoot fetches a machine's entry from `landscaper serve` as a machine
 // booting from the network does (curl, cpio), so that a host can start
@@ -16,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +44,29 @@ type Options struct {
 	// created if missing. When empty, a new temporary directory is used.
 	// Either way it is removed when the host is closed.
 	Dir string
+	// Address is the loopback address sshd listens on: "127.0.0.1" (the
+	// default, when empty) or "::1". On a machine without the IPv6
+	// loopback address ::1 a host on ::1 does not start: Start fails the
+	// test saying ::1 is missing.
+	Address string
+	// Users are login users other than root. The host's own /etc/passwd
+	// and /etc/group (this machine's, with these users added) and
+	// /etc/sudoers (only root, and the users with Sudo) are bind-mounted
+	// in its namespace; nothing changes outside of it.
+	Users []User
+}
+
+// User is a login user other than root on a stand-in host, with the
+// shell /bin/sh and the home /run/home/NAME.
+type User struct {
+	// Name is the login name: lower-case letters, digits, _ and -.
+	Name string
+	// Sudo lets the user run any command as root with "sudo -n", without
+	// a password (NOPASSWD: ALL). A user without it is not in sudoers. A
+	// host with a Sudo user needs sudo (Debian's sudo package).
+	Sudo bool
+	// AuthorizedKeys are the user's authorized_keys lines.
+	AuthorizedKeys string
 }
 
 // Host is a running stand-in host.
@@ -55,7 +81,7 @@ type Host struct {
 }
 
 const sshdConfig = `Port %d
-ListenAddress 127.0.0.1
+ListenAddress %s
 HostKey /etc/ssh/ssh_host_ed25519_key
 PidFile /run/sshd.pid
 AuthorizedKeysFile /etc/ssh/authorized_keys/%%u
@@ -78,13 +104,33 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort() (int, error) { return freePortOn("127.0.0.1") }
+
+// freePortOn returns a TCP port nothing listens on now at address. On a
+// machine without the address (no IPv6 loopback), the error says so.
+func freePortOn(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
 	if err != nil {
+		if ip, perr := netip.ParseAddr(address); perr == nil && ip.Is6() {
+			return 0, fmt.Errorf("this machine has no IPv6 loopback address %s to start a stand-in host on (ip -6 addr show lo lists none: IPv6 is off, e.g. net.ipv6.conf.lo.disable_ipv6=1): %w", address, err)
+		}
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// loopbackAddress is the address a host listens on: opts.Address, or
+// 127.0.0.1; only loopback addresses are allowed.
+func loopbackAddress(a string) (string, error) {
+	if a == "" {
+		return "127.0.0.1", nil
+	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil || !ip.IsLoopback() || ip.Zone() != "" {
+		return "", fmt.Errorf("stand-in host address %q: want a loopback IP address such as 127.0.0.1 or ::1", a)
+	}
+	return ip.String(), nil
 }
 
 // Start starts a host and stops it when the test ends.
@@ -111,21 +157,32 @@ func Launch(opts Options) (_ *Host, err error) {
 			return nil, fmt.Errorf("make the host's directory: %w", err)
 		}
 	}
-	h := &Host{Dir: dir, Address: "127.0.0.1", Port: opts.Port}
+	h := &Host{Dir: dir, Port: opts.Port}
 	defer func() {
 		if err != nil {
 			h.Close()
 		}
 	}()
+	if h.Address, err = loopbackAddress(opts.Address); err != nil {
+		return nil, err
+	}
+	// Also when the port is given: a missing ::1 is said here, not as a
+	// host whose sshd never starts.
+	port, err := freePortOn(h.Address)
+	if err != nil {
+		return nil, fmt.Errorf("find a free port: %w", err)
+	}
 	if h.Port == 0 {
-		if h.Port, err = freePort(); err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
+		h.Port = port
 	}
 	for _, d := range []string{"nix", "run/sshd", "etc-ssh/authorized_keys"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
+	}
+	userMounts, err := setUpUsers(dir, opts.Users)
+	if err != nil {
+		return nil, err
 	}
 	keyFile := filepath.Join(dir, "etc-ssh", "ssh_host_ed25519_key")
 	if opts.HostKey != "" {
@@ -145,7 +202,7 @@ func Launch(opts Options) (_ *Host, err error) {
 	for _, f := range []struct {
 		rel, content string
 	}{
-		{"etc-ssh/sshd_config", fmt.Sprintf(sshdConfig, h.Port)},
+		{"etc-ssh/sshd_config", fmt.Sprintf(sshdConfig, h.Port, h.Address)},
 		{"etc-ssh/authorized_keys/root", opts.AuthorizedKeys},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, f.rel), []byte(f.content), 0o644); err != nil {
@@ -162,8 +219,8 @@ mount --bind %[1]s/nix /nix
 mount --bind %[1]s/run /run
 mount --bind %[1]s/etc-ssh /etc/ssh
 mount -t tmpfs -o mode=0700 testhost-root /root
-/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
-exec sleep 2147483647`, dir)
+%[2]s/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
+exec sleep 2147483647`, dir, userMounts)
 	h.holder = exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
 	var stderr bytes.Buffer
 	h.holder.Stderr = &stderr

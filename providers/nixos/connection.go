@@ -3,6 +3,7 @@ package nixos
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -16,9 +17,9 @@ import (
 // connectionAttrs are the inputs both types use to reach a host.
 func connectionAttrs() []sdk.Attr {
 	return []sdk.Attr{
-		sdk.String("address", "Host name or IP address of the target.").Required(),
+		sdk.String("address", `Host name or IP address of the target; an IPv6 address without brackets ("2001:db8::5", "::1"), the port goes in port.`).Required(),
 		sdk.Number("port", "SSH port of the target.").Default(22),
-		sdk.String("user", `User to log in as. Commands run as root: directly for "root", through "sudo -n" otherwise.`).Default("root"),
+		sdk.String("user", `User to log in as. Commands run as root: directly for "root", through "sudo -n" otherwise (passwordless sudo needed; checked before anything changes).`).Default("root"),
 		sdk.String("privateKey", "The login key, in OpenSSH form (an ssh-keypair.keypair's privateKey, say). Never shown, logged or written to the Nix store.").Required().Sensitive(),
 	}
 }
@@ -35,8 +36,10 @@ type connection struct {
 func validateConnection(c connection, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
 	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
-	if known("address") && (strings.TrimSpace(c.Address) == "" || strings.ContainsAny(c.Address, " \t\r\n/@'\"")) {
-		diags = append(diags, resource.Error(resource.AttrPath("address"), "invalid address", "address must be a host name or IP address, got %q", c.Address))
+	if known("address") {
+		if problem := addressProblemOf(c.Address); problem != "" {
+			diags = append(diags, resource.Error(resource.AttrPath("address"), "invalid address", "%s", problem))
+		}
 	}
 	if known("port") && (c.Port != float64(int(c.Port)) || c.Port < 1 || c.Port > 65535) {
 		diags = append(diags, resource.Error(resource.AttrPath("port"), "invalid port", "port must be a whole number from 1 to 65535, got %v", c.Port))
@@ -51,6 +54,42 @@ func validateConnection(c connection, unknown []resource.Path) resource.Diagnost
 		}
 	}
 	return diags
+}
+
+// addressProblemOf says what is wrong with an address input, or "". An
+// IPv6 address is written plainly ("::1"): brackets belong to the forms
+// that carry a port too ("[::1]:22", URLs), and the provider writes them
+// where they are needed (host:port, the known-hosts line, nix copy's
+// store URL). A zone ("fe80::1%eth0") is refused: nix copy's store URL
+// cannot carry it the same way across Nix versions.
+func addressProblemOf(a string) string {
+	const zone = "address %q has a zone (an interface after %%): link-local IPv6 addresses with a zone are not supported, as nix copy's store URL cannot carry one the same way across Nix versions; use a global or unique local address, or a host name"
+	switch {
+	case strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\r\n/@'\"?#\\"):
+		return fmt.Sprintf("address must be a host name or IP address, got %q", a)
+	case strings.ContainsAny(a, "[]"):
+		inner := strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+		ip, err := netip.ParseAddr(inner)
+		switch {
+		case err == nil && ip.Is6() && ip.Zone() != "":
+			return fmt.Sprintf(zone, a)
+		case err == nil && ip.Is6():
+			return fmt.Sprintf("address must be an IPv6 address without brackets: write %q, not %q", inner, a)
+		}
+		return fmt.Sprintf("address must be a host name or IP address, without brackets or a port (the port goes in port), got %q", a)
+	case strings.Contains(a, ":"):
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err == nil && ip.Is6() && ip.Zone() != "":
+			return fmt.Sprintf(zone, a)
+		case err == nil && ip.Is6():
+			return ""
+		}
+		return fmt.Sprintf("address %q has a colon but is not an IPv6 address: give the host name or IP address alone, and the port in port", a)
+	case strings.Contains(a, "%"):
+		return fmt.Sprintf("address must be a host name or IP address, got %q", a)
+	}
+	return ""
 }
 
 // validatePublicKey checks an authorized_keys line at the named input.
@@ -103,4 +142,12 @@ func dialWithin(ctx context.Context, t remote.Target, within time.Duration) (*re
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return c, nil
+}
+
+// checkRoot makes sure commands run as root on the host behind c (see
+// remote.Client.CheckRoot), within 30 seconds.
+func checkRoot(ctx context.Context, c *remote.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return c.CheckRoot(ctx)
 }

@@ -25,17 +25,33 @@ func deleteHostKey(ctx context.Context, op *sdk.Op, prior sdk.State[hostKeyInput
 	if !op.Replacing || !prior.HasOutputs {
 		return forgetHostKey(ctx, op, prior)
 	}
-	if p := prior.Inputs.BootInstalled; p != "" {
-		if err := bootentry.RemoveInstalled(p); err != nil {
-			return err
+	removeRecord := func() error {
+		if p := prior.Inputs.BootInstalled; p != "" {
+			if err := bootentry.RemoveInstalled(p); err != nil {
+				return err
+			}
+			op.Logf("removed %s: the boot server sends %s to its network boot entry (the installer) from its next boot on", p, prior.Inputs.Address)
 		}
-		op.Logf("removed %s: the boot server sends %s to its network boot entry (the installer) from its next boot on", p, prior.Inputs.Address)
+		return nil
 	}
 	t := prior.Inputs.target(prior.Outputs.HostPublicKey)
 	c, err := dialWithin(ctx, t, 30*time.Second)
 	if err != nil {
+		if err := removeRecord(); err != nil {
+			return err
+		}
 		op.Logf("%s does not answer with host key %s (%v): power-cycle it so that it boots its installer; the new session waits for it", t.HostPort(), prior.Outputs.Fingerprint, err)
 		return nil
+	}
+	// The reboot needs root: a login user without passwordless sudo is
+	// refused before the record is removed.
+	if err := checkRoot(ctx, c); err != nil {
+		c.Close()
+		return fmt.Errorf("hand %s back to its installer: %w; nothing was changed (the installation record stays)", t.HostPort(), err)
+	}
+	if err := removeRecord(); err != nil {
+		c.Close()
+		return err
 	}
 	bootID, err := readBootID(ctx, c)
 	if err != nil {

@@ -33,11 +33,24 @@ func newFixture(t *testing.T, opts testhost.Options) *fixture {
 	t.Helper()
 	login := newKeyPair(t)
 	opts.AuthorizedKeys += login.Public + "\n"
+	users := make([]testhost.User, len(opts.Users))
+	for i, u := range opts.Users {
+		u.AuthorizedKeys += login.Public + "\n"
+		users[i] = u
+	}
+	opts.Users = users
 	return &fixture{host: testhost.Start(t, opts), login: login, h: sdktest.New(t, nixos.Provider())}
 }
 
 func (f *fixture) conn() map[string]any {
 	return map[string]any{"address": f.host.Address, "port": f.host.Port, "privateKey": f.login.Private}
+}
+
+// connAs is conn logging in as user.
+func (f *fixture) connAs(user string) map[string]any {
+	c := f.conn()
+	c["user"] = user
+	return c
 }
 
 // systemInputs are nixos.system inputs for the host pinned to its key now.

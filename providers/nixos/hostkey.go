@@ -167,6 +167,15 @@ func createHostKey(ctx context.Context, op *sdk.Op, in hostKeyInputs) (hostKeyOu
 	if !in.Rotate {
 		return hostKeyOutputs{HostPublicKey: expected, Fingerprint: remote.Fingerprint(expected)}, nil
 	}
+	// Rotating needs root: a login user without passwordless sudo is
+	// refused now, before the seal, while nothing has changed.
+	if err := checkRoot(ctx, c); err != nil {
+		unsealed := ""
+		if in.BootRecord != "" {
+			unsealed = ", and the boot archive was not sealed"
+		}
+		return hostKeyOutputs{}, fmt.Errorf("rotate the host key at %s: %w; nothing was changed on the host%s", in.HostKeyPath, err, unsealed)
+	}
 	if in.BootRecord != "" {
 		// Sealed before the key changes: a seal that cannot be written
 		// stops the apply while the host is still as it was. The

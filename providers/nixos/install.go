@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,7 +79,7 @@ func installType() *sdk.Type[installInputs, installOutputs] {
 		sdk.Number("copyTimeout", "Seconds the copy of the system's closure may take.").Default(1800),
 		sdk.Number("bootloaderTimeout", "Seconds the boot loader's installation may take.").Default(600),
 		sdk.Number("rebootTimeout", "Seconds the machine may take to come back from its disk after the reboot.").Default(900),
-		sdk.Bool("sudo", `Run commands through "sudo -n"; by default when user is not "root".`),
+		sdk.Bool("sudo", `Run commands, and nix copy's nix-daemon on the target, as root through "sudo -n" (passwordless sudo needed); by default when user is not "root". Without it the login user must be root: commands that would not run as root are refused before anything changes.`),
 		sdk.String("bootInstalledRecord", "The machine's installation record in the boot directory, on this machine (pxe-nbp.entry's installedRecord). Written before the reboot, so the boot server sends the machine to its disk from then on although the network stays first in its boot order; removed when this installation is deleted or replaced (--replace), so the machine boots the installer again. Empty: the boot order alone must take the machine to its disk.").Default(""),
 	)
 	return &sdk.Type[installInputs, installOutputs]{
@@ -232,7 +234,7 @@ func planInstall(_ context.Context, p *sdk.Plan[installInputs, installOutputs]) 
 			Summary: "the machine's disks will be erased", Detail: detail})
 	}
 	if !p.IsUnknown("address") {
-		p.Claims = append(p.Claims, fmt.Sprintf("installation on %s:%d", p.Desired.Address, int(p.Desired.Port)))
+		p.Claims = append(p.Claims, "installation on "+net.JoinHostPort(p.Desired.Address, strconv.Itoa(int(p.Desired.Port))))
 	}
 }
 
@@ -318,7 +320,11 @@ func install(ctx context.Context, op *sdk.Op, in installInputs) (installOutputs,
 	}
 	defer c.Close()
 
-	// 1. Never wipe a machine that is not running an installer.
+	// 1. Never wipe a machine that is not running an installer; and every
+	// step needs root.
+	if err := checkRoot(ctx, c); err != nil {
+		return installOutputs{}, i.fail("safety pre-flight", err)
+	}
 	if _, err := i.run(ctx, c, "safety pre-flight", preflightScript, time.Minute, InstallerMarker, mountPoint); err != nil {
 		return installOutputs{}, fmt.Errorf("%w (to install a machine again, start a new installer session: replace the member that makes the installer's temporary host key, landscaper apply --replace installerHostKey in examples/install)", err)
 	}

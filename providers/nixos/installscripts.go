@@ -131,6 +131,6 @@ umount -R "$mnt"
 // marker $1) and what it booted.
 const installedProbeScript = `marker="$1"
 if [ -e "$marker" ]; then echo installer=1; else echo installer=0; fi
-echo "booted=$(readlink -f /run/booted-system 2>/dev/null)"
+if [ -e /run/booted-system ]; then echo "booted=$(readlink -f /run/booted-system 2>/dev/null)"; else echo booted=; fi
 exit 0
 `

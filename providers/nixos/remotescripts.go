@@ -9,11 +9,13 @@ var supervisorScript string
 
 // probeScript reports what the target runs, whether it holds $1 (the new
 // system, may be empty) and whether anything stands in the way of an
-// activation, as key=value lines.
+// activation, as key=value lines. A link that is not there reads as ""
+// (readlink -f alone would print the missing path itself).
 const probeScript = `new="$1"
-echo "current=$(readlink -f /run/current-system 2>/dev/null)"
-echo "profile=$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)"
-echo "booted=$(readlink -f /run/booted-system 2>/dev/null)"
+resolve() { if [ -e "$1" ]; then readlink -f "$1" 2>/dev/null; fi; }
+echo "current=$(resolve /run/current-system)"
+echo "profile=$(resolve /nix/var/nix/profiles/system)"
+echo "booted=$(resolve /run/booted-system)"
 if [ -n "$new" ]; then
 	if nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
 	for f in kernel initrd kernel-modules; do

@@ -53,7 +53,7 @@ func systemType() *sdk.Type[systemInputs, systemOutputs] {
 		sdk.Number("activationTimeout", "Seconds switch-to-configuration may take (the new system's, and the previous one's when rolling back).").Default(600),
 		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(1200),
 		sdk.Bool("substituteOnDestination", "Let the target fetch store paths from its own binary caches (nix copy --substitute-on-destination).").Default(false),
-		sdk.Bool("sudo", `Run commands through "sudo -n"; by default when user is not "root".`),
+		sdk.Bool("sudo", `Run commands, and nix copy's nix-daemon on the target, as root through "sudo -n" (passwordless sudo needed); by default when user is not "root". Without it the login user must be root: commands that would not run as root are refused before anything changes.`),
 		sdk.String("reboot", `After the system became the boot default: "never" reboot; "ifNeeded": reboot when its kernel, initrd or kernel modules differ from the booted ones; "always": reboot after every change. After a reboot the host must come back with the pinned key, booted into toplevel.`).Default(rebootNever),
 		sdk.Number("rebootTimeout", "Seconds a rebooted host may take to answer SSH again.").Default(600),
 	)
@@ -237,6 +237,9 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "connect", Err: err, Outcome: "nothing was changed"}
 	}
 	defer c.Close()
+	if err := checkRoot(ctx, c); err != nil {
+		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
+	}
 	pre, err := runProbe(ctx, c, in.Toplevel)
 	if err != nil {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
@@ -353,6 +356,9 @@ func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs
 		return fmt.Errorf("%s: %w", t.HostPort(), err)
 	}
 	defer c.Close()
+	if err := checkRoot(ctx, c); err != nil {
+		return fmt.Errorf("%s: copy ahead: %w; nothing was copied", t.HostPort(), err)
+	}
 	p, err := runProbe(ctx, c, in.Toplevel)
 	if err != nil || p.present {
 		return err

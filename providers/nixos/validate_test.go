@@ -54,6 +54,9 @@ func TestValidate(t *testing.T) {
 		{"health check retries", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "retries": 1.5}} }), "healthChecks[0].retries", "whole number"},
 		{"confirm timeout zero", systemType, sys(func(m map[string]any) { m["confirmTimeout"] = 0 }), "confirmTimeout", "more than 0"},
 		{"host key path relative", hostKeyType, hk(func(m map[string]any) { m["hostKeyPath"] = "etc/ssh/key" }), "hostKeyPath", "absolute"},
+		{"boot record relative", hostKeyType, hk(func(m map[string]any) { m["bootRecord"] = "boot/fetched/x" }), "bootRecord", "absolute"},
+		{"installation record relative", hostKeyType, hk(func(m map[string]any) { m["bootInstalledRecord"] = "boot/installed/x.json" }), "bootInstalledRecord", "absolute"},
+		{"install's installation record relative", installType, inst(func(m map[string]any) { m["bootInstalledRecord"] = "installed/x.json" }), "bootInstalledRecord", "absolute"},
 		{"expected key garbage", hostKeyType, hk(func(m map[string]any) { m["expectedHostKey"] = "ssh-ed25519 !!" }), "expectedHostKey", "OpenSSH public key"},
 		{"bad reboot", systemType, sys(func(m map[string]any) { m["reboot"] = "sometimes" }), "reboot", `"never", "ifNeeded" or "always"`},
 		{"reboot with action test", systemType, sys(func(m map[string]any) { m["reboot"] = "ifNeeded"; m["action"] = "test" }), "reboot", `use action "switch" or "boot"`},
@@ -68,6 +71,15 @@ func TestValidate(t *testing.T) {
 		}), `extraFiles."/etc/secret".mode`, "mode"},
 		{"install reboot timeout", installType, inst(func(m map[string]any) { m["rebootTimeout"] = -1 }), "rebootTimeout", "more than 0"},
 		{"missing address", hostKeyType, hk(func(m map[string]any) { delete(m, "address") }), "address", "must be set"},
+		{"IPv6 loopback", hostKeyType, hk(func(m map[string]any) { m["address"] = "::1" }), "", ""},
+		{"IPv6 address", systemType, sys(func(m map[string]any) { m["address"] = "2001:db8::5" }), "", ""},
+		{"IPv4-mapped IPv6 address", installType, inst(func(m map[string]any) { m["address"] = "::ffff:10.0.0.5" }), "", ""},
+		{"bracketed IPv6 address", hostKeyType, hk(func(m map[string]any) { m["address"] = "[::1]" }), "address", `without brackets: write "::1", not "[::1]"`},
+		{"bracketed IPv6 address and port", systemType, sys(func(m map[string]any) { m["address"] = "[2001:db8::5]:22" }), "address", "without brackets or a port"},
+		{"IPv4 address and port", installType, inst(func(m map[string]any) { m["address"] = "10.0.0.5:22" }), "address", "has a colon but is not an IPv6 address"},
+		{"IPv6 address with a zone", systemType, sys(func(m map[string]any) { m["address"] = "fe80::1%eth0" }), "address", "has a zone"},
+		{"bracketed IPv6 address with a zone", hostKeyType, hk(func(m map[string]any) { m["address"] = "[fe80::1%25eth0]" }), "address", "has a zone"},
+		{"URL as address", hostKeyType, hk(func(m map[string]any) { m["address"] = "ssh://10.0.0.5" }), "address", "host name or IP address"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,7 +31,8 @@ type CopyOptions struct {
 // in a private temporary directory (never the Nix store) and removed
 // afterwards. That directory is made under $TMPDIR, or under /tmp or
 // /var/tmp when $TMPDIR's path cannot be passed in NIX_SSHOPTS (see
-// sshTempBases).
+// sshTempBases). With Sudo, the target's nix-daemon runs through
+// "sudo -n" (see storeURL).
 func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error {
 	pinned, err := ParsePublicKey(t.HostKey)
 	if err != nil {
@@ -47,11 +48,7 @@ func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error
 		return fmt.Errorf("copy to %s: write login key: %w", t.HostPort(), err)
 	}
 	knownHosts := filepath.Join(dir, "known_hosts")
-	hostName := t.Address
-	if t.Port != 22 {
-		hostName = "[" + t.Address + "]:" + strconv.Itoa(t.Port)
-	}
-	line := hostName + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pinned))) + "\n"
+	line := knownHostsName(t.Address, t.Port) + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pinned))) + "\n"
 	if err := os.WriteFile(knownHosts, []byte(line), 0o600); err != nil {
 		return fmt.Errorf("copy to %s: write known hosts: %w", t.HostPort(), err)
 	}
@@ -69,11 +66,7 @@ func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error
 	if opts.SubstituteOnDestination {
 		args = append(args, "--substitute-on-destination")
 	}
-	to := "ssh-ng://" + t.User + "@" + t.Address
-	if opts.RemoteStore != "" {
-		to += "?remote-store=" + url.QueryEscape(opts.RemoteStore)
-	}
-	args = append(args, "--to", to)
+	args = append(args, "--to", storeURL(t, opts))
 	args = append(args, paths...)
 	cmd := exec.CommandContext(ctx, "nix", args...)
 	cmd.Env = append(os.Environ(), "NIX_SSHOPTS="+strings.Join(sshOpts, " "))
@@ -86,6 +79,52 @@ func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error
 		return fmt.Errorf("nix copy to %s: %w: %s", t.HostPort(), err, strings.TrimSpace(tail(stderr.String(), 15)))
 	}
 	return nil
+}
+
+// knownHostsName is how OpenSSH names a host in known_hosts, and so how
+// it looks the host up there: the address alone on port 22,
+// "[address]:port" on any other (an IPv6 address too: "::1",
+// "[::1]:2222"), as OpenSSH's put_host_port writes it.
+func knownHostsName(address string, port int) string {
+	if port == 22 {
+		return address
+	}
+	return "[" + address + "]:" + strconv.Itoa(port)
+}
+
+// storeURL is the ssh-ng store URL nix copy copies to. An IPv6 address is
+// bracketed ("ssh-ng://root@[2001:db8::5]"): Nix 2.4 to 2.30 take the
+// brackets off before they run ssh, so ssh is given "root@2001:db8::5",
+// and Nix 2.31 and later need them. The port is not in the URL but in
+// NIX_SSHOPTS (-p), which every Nix version passes to ssh. With Sudo, the
+// target's store is reached through "sudo -n nix-daemon --stdio"
+// (remote-program): nix-daemon then runs as root with the store itself,
+// and trusts its client, so the login user needs passwordless sudo, as
+// for every other command, and need not be one of the target's
+// trusted-users. Query values are percent-encoded with %20 for a space:
+// Nix does not read "+" as one.
+func storeURL(t Target, opts CopyOptions) string {
+	host := t.Address
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	var params []string
+	if opts.RemoteStore != "" {
+		params = append(params, "remote-store="+queryEscape(opts.RemoteStore))
+	}
+	if t.Sudo {
+		params = append(params, "remote-program="+queryEscape("sudo -n nix-daemon"))
+	}
+	u := "ssh-ng://" + t.User + "@" + host
+	if len(params) > 0 {
+		u += "?" + strings.Join(params, "&")
+	}
+	return u
+}
+
+// queryEscape escapes s for a query value in a Nix store URL.
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
 // sshTempBases are the directories tried, in order, for the private

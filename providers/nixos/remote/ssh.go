@@ -29,7 +29,8 @@ type Target struct {
 	// HostKey is the public key the host must present, as an
 	// authorized_keys line ("ssh-ed25519 AAAA... comment").
 	HostKey string
-	// Sudo prefixes commands with "sudo -n".
+	// Sudo prefixes commands with "sudo -n", and Copy runs the target's
+	// nix-daemon with it.
 	Sudo bool
 	// Vet, when set, is called once the host has presented the pinned
 	// key, before any credential is offered to it. An error from it ends
@@ -269,6 +270,56 @@ func (c *Client) Run(ctx context.Context, name, script string, stdin io.Reader) 
 		res.ExitCode = -1
 		return res, fmt.Errorf("%s on %s: %w", name, c.target.HostPort(), err)
 	}
+}
+
+// NotRootError is returned by CheckRoot when commands on the target do
+// not run as root: sudo -n refused (no passwordless sudo, no sudo at
+// all), or, without Sudo, the login user is not root.
+type NotRootError struct {
+	// Target is "user@host:port".
+	Target string
+	User   string
+	Sudo   bool
+	// Detail is sudo's message, or the user ID commands run as.
+	Detail string
+}
+
+func (e *NotRootError) Error() string {
+	if e.Sudo {
+		return fmt.Sprintf("%s cannot run commands as root with \"sudo -n\": %s; %s needs passwordless sudo (on NixOS: users.users.%s.extraGroups = [ \"wheel\" ] and security.sudo.wheelNeedsPassword = false), or log in as root",
+			e.Target, e.Detail, e.User, e.User)
+	}
+	return fmt.Sprintf("commands on %s run as user ID %s, not as root: log in as root, or run them through \"sudo -n\" (sudo = true, the default for a user other than root)", e.Target, e.Detail)
+}
+
+// CheckRoot makes sure that commands run as root on the target: through
+// "sudo -n" when the target asks for it, else as the login user, which
+// must then be root. Every change a deployment makes needs root, so this
+// is checked before the first one: a user without passwordless sudo gets
+// a *NotRootError while nothing has changed.
+func (c *Client) CheckRoot(ctx context.Context) error {
+	res, err := c.Run(ctx, "check that commands run as root", "id -u", nil)
+	var exit *ExitError
+	switch {
+	case errors.As(err, &exit) && c.target.Sudo:
+		// sudo's own refusal ("sudo: a password is required"), or no sudo
+		// ("sudo: not found"): id -u itself does not fail.
+		detail := strings.TrimSpace(tail(exit.Stderr, 5))
+		if detail == "" {
+			detail = fmt.Sprintf("sudo -n exited with status %d", exit.ExitCode)
+		}
+		return &NotRootError{Target: c.target.String(), User: c.target.User, Sudo: true, Detail: detail}
+	case err != nil:
+		return err
+	}
+	if uid := strings.TrimSpace(res.Stdout); uid != "0" {
+		detail := uid
+		if c.target.Sudo {
+			detail = "it ran them as user ID " + uid
+		}
+		return &NotRootError{Target: c.target.String(), User: c.target.User, Sudo: c.target.Sudo, Detail: detail}
+	}
+	return nil
 }
 
 // Quote quotes s for a POSIX shell.
