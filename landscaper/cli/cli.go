@@ -78,6 +78,7 @@ Commands:
              and contacting nothing
   output     print members' outputs from the recorded state
   graph      print the members and their dependencies as a DOT graph
+  show       show a plan saved by plan --out
   state      list | show MEMBER | mv OLD NEW | rm MEMBER... | push PLACE |
              pull PLACE: read, edit and move the recorded state (PLACE: a
              postgres:// URL or a file)
@@ -191,6 +192,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runOutput(ctx, rest, env)
 	case "graph":
 		return runGraph(ctx, rest, env)
+	case "show":
+		return runShow(ctx, rest, env)
 	case "state":
 		return runState(ctx, rest, env)
 	case "providers":
@@ -460,9 +463,12 @@ var (
 	planSpec = spec{name: "plan", max: 0, about: `Show what apply would change: evaluate the deployment, ask the providers what
 exists (unless -refresh=false) and what they would do. Changes nothing but
 settled interrupted operations, which only an apply records.`}
-	applySpec = spec{name: "apply", max: 0, about: `Make the world match the deployment: plan, ask for "yes" (unless
+	applySpec = spec{name: "apply", args: "[FILE]", max: 1, about: `Make the world match the deployment: plan, ask for "yes" (unless
 --auto-approve), then create, update, replace and delete in dependency order,
-recording the state after every result.`}
+recording the state after every result. With FILE, a plan saved by "plan
+--out FILE": apply exactly that plan without asking, or refuse, changing
+nothing, when the state, the deployment or what the providers plan changed
+since.`}
 	destroySpec = spec{name: "destroy", max: 0, about: `Delete everything the state records (or the --target members and what
 depends on them), in reverse dependency order, from the state alone: the
 deployment is not evaluated.`}
@@ -475,9 +481,13 @@ func runPlan(ctx context.Context, args []string, env Env) error {
 	var mode planMode
 	mode.register(fs, "plan")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 1 for an error, 2 for changes")
+	out := fs.String("out", "", "also write the plan to this `file` (mode 0600; no sensitive value in it), for landscaper apply FILE")
 	noColorFlag(fs, &env)
 	if _, err := planSpec.parse(fs, args, env); err != nil {
 		return err
+	}
+	if *out != "" && mode.refreshOnly {
+		return &exitError{code: 2, err: errors.New("--out saves a plan to apply; a --refresh-only plan cannot be saved")}
 	}
 	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
@@ -497,6 +507,18 @@ func runPlan(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	mode.render(env, disp, c.json, e, plan)
+	if *out != "" {
+		saved, err := e.Save(plan, mode.destroy)
+		if err != nil {
+			return err
+		}
+		if err := writeSavedPlan(*out, saved); err != nil {
+			return err
+		}
+		if !c.json {
+			fmt.Fprintf(env.Stdout, "\nSaved the plan to %s. To do exactly this: landscaper apply %s\n", *out, *out)
+		}
+	}
 	if *detailed && mode.hasChanges(e, plan) {
 		return &exitError{code: 2}
 	}
@@ -520,11 +542,24 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	}
 	autoApprove := fs.Bool("auto-approve", false, name+" without asking")
 	noColorFlag(fs, &env)
-	if _, err := sp.parse(fs, args, env); err != nil {
+	positional, err := sp.parse(fs, args, env)
+	if err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	var saved *engine.SavedPlan
+	if len(positional) == 1 {
+		// A saved plan was approved when it was made: it is applied as
+		// it is, or not at all.
+		if saved, err = readSavedPlan(positional[0]); err != nil {
+			return err
+		}
+		if err := savedOptions(&c, &mode, saved); err != nil {
+			return err
+		}
+		*autoApprove = true
 	}
 	if err := mode.check(&c); err != nil {
 		return err
@@ -542,6 +577,11 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	plan, err := mode.plan(ctx, e)
 	if err != nil {
 		return err
+	}
+	if saved != nil {
+		if err := e.CheckSaved(saved, plan, mode.destroy); err != nil {
+			return err
+		}
 	}
 	mode.render(env, disp, c.json, e, plan)
 	if mode.refreshOnly {
