@@ -108,6 +108,7 @@ func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Pla
 		e.mu.Lock()
 		e.members = members
 		e.mu.Unlock()
+		decided := plan.Decided()
 		plan = &Plan{}
 		plan.setStructure(st)
 		plan, err = e.planMembers(ctx, plan)
@@ -116,6 +117,17 @@ func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Pla
 		}
 		if !plan.HasChanges() {
 			return nil
+		}
+		if decided {
+			// A complete plan was shown and applied: work found now is
+			// work nobody approved. It is not done.
+			var members []string
+			for _, c := range plan.Changes {
+				if c.Action != resource.ActionNoop {
+					members = append(members, c.Member+" ("+c.Action.String()+")")
+				}
+			}
+			return fmt.Errorf("after applying the plan, evaluating the deployment with the outputs now known finds changes the plan did not show: %s; they were not made. This is a Landscaper bug (please report it with the deployment); run plan and apply again to make them", strings.Join(members, ", "))
 		}
 	}
 }
