@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
 )
 
 // TestSavedPlan: plan --out writes a plan (0600, without the private key
@@ -41,10 +43,10 @@ func TestSavedPlan(t *testing.T) {
 		t.Errorf("the saved plan has mode %o, want 600", fi.Mode().Perm())
 	}
 	saved := readFile(t, dir, "change.plan")
-	if len(secretLines(private)) == 0 {
+	if len(testbin.SecretLines(private)) == 0 {
 		t.Fatalf("no private key in out/key:\n%s", private)
 	}
-	for _, line := range secretLines(private) {
+	for _, line := range testbin.SecretLines(private) {
 		if strings.Contains(saved, line) {
 			t.Fatalf("the saved plan holds the private key")
 		}
@@ -98,15 +100,4 @@ func TestSavedPlan(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "not a plan saved by this Landscaper") {
 		t.Errorf("show of another file: exit %d\n%s", code, stderr)
 	}
-}
-
-// secretLines are the lines of a PEM private key that carry key material.
-func secretLines(key string) []string {
-	var lines []string
-	for _, l := range strings.Split(key, "\n") {
-		if l = strings.TrimSpace(l); len(l) >= 20 && !strings.HasPrefix(l, "-----") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
 }

@@ -123,12 +123,28 @@ func pathStrings(ps []resource.Path) []string {
 // hide returns doc with the values at sensitive paths replaced by their
 // salted hash and those at unknown paths by null.
 func (s *SavedPlan) hide(doc json.RawMessage, sensitive, unknown []resource.Path) json.RawMessage {
-	if len(doc) == 0 {
+	v, ok := Masked(doc, sensitive, unknown, func(v any) any {
+		raw, _ := json.Marshal(v)
+		sum := sha256.Sum256(append([]byte(s.Salt), raw...))
+		return map[string]string{"sha256": hex.EncodeToString(sum[:])}
+	})
+	if !ok {
 		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// Masked decodes a JSON document with the values at unknown paths
+// replaced by null and those at sensitive paths by what hide makes of
+// them; ok is false when doc is empty or not JSON.
+func Masked(doc json.RawMessage, sensitive, unknown []resource.Path, hide func(any) any) (any, bool) {
+	if len(doc) == 0 {
+		return nil, false
 	}
 	var v any
 	if json.Unmarshal(doc, &v) != nil {
-		return nil
+		return nil, false
 	}
 	var walk func(v any, at resource.Path) any
 	walk = func(v any, at resource.Path) any {
@@ -136,9 +152,7 @@ func (s *SavedPlan) hide(doc json.RawMessage, sensitive, unknown []resource.Path
 			return nil
 		}
 		if len(at) > 0 && resource.Covered(at, sensitive) {
-			raw, _ := json.Marshal(v)
-			sum := sha256.Sum256(append([]byte(s.Salt), raw...))
-			return map[string]string{"sha256": hex.EncodeToString(sum[:])}
+			return hide(v)
 		}
 		switch x := v.(type) {
 		case map[string]any:
@@ -156,8 +170,7 @@ func (s *SavedPlan) hide(doc json.RawMessage, sensitive, unknown []resource.Path
 		}
 		return v
 	}
-	b, _ := json.Marshal(walk(v, nil))
-	return b
+	return walk(v, nil), true
 }
 
 // deploymentID names the deployment wherever the command runs: the

@@ -2,7 +2,6 @@ package installtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -189,64 +188,6 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
-// copyExample copies examples/install's Nix files into dir.
-func copyExample(t *testing.T, dir string) {
-	t.Helper()
-	src := filepath.Join(testbin.Root(t), "examples", "install")
-	files, err := filepath.Glob(filepath.Join(src, "*.nix"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no .nix files in %s (%v)", src, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if filepath.Base(f) == "params.local.nix" {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// stateOutputs reads every member's outputs, sensitive ones included, from
-// the state file of the deployment in dir.
-func stateOutputs(t *testing.T, dir string) map[string]map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ".landscaper", "state.json"))
-	if err != nil {
-		t.Fatalf("read the state: %v", err)
-	}
-	var st struct {
-		Resources map[string]struct {
-			Outputs map[string]any `json:"outputs"`
-		} `json:"resources"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatalf("decode the state: %v", err)
-	}
-	out := map[string]map[string]any{}
-	for name, r := range st.Resources {
-		out[name] = r.Outputs
-	}
-	return out
-}
-
-// str is a member's string output; the test fails when it is missing.
-func str(t *testing.T, outputs map[string]map[string]any, member, name string) string {
-	t.Helper()
-	s, _ := outputs[member][name].(string)
-	if s == "" {
-		t.Fatalf("the state has no output %s of %s (outputs: %v)", name, member, outputs[member])
-	}
-	return s
-}
-
 // keyOnly is an authorized_keys line without its comment: "type base64".
 func keyOnly(t *testing.T, line string) string {
 	t.Helper()
@@ -284,18 +225,4 @@ func presentedKey(t *testing.T, port int) string {
 	}
 	t.Fatalf("ssh-keyscan printed no key:\n%s", out)
 	return ""
-}
-
-// secretLines are the lines of a PEM private key that carry key material
-// (everything but the BEGIN and END lines), leaving out a short last line
-// that could occur in other text by chance.
-func secretLines(key string) []string {
-	var lines []string
-	for _, l := range strings.Split(key, "\n") {
-		l = strings.TrimSpace(l)
-		if len(l) >= 20 && !strings.HasPrefix(l, "-----") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
 }

@@ -25,7 +25,7 @@ func TestInstall(t *testing.T) {
 	requireTools(t)
 	work := t.TempDir()
 	dir := filepath.Join(work, "deployment")
-	copyExample(t, dir)
+	testbin.CopyExample(t, "install", dir)
 	bootDir := filepath.Join(work, "boot")
 	if err := os.MkdirAll(bootDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -63,14 +63,14 @@ func TestInstall(t *testing.T) {
 		t.Errorf("the apply does not report 5 members added:\n%s", apply.output())
 	}
 
-	outputs := stateOutputs(t, dir)
+	outputs := testbin.StateOutputs(t, dir)
 
 	// The entry carried the temporary host key and the deployer's key.
-	temporary := keyOnly(t, str(t, outputs, "installerHostKey", "publicKey"))
+	temporary := keyOnly(t, testbin.OutputString(t, outputs, "installerHostKey", "publicKey"))
 	if got := publicOf(t, boot.HostKey); got != temporary {
 		t.Errorf("the extra initrd's host key is %s, want installerHostKey's %s", got, temporary)
 	}
-	if want := str(t, outputs, "deployKey", "publicKey") + "\n"; boot.AuthorizedKeys != want {
+	if want := testbin.OutputString(t, outputs, "deployKey", "publicKey") + "\n"; boot.AuthorizedKeys != want {
 		t.Errorf("the extra initrd's authorized_keys is %q, want deployKey's %q", boot.AuthorizedKeys, want)
 	}
 	served := false
@@ -85,7 +85,7 @@ func TestInstall(t *testing.T) {
 	// server alone) and sealed it: the boot server no longer hands the
 	// temporary key to anyone, the server included.
 	record := filepath.Join(bootDir, "versions", strings.ReplaceAll(mac, ":", "-"), boot.Version, "fetch")
-	if got := str(t, outputs, "netboot", "fetchRecord"); got != record {
+	if got := testbin.OutputString(t, outputs, "netboot", "fetchRecord"); got != record {
 		t.Errorf("netboot's fetchRecord is %s, want %s", got, record)
 	}
 	for _, want := range []string{"127.0.0.1 fetched the machine's script first", "127.0.0.1 got the archive", "sealed " + record} {
@@ -104,7 +104,7 @@ func TestInstall(t *testing.T) {
 	// The host key was rotated: the server presents a new key, the one the
 	// state records, and no longer the temporary one.
 	presented := presentedKey(t, port)
-	recorded := keyOnly(t, str(t, outputs, "hostKey", "hostPublicKey"))
+	recorded := keyOnly(t, testbin.OutputString(t, outputs, "hostKey", "hostPublicKey"))
 	if presented == temporary {
 		t.Errorf("the server still presents the temporary host key %s", temporary)
 	}
@@ -124,7 +124,7 @@ func TestInstall(t *testing.T) {
 		"/run/current-system": host.CurrentSystem(),
 		"the system profile":  host.ProfileSystem(),
 		"the boot default":    host.BootDefault(),
-		"system.toplevel":     str(t, outputs, "system", "toplevel"),
+		"system.toplevel":     testbin.OutputString(t, outputs, "system", "toplevel"),
 	} {
 		if got != want {
 			t.Errorf("%s is %q, want %s", what, got, want)
@@ -189,8 +189,8 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := map[string]string{
-		"installerHostKey": str(t, outputs, "installerHostKey", "privateKey"),
-		"deployKey":        str(t, outputs, "deployKey", "privateKey"),
+		"installerHostKey": testbin.OutputString(t, outputs, "installerHostKey", "privateKey"),
+		"deployKey":        testbin.OutputString(t, outputs, "deployKey", "privateKey"),
 		"the rotated key":  string(rotated),
 	}
 	texts := map[string]string{
@@ -201,7 +201,7 @@ func TestInstall(t *testing.T) {
 		"landscaper serve's log":    srv.log.String(),
 	}
 	for name, key := range keys {
-		lines := secretLines(key)
+		lines := testbin.SecretLines(key)
 		if len(lines) == 0 {
 			t.Fatalf("%s has no key material lines: the check would check nothing", name)
 		}
@@ -251,7 +251,7 @@ func TestInstallRefusesATakenHostKey(t *testing.T) {
 	const impostorAddr = "127.0.0.2"
 	work := t.TempDir()
 	dir := filepath.Join(work, "deployment")
-	copyExample(t, dir)
+	testbin.CopyExample(t, "install", dir)
 	bootDir := filepath.Join(work, "boot")
 	if err := os.MkdirAll(bootDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestInstallRefusesATakenHostKey(t *testing.T) {
 	if acts := impostor.Activations(); len(acts) != 0 || impostor.HasPath(toplevel(t, dir)) {
 		t.Errorf("the system reached the impostor: activations %q", acts)
 	}
-	outputs := stateOutputs(t, dir)
+	outputs := testbin.StateOutputs(t, dir)
 	for _, member := range []string{"hostKey", "system"} {
 		if o, ok := outputs[member]; ok && len(o) > 0 {
 			t.Errorf("the state records %s: %v", member, o)

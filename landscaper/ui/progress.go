@@ -289,38 +289,8 @@ func PlanToJSON(p *engine.Plan) PlanJSON {
 // maskedValue decodes a JSON document with the values at sensitive paths
 // replaced by "(sensitive)" and those at unknown paths by null.
 func maskedValue(doc json.RawMessage, sensitive, unknown []resource.Path) any {
-	if len(doc) == 0 {
-		return nil
-	}
-	var v any
-	if json.Unmarshal(doc, &v) != nil {
-		return nil
-	}
-	var walk func(v any, at resource.Path) any
-	walk = func(v any, at resource.Path) any {
-		if len(at) > 0 && resource.Covered(at, sensitive) {
-			return "(sensitive)"
-		}
-		if len(at) > 0 && resource.Covered(at, unknown) {
-			return nil
-		}
-		switch x := v.(type) {
-		case map[string]any:
-			out := make(map[string]any, len(x))
-			for k, e := range x {
-				out[k] = walk(e, at.Attr(k))
-			}
-			return out
-		case []any:
-			out := make([]any, len(x))
-			for i, e := range x {
-				out[i] = walk(e, at.Index(i))
-			}
-			return out
-		}
-		return v
-	}
-	return walk(v, nil)
+	v, _ := engine.Masked(doc, sensitive, unknown, func(any) any { return sensitiveText })
+	return v
 }
 
 // reasonOf says in words why a member has its planned action.

@@ -2,7 +2,6 @@ package vmtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,7 +43,7 @@ func TestInstallExampleOnAVM(t *testing.T) {
 
 	dir := t.TempDir()
 	deploy := filepath.Join(dir, "deployment")
-	copyExample(t, deploy)
+	testbin.CopyExample(t, "install", deploy)
 	p.begin("build the stand-ins (nix-build)")
 	// Root's key on the installed system comes from the installation's
 	// extraFiles, not from the system: none is built in.
@@ -111,11 +110,11 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	if !strings.Contains(serial, "landscaper-installer: ready") || !strings.Contains(serial, "booting from its disk") {
 		t.Errorf("the serial console does not show the installer, then the boot server sending the machine to its disk")
 	}
-	outs := stateOutputs(t, deploy)
-	rotated := str(t, outs, "hostKey", "hostPublicKey")
-	temporary := str(t, outs, "installerHostKey", "publicKey")
-	deployPrivate := str(t, outs, "deployKey", "privateKey")
-	if got := str(t, outs, "install", "hostPublicKey"); got != rotated {
+	outs := testbin.StateOutputs(t, deploy)
+	rotated := testbin.OutputString(t, outs, "hostKey", "hostPublicKey")
+	temporary := testbin.OutputString(t, outs, "installerHostKey", "publicKey")
+	deployPrivate := testbin.OutputString(t, outs, "deployKey", "privateKey")
+	if got := testbin.OutputString(t, outs, "install", "hostPublicKey"); got != rotated {
 		t.Errorf("install's hostPublicKey is %s, want the rotated key %s", got, rotated)
 	}
 	if fields(rotated) == fields(temporary) {
@@ -124,7 +123,7 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	if got := v.presentedKey(); got != fields(rotated) {
 		t.Errorf("the installed machine presents %q, want the rotated key recorded in the state, %s", got, rotated)
 	}
-	if _, err := bootentry.ReadInstalled(str(t, outs, "netboot", "installedRecord")); err != nil {
+	if _, err := bootentry.ReadInstalled(testbin.OutputString(t, outs, "netboot", "installedRecord")); err != nil {
 		t.Errorf("no installation record for the boot server: %v", err)
 	}
 	login := key{private: filepath.Join(dir, "deploy-key")}
@@ -179,15 +178,15 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	if !strings.Contains(again, "landscaper-installer: ready") || !strings.Contains(again, "booting from its disk") {
 		t.Errorf("the serial console does not show the installer booted again and then the disk")
 	}
-	outs = stateOutputs(t, deploy)
-	reinstalled := str(t, outs, "hostKey", "hostPublicKey")
-	if fields(reinstalled) == fields(rotated) || fields(str(t, outs, "installerHostKey", "publicKey")) == fields(temporary) {
+	outs = testbin.StateOutputs(t, deploy)
+	reinstalled := testbin.OutputString(t, outs, "hostKey", "hostPublicKey")
+	if fields(reinstalled) == fields(rotated) || fields(testbin.OutputString(t, outs, "installerHostKey", "publicKey")) == fields(temporary) {
 		t.Errorf("the new installer session kept an old key")
 	}
 	if got := v.presentedKey(); got != fields(reinstalled) {
 		t.Errorf("the re-installed machine presents %q, want %s", got, reinstalled)
 	}
-	if err := os.WriteFile(login.private, []byte(str(t, outs, "deployKey", "privateKey")), 0o600); err != nil {
+	if err := os.WriteFile(login.private, []byte(testbin.OutputString(t, outs, "deployKey", "privateKey")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sys = newTarget(t, dir, sshPort, login, fields(reinstalled))
@@ -195,10 +194,10 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	landscaper(0, "plan", "--detailed-exitcode")
 
 	p.begin("secrets")
-	secrets := []string{deployPrivate, str(t, outs, "installerHostKey", "privateKey"), str(t, outs, "deployKey", "privateKey")}
+	secrets := []string{deployPrivate, testbin.OutputString(t, outs, "installerHostKey", "privateKey"), testbin.OutputString(t, outs, "deployKey", "privateKey")}
 	texts := append(outputs, s.log.String(), v.serial())
 	for _, secret := range secrets {
-		for _, line := range secretLines(secret) {
+		for _, line := range testbin.SecretLines(secret) {
 			for i, text := range texts {
 				if strings.Contains(text, line) {
 					t.Errorf("private key text in output %d", i)
@@ -237,64 +236,6 @@ func runLandscaper(t *testing.T, dir string, args ...string) (string, int, error
 	return string(out), 0, err
 }
 
-// copyExample copies examples/install's Nix files into dir.
-func copyExample(t *testing.T, dir string) {
-	t.Helper()
-	src := filepath.Join(testbin.Root(t), "examples", "install")
-	files, err := filepath.Glob(filepath.Join(src, "*.nix"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no .nix files in %s (%v)", src, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if filepath.Base(f) == "params.local.nix" {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// stateOutputs reads every member's outputs, sensitive ones included, from
-// the state of the deployment in dir.
-func stateOutputs(t *testing.T, dir string) map[string]map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ".landscaper", "state.json"))
-	if err != nil {
-		t.Fatalf("read the state: %v", err)
-	}
-	var st struct {
-		Resources map[string]struct {
-			Outputs map[string]any `json:"outputs"`
-		} `json:"resources"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatalf("decode the state: %v", err)
-	}
-	out := map[string]map[string]any{}
-	for name, r := range st.Resources {
-		out[name] = r.Outputs
-	}
-	return out
-}
-
-// str is a member's string output; the test fails when it is missing.
-func str(t *testing.T, outputs map[string]map[string]any, member, name string) string {
-	t.Helper()
-	s, _ := outputs[member][name].(string)
-	if s == "" {
-		t.Fatalf("the state has no output %s of %s", name, member)
-	}
-	return s
-}
-
 // fields is a public key without its comment: "ssh-ed25519 AAAA...".
 func fields(key string) string {
 	f := strings.Fields(key)
@@ -302,18 +243,4 @@ func fields(key string) string {
 		return key
 	}
 	return f[0] + " " + f[1]
-}
-
-// secretLines are the lines of a PEM private key that carry key material,
-// leaving out a short last line that could occur in other text by chance;
-// a public key is one line.
-func secretLines(key string) []string {
-	var lines []string
-	for _, l := range strings.Split(key, "\n") {
-		l = strings.TrimSpace(l)
-		if len(l) >= 20 && !strings.HasPrefix(l, "-----") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
 }
