@@ -62,7 +62,9 @@ func (m planMode) plan(ctx context.Context, e *engine.Engine) (*engine.Plan, err
 func (m planMode) render(env Env, disp display, asJSON bool, e *engine.Engine, plan *engine.Plan) {
 	switch {
 	case asJSON:
-		disp.json.Write(ui.PlanToJSON(plan))
+		out := ui.PlanToJSON(plan)
+		out.RefreshOnly = m.refreshOnly
+		disp.json.Write(out)
 	case m.refreshOnly:
 		ui.RenderRefreshOnly(env.Stdout, plan, e.HasUnsaved(), style(env))
 	default:

@@ -215,6 +215,9 @@ func TestRefreshOnly(t *testing.T) {
 	before := stateBytes(t, dir)
 	stdout, _ := mustRun(t, dir, 2, "plan", "--refresh-only", "--detailed-exitcode", "--json")
 	p := planOf(t, events(t, stdout))
+	if !strings.Contains(stdout, `"refresh_only":true`) {
+		t.Errorf("refresh-only plan --json does not say refresh_only:\n%s", stdout)
+	}
 	if len(p.Changes) != 0 || len(p.Drift) != 2 ||
 		!strings.Contains(p.Drift[0], "a (local.file) changed outside landscaper: outputs.sha256: \""+sha256Hex("a\n")+"\" -> \""+sha256Hex("theirs\n")+"\"") ||
 		!strings.Contains(p.Drift[1], "c (local.file) no longer exists") {

@@ -223,6 +223,8 @@ type PlanJSON struct {
 	Undecided []string `json:"undecided,omitempty"`
 	// Rollouts lists each rollout's batches in order.
 	Rollouts []RolloutJSON `json:"rollouts,omitempty"`
+	// RefreshOnly marks a plan of --refresh-only: Drift is all it holds.
+	RefreshOnly bool `json:"refresh_only,omitempty"`
 }
 
 // RolloutJSON is one rollout of PlanJSON.
