@@ -1,14 +1,19 @@
 // Package vmtest installs NixOS-like systems onto the disks of real QEMU
-// machines, the way nixos.install will: a VM with an empty virtio disk and
-// network boot first boots Landscaper's installer from `landscaper serve`
-// through the iPXE ROM of its e1000 card; the test reaches the installer's
-// sshd through a QEMU user-net port forward on 127.0.0.1, partitions and
-// formats the disk with a disko stand-in, copies a system closure into
-// /mnt with `nix copy` over ssh-ng, sets the system profile, installs the
-// boot loader with the system's own switch-to-configuration in a chroot,
-// writes the system's host key, and reboots; with the boot entry gone, iPXE
-// leaves the machine to the next boot device, and it boots from its disk
-// into the installed system, whose sshd presents that host key.
+// machines. A VM with an empty virtio disk and network boot first boots
+// Landscaper's installer from `landscaper serve` through the iPXE ROM of
+// its e1000 card; the deployer reaches the installer's sshd through a QEMU
+// user-net port forward on 127.0.0.1.
+//
+// TestInstallAndBootFromDisk does the installation by hand, step by step:
+// a disko stand-in partitions and formats the disk, `nix copy` over ssh-ng
+// fills /mnt, the system's own switch-to-configuration installs the boot
+// loader in a chroot, and the VM reboots into its disk (also through
+// iPXE's sanboot). TestInstallExampleOnAVM runs examples/install with
+// `landscaper apply` against a VM that is powered on first: one apply
+// installs it (keys, boot entry, host-key wait and rotation,
+// nixos.install, nixos.system), then updates with a health check, a
+// rollback, a reboot for a new kernel and a re-installation
+// (--replace installerHostKey) follow.
 //
 // Its tests (there is no other code) use real components throughout: the
 // kernel and the installer that scripts/vm-assets.sh makes from Debian
