@@ -112,7 +112,13 @@ let
   # from one, say with builtins.fromJSON, is left out): the engine plans
   # them while the rest waits for those outputs. Each is reached by its
   # path, so that no spelling enumerates the composites left out.
-  guardedKeys = map (r: r.key) (builtins.filter (r: !(r.whole or false)) (evaluateWith "c" true));
+  guardedEntries = builtins.filter (r: !(r.whole or false)) cSelected;
+  # The members spelling "c" selects, computed once per evaluation: the
+  # guarded members and spelling "c" itself use them.
+  cSelected = evaluateWith "c" true;
+  # ctx.only as a set: membership in constant time (a list would make
+  # selecting N members out of N quadratic).
+  onlySet = if ctx.only == null then null else builtins.listToAttrs (map (p: { name = p; value = true; }) ctx.only);
   memberAt = ms: names:
     let m = ms.${builtins.head names}; in
     if builtins.length names == 1 then m else memberAt m.members (builtins.tail names);
@@ -190,18 +196,19 @@ let
           else if m ? members && !(m ? type) then
             let sub = builtins.tryEval (builtins.attrNames m.members); in
             if sub.success then guardedResources path m.members else [{ inherit key; whole = true; }]
-          else [{ inherit key m; whole = false; }])
+          else [{ inherit key path m; whole = false; }])
         (let names = builtins.tryEval (builtins.attrNames ms); in if names.success then names.value else [ ]);
       selected =
         let
           all =
             if spelling == "c" then guardedResources [ ] (result.members or { })
             else if ctx.guarded or false then
-              map (key: { inherit key; m = memberAt (result.members or { }) (builtins.filter builtins.isString (builtins.split "[.]" key)); }) guardedKeys
+              map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) guardedEntries
             else resources [ ] (result.members or { });
         in
-        if ctx.only == null then all
-        else builtins.filter (r: (r.whole or false) || builtins.elem r.key ctx.only) all;
+        if spelling == "c" && !raw then cSelected
+        else if onlySet == null then all
+        else builtins.filter (r: (r.whole or false) || onlySet ? ${r.key}) all;
       encode = r:
         let
           ty = typeOf r.key r.m;

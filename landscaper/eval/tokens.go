@@ -187,16 +187,36 @@ func walkStrings(v any, f func(string)) {
 
 // canonical replaces every intact token by a spelling-free marker.
 func (t *Tokens) canonical(v any, spelling map[string]Key) any {
+	// Tokens have a fixed length after their prefix: each occurrence of a
+	// prefix is looked up, so the cost follows the string, not the number
+	// of tokens (a chain of N members would otherwise cost N^2).
+	lenA, lenB := len(prefixA)+idLenA+len(suffixA), len(prefixB)+sha256.Size*2+len(suffixB)
 	replace := func(s string) string {
 		if !strings.Contains(s, prefixA) && !strings.Contains(s, prefixB) {
 			return s
 		}
-		for tok, k := range spelling {
-			if strings.Contains(s, tok) {
-				s = strings.ReplaceAll(s, tok, "\x00"+k.driverKey()+"\x00")
+		var b strings.Builder
+		rest := s
+		for {
+			i, n := strings.Index(rest, prefixA), lenA
+			if j := strings.Index(rest, prefixB); j >= 0 && (i < 0 || j < i) {
+				i, n = j, lenB
 			}
+			if i < 0 {
+				b.WriteString(rest)
+				return b.String()
+			}
+			if i+n <= len(rest) {
+				if k, ok := spelling[rest[i:i+n]]; ok {
+					b.WriteString(rest[:i])
+					b.WriteString("\x00" + k.driverKey() + "\x00")
+					rest = rest[i+n:]
+					continue
+				}
+			}
+			b.WriteString(rest[:i+1])
+			rest = rest[i+1:]
 		}
-		return s
 	}
 	switch x := v.(type) {
 	case string:
