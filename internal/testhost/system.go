@@ -61,7 +61,14 @@ test|switch)
 	exit4) ln -sfn "$self" /run/current-system; echo "warning: the following units failed: broken.service, other.service" >&2; exit 4 ;;
 	exit100) echo "The new system changes the init interface; it won't take effect until you reboot" >&2; exit 100 ;;
 	hang) sleep 2147483647; exit 0 ;;
-	killsshd) ln -sfn "$self" /run/current-system; kill "$(cat /run/sshd.pid)"; exit 0 ;;
+	killsshd)
+		ln -sfn "$self" /run/current-system
+		# Gone before the activation reports success, as a broken sshd
+		# unit would be: a deployer that connects at once must not find
+		# the old listener still accepting.
+		pid=$(cat /run/sshd.pid); kill "$pid"
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+		exit 0 ;;
 	esac
 	ln -sfn "$self" /run/current-system
 	if ! kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null; then
