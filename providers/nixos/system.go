@@ -134,6 +134,10 @@ func inPlace(action, toplevel string, o systemOutputs) bool {
 
 // planSystem turns a no-op into an update when the host no longer runs
 // the recorded system (refresh read it): drift is repaired by the apply.
+// busyWaits is how many seconds the pre-flight waits for an activation
+// lock to be released before it refuses the host.
+const busyWaits = 15
+
 func planSystem(_ context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
 	if p.Prior == nil || !p.Prior.HasOutputs || p.Action != resource.ActionNoop {
 		return
@@ -243,6 +247,21 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 	pre, err := runProbe(ctx, c, in.Toplevel)
 	if err != nil {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
+	}
+	// The supervisor of the previous activation releases its lock a
+	// moment after that apply returned: wait a little before refusing.
+	for wait := 0; len(pre.busy) > 0 && wait < busyWaits; wait++ {
+		if wait == 0 {
+			op.Logf("%s: waiting for %s (another activation finishing?)", t.HostPort(), strings.Join(pre.busy, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return systemOutputs{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if pre, err = runProbe(ctx, c, in.Toplevel); err != nil {
+			return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
+		}
 	}
 	untouched := func(step string, err error) (systemOutputs, error) {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: step, Err: err, Outcome: "nothing was changed; the host runs " + orNone(pre.current)}
