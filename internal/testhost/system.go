@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,16 @@ type System struct {
 	// Healthy puts a file "healthy" in the toplevel, for health checks
 	// such as `test -e /run/current-system/healthy`.
 	Healthy bool
+	// Packages are store path names ("hello-2.12") of stand-in packages
+	// in the system's closure (each a one-file derivation, linked from
+	// sw/): systems that differ by known packages.
+	Packages []string
+	// Units maps systemd unit names to their contents: each becomes a
+	// store file linked from etc/systemd/system/.
+	Units map[string]string
+	// Kernel, when set, names a stand-in kernel package ("linux-6.1.0")
+	// linked as the system's kernel.
+	Kernel string
 }
 
 // switchToConfiguration is the stand-in's bin/switch-to-configuration.
@@ -98,7 +109,30 @@ func (s System) Expression() string {
 	if s.Failure != Works {
 		name += "-" + string(s.Failure)
 	}
-	return fmt.Sprintf(`derivation {
+	var packages, units strings.Builder
+	for _, p := range s.Packages {
+		fmt.Fprintf(&packages, " (file %q %q)", p, p)
+	}
+	unitNames := make([]string, 0, len(s.Units))
+	for u := range s.Units {
+		unitNames = append(unitNames, u)
+	}
+	sort.Strings(unitNames)
+	for _, u := range unitNames {
+		fmt.Fprintf(&units, " (file %q %s)", "unit-"+u, nixString(s.Units[u]))
+	}
+	kernel := `""`
+	if s.Kernel != "" {
+		kernel = fmt.Sprintf("(file %q %q)", s.Kernel, s.Kernel)
+	}
+	return fmt.Sprintf(`let
+  file = name: text: derivation {
+    inherit name text;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "printf %%s \"$text\" > $out" ];
+  };
+in derivation {
   name = %q;
   system = builtins.currentSystem;
   builder = "/bin/sh";
@@ -106,14 +140,22 @@ func (s System) Expression() string {
   failure = %q;
   healthy = %q;
   stc = %s;
+  packages = [%s ];
+  units = [%s ];
+  unitNames = %s;
+  kernel = %s;
   args = [ "-c" ''
-    mkdir -p $out/bin
+    mkdir -p $out/bin $out/sw $out/etc/systemd/system
     printf '%%s' "$stc" | sed -e "s|@out@|$out|g" -e "s|@failure@|$failure|g" > $out/bin/switch-to-configuration
     chmod +x $out/bin/switch-to-configuration
     if [ -n "$healthy" ]; then echo ok > $out/healthy; fi
     echo 1 > $out/init-interface-version
+    for p in $packages; do ln -s "$p" "$out/sw/''${p#*-}"; done
+    set -- $unitNames
+    for u in $units; do ln -s "$u" "$out/etc/systemd/system/$1"; shift; done
+    if [ -n "$kernel" ]; then ln -s "$kernel" $out/kernel; fi
   '' ];
-}`, name, string(s.Failure), healthy, nixString(switchToConfiguration))
+}`, name, string(s.Failure), healthy, nixString(switchToConfiguration), packages.String(), units.String(), nixString(strings.Join(unitNames, " ")), kernel)
 }
 
 // nixString quotes s as a Nix string.

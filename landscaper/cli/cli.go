@@ -42,6 +42,8 @@ type Env struct {
 	Getenv     func(string) string
 	// NoColor turns colours off (--no-color), as NO_COLOR does.
 	NoColor bool
+	// Details shows every line providers tell of a change (--details).
+	Details bool
 }
 
 // System returns the process's own environment.
@@ -246,6 +248,8 @@ type common struct {
 	replace     multiFlag
 	json        bool
 	noRefresh   bool
+	// build realises the derivations members name before planning them.
+	build bool
 	// showTrace passes --show-trace to nix-instantiate.
 	showTrace bool
 	// operationTimeout and callTimeout bound how long a provider may take.
@@ -307,6 +311,7 @@ func (c *common) deploymentFlags(fs *flag.FlagSet, command string) {
 		fs.IntVar(&c.parallelism, "parallelism", c.parallelism, "how many members may be planned and refreshed at once")
 		fs.Var(&c.targets, "target", "plan only this `member` and what it needs (repeatable)")
 		fs.Var(&c.replace, "replace", "plan to replace this `member` although its inputs did not change; what depends on it follows (repeatable)")
+		fs.BoolVar(&c.build, "build", false, "build the derivations members' inputs name before asking their providers, so the plan can tell what changes inside them (a NixOS system's packages)")
 		c.refreshFlag(fs, "planning")
 		c.traceFlag(fs)
 	default: // apply
@@ -408,7 +413,7 @@ func pluginLogger(env Env) hclog.Logger {
 }
 
 func style(env Env) ui.Style {
-	return ui.Style{Color: env.IsTerminal && !env.NoColor && env.Getenv("NO_COLOR") == ""}
+	return ui.Style{Color: env.IsTerminal && !env.NoColor && env.Getenv("NO_COLOR") == "", Details: env.Details}
 }
 
 // display picks how progress is shown.
@@ -451,7 +456,7 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 	}
 	opts := engine.Options{
 		Source: src, Backend: backend, LockInfo: lockInfo(), LockTimeout: c.lockTimeout, Dir: deploymentDir,
-		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh,
+		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh, Build: c.build,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache:      schemaCache(env),
 		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
@@ -483,6 +488,7 @@ func runPlan(ctx context.Context, args []string, env Env) error {
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 1 for an error, 2 for changes")
 	out := fs.String("out", "", "also write the plan to this `file` (mode 0600; no sensitive value in it), for landscaper apply FILE")
 	noColorFlag(fs, &env)
+	detailsFlag(fs, &env)
 	if _, err := planSpec.parse(fs, args, env); err != nil {
 		return err
 	}
@@ -542,6 +548,7 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	}
 	autoApprove := fs.Bool("auto-approve", false, name+" without asking")
 	noColorFlag(fs, &env)
+	detailsFlag(fs, &env)
 	positional, err := sp.parse(fs, args, env)
 	if err != nil {
 		return err

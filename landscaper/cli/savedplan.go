@@ -86,6 +86,7 @@ func runShow(_ context.Context, args []string, env Env) error {
 	fs := showSpec.flags()
 	asJSON := fs.Bool("json", false, "print the plan as one JSON object, as plan --json does")
 	noColorFlag(fs, &env)
+	detailsFlag(fs, &env)
 	positional, err := showSpec.parse(fs, args, env)
 	if err != nil {
 		return err

@@ -133,6 +133,10 @@ func noColorFlag(fs *flag.FlagSet, env *Env) {
 	fs.BoolVar(&env.NoColor, "no-color", env.NoColor, "print without colours (as NO_COLOR=1 does)")
 }
 
+func detailsFlag(fs *flag.FlagSet, env *Env) {
+	fs.BoolVar(&env.Details, "details", env.Details, "show every line providers tell of a change (a NixOS system's package changes), not only its summary")
+}
+
 // group is a command with subcommands ("state", "provider").
 type group struct {
 	name  string

@@ -43,7 +43,12 @@ type Options struct {
 	Replace []string
 	// NoRefresh skips asking providers what exists before planning.
 	NoRefresh bool
-	Observer  Observer
+	// Build realises the derivations a member's inputs name before its
+	// provider plans it (plan --build), so a provider can tell what the
+	// built paths change (a NixOS system's packages). Apply always builds
+	// before it creates or updates.
+	Build    bool
+	Observer Observer
 	// Builtins maps provider names to binaries (providerset.Discover).
 	Builtins map[string]string
 	// Logger receives the plugins' logs; nil drops them.

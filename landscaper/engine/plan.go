@@ -63,6 +63,10 @@ type Change struct {
 	// Claims are what the member will own alone, as its provider names
 	// them; no two members may claim the same.
 	Claims []string
+	// Details are what the provider tells of the change beyond its
+	// attributes (a NixOS system's package changes), nil when it has
+	// nothing to add.
+	Details *resource.ChangeDetails
 }
 
 // Counts returns how many members the plan creates, changes and destroys
@@ -512,6 +516,11 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 	if err != nil {
 		return nil, outcomeFailed, &MemberError{Member: path, Type: m.typ, Err: err}
 	}
+	if e.opts.Build {
+		if err := e.evaluator.Realise(ctx, m.context); err != nil {
+			return nil, outcomeFailed, &MemberError{Member: path, Type: m.typ, Err: err}
+		}
+	}
 	c, err := e.askPlan(ctx, m, prior, sub)
 	if err != nil {
 		return nil, outcomeFailed, err
@@ -578,6 +587,7 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 		Changed: resp.Changed, RequiresReplace: resp.RequiresReplace,
 		PlannedOutputs: resp.PlannedOutputs, UnknownOutputs: resp.UnknownOutputs,
 		Deps: m.deps, Context: m.context, Claims: resp.Claims,
+		Details: e.redactDetails(resp.Details),
 	}
 	for _, d := range resp.Diagnostics {
 		if d.Severity == resource.SeverityWarning {
@@ -602,6 +612,24 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: errors.New("provider planned no action")}
 	}
 	return c, nil
+}
+
+// redactDetails keeps any known secret out of what a provider tells of a
+// change: details are shown and saved as they are.
+func (e *Engine) redactDetails(d *resource.ChangeDetails) *resource.ChangeDetails {
+	if d == nil {
+		return nil
+	}
+	out := &resource.ChangeDetails{Summary: e.redact.Redact(d.Summary)}
+	for _, l := range d.Lines {
+		out.Lines = append(out.Lines, e.redact.Redact(l))
+	}
+	if len(d.JSON) > 0 {
+		if j := e.redact.Redact(string(d.JSON)); json.Valid([]byte(j)) {
+			out.JSON = json.RawMessage(j)
+		}
+	}
+	return out
 }
 
 func outputNames(s *resource.TypeSchema) []string {

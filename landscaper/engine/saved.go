@@ -66,6 +66,15 @@ type SavedChange struct {
 	UnknownOutputs []string        `json:"unknown_outputs,omitempty"`
 	Warnings       []string        `json:"warnings,omitempty"`
 	Deps           []string        `json:"deps,omitempty"`
+	// Details are the provider's account of the change (never sensitive).
+	Details *SavedDetails `json:"details,omitempty"`
+}
+
+// SavedDetails is a change's details in a saved plan.
+type SavedDetails struct {
+	Summary string          `json:"summary,omitempty"`
+	Lines   []string        `json:"lines,omitempty"`
+	JSON    json.RawMessage `json:"json,omitempty"`
 }
 
 // Save makes the saved form of plan, which this engine made.
@@ -93,6 +102,9 @@ func (s *SavedPlan) change(c *Change) SavedChange {
 		Member: c.Member, Type: c.Type, Provider: c.Provider, Action: c.Action.String(), Deferred: c.Deferred,
 		WaitsFor: c.WaitsFor, Changed: pathStrings(c.Changed), Replace: pathStrings(c.RequiresReplace),
 		UnknownOutputs: c.UnknownOutputs, Warnings: c.Warnings, Deps: c.Deps,
+	}
+	if d := c.Details; d != nil {
+		sc.Details = &SavedDetails{Summary: d.Summary, Lines: d.Lines, JSON: d.JSON}
 	}
 	if c.Action != resource.ActionDelete && !c.Deferred {
 		sc.Inputs = s.hide(c.Inputs, c.Sensitive, c.Unknown)
@@ -259,6 +271,9 @@ func (s *SavedPlan) Plan() *Plan {
 			WaitsFor: sc.WaitsFor, Inputs: sc.Inputs, Unknown: parsePaths(sc.Unknown), Sensitive: parsePaths(sc.Sensitive),
 			Changed: parsePaths(sc.Changed), RequiresReplace: parsePaths(sc.Replace), UnknownOutputs: sc.UnknownOutputs,
 			Warnings: sc.Warnings, Deps: sc.Deps,
+		}
+		if d := sc.Details; d != nil {
+			c.Details = &resource.ChangeDetails{Summary: d.Summary, Lines: d.Lines, JSON: d.JSON}
 		}
 		if c.Inputs == nil {
 			c.Inputs = json.RawMessage("{}")

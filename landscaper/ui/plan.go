@@ -18,6 +18,9 @@ import (
 // Style colours text for a terminal, or not at all.
 type Style struct {
 	Color bool
+	// Details shows every line of what providers tell of each change
+	// (plan --details), not only its summary line.
+	Details bool
 }
 
 func (s Style) paint(code, text string) string {
@@ -111,6 +114,7 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 		for _, warning := range c.Warnings {
 			fmt.Fprintf(w, "    %s %s\n", st.Yellow("warning:"), termsafe.Text(warning))
 		}
+		renderDetails(w, c, st)
 		renderAttributes(w, c, st)
 	}
 	renderRollouts(w, plan, st)
@@ -118,6 +122,27 @@ func RenderPlan(w io.Writer, plan *engine.Plan, st Style) {
 	fmt.Fprintf(w, "\n%s %d to add, %d to change, %d to destroy.\n", st.Bold("Plan:"), add, change, destroy)
 	if !plan.Decided() {
 		fmt.Fprintf(w, "Which other members exist depends on %s, known only after apply: the rest of the deployment is planned then, in the same apply.\n", termsafe.Text(strings.Join(plan.Undecided, ", ")))
+	}
+}
+
+// renderDetails writes the provider's summary of a change, and its other
+// lines when asked for.
+func renderDetails(w io.Writer, c *engine.Change, st Style) {
+	d := c.Details
+	if d == nil {
+		return
+	}
+	if d.Summary != "" {
+		fmt.Fprintf(w, "    %s\n", termsafe.Text(d.Summary))
+	}
+	if !st.Details {
+		if len(d.Lines) > 0 {
+			fmt.Fprintf(w, "    %s\n", st.Dim(fmt.Sprintf("(%d more lines: --details)", len(d.Lines))))
+		}
+		return
+	}
+	for _, l := range d.Lines {
+		fmt.Fprintf(w, "      %s\n", termsafe.Text(l))
 	}
 }
 

@@ -253,6 +253,16 @@ type ChangeJSON struct {
 	UnknownOutputs []string `json:"unknown_outputs,omitempty"`
 	// Reason says why the member has this action.
 	Reason string `json:"reason,omitempty"`
+	// Details are the provider's account of the change: a summary line
+	// and a JSON object whose shape the resource type defines.
+	Details *DetailsJSON `json:"details,omitempty"`
+}
+
+// DetailsJSON is a change's details in PlanJSON.
+type DetailsJSON struct {
+	Summary string          `json:"summary,omitempty"`
+	Lines   []string        `json:"lines,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
 }
 
 // PlanToJSON converts a plan.
@@ -283,6 +293,9 @@ func PlanToJSON(p *engine.Plan) PlanJSON {
 			cj.UnknownOutputs = c.UnknownOutputs
 		}
 		cj.Reason = reasonOf(c)
+		if d := c.Details; d != nil {
+			cj.Details = &DetailsJSON{Summary: d.Summary, Lines: d.Lines, Data: d.JSON}
+		}
 		out.Changes = append(out.Changes, cj)
 	}
 	return out

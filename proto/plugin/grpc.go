@@ -90,6 +90,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *resourcev1.PlanRequest) (res
 		UnknownOutputs:     r.UnknownOutputs,
 		Diagnostics:        diagsToProto(r.Diagnostics),
 		Claims:             r.Claims,
+		Details:            detailsToProto(r.Details),
 	}, nil
 }
 
@@ -256,6 +257,7 @@ func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resou
 		UnknownOutputs:  r.UnknownOutputs,
 		Diagnostics:     diagsFromProto(r.Diagnostics),
 		Claims:          r.Claims,
+		Details:         detailsFromProto(r.Details),
 	}, nil
 }
 
@@ -371,4 +373,18 @@ func (c *grpcClient) Prepare(ctx context.Context, req resource.PrepareRequest) (
 // newGRPCClient wraps a connection to a plugin.
 func newGRPCClient(conn *grpc.ClientConn) *grpcClient {
 	return &grpcClient{client: resourcev1.NewProviderServiceClient(conn)}
+}
+
+func detailsToProto(d *resource.ChangeDetails) *resourcev1.ChangeDetails {
+	if d == nil {
+		return nil
+	}
+	return &resourcev1.ChangeDetails{Summary: d.Summary, Lines: d.Lines, Json: d.JSON}
+}
+
+func detailsFromProto(d *resourcev1.ChangeDetails) *resource.ChangeDetails {
+	if d == nil {
+		return nil
+	}
+	return &resource.ChangeDetails{Summary: d.Summary, Lines: d.Lines, JSON: d.Json}
 }

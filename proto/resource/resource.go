@@ -191,6 +191,18 @@ type PlanResponse struct {
 	// machine's boot entry, a file); no two members of a deployment may
 	// claim the same.
 	Claims []string
+	// Details tell what the change does beyond its attributes, when the
+	// provider can say (nil otherwise). Never sensitive.
+	Details *ChangeDetails
+}
+
+// ChangeDetails describe a planned change for people: a summary line,
+// further lines shown on request, and the same as a JSON object whose
+// shape the resource type defines.
+type ChangeDetails struct {
+	Summary string
+	Lines   []string
+	JSON    json.RawMessage
 }
 
 // CreateRequest asks for a new resource.

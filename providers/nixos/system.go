@@ -134,25 +134,32 @@ func inPlace(action, toplevel string, o systemOutputs) bool {
 
 // planSystem turns a no-op into an update when the host no longer runs
 // the recorded system (refresh read it): drift is repaired by the apply.
+// For a change, it tells what changes on the host (systemDetails).
+func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
+	if p.Prior != nil && p.Prior.HasOutputs && p.Action == resource.ActionNoop && !inPlace(p.Desired.Action, p.Desired.Toplevel, p.Prior.Outputs) {
+		p.Action = resource.ActionUpdate
+		p.Changed = append(p.Changed, resource.AttrPath("toplevel"))
+		p.Planned = nil
+		p.UnknownOutputs = []string{"toplevel", "previous", "needsReboot", "current", "profile", "booted"}
+		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
+			Summary: "the host does not run the recorded system",
+			Detail:  fmt.Sprintf("%s runs %s (boot default %s), not %s; the apply activates it again", p.Desired.Address, orNone(p.Prior.Outputs.Current), orNone(p.Prior.Outputs.Profile), p.Desired.Toplevel)})
+	}
+	if p.Action == resource.ActionNoop || p.Action == resource.ActionDelete || p.IsUnknown("toplevel") {
+		return
+	}
+	reachable := true
+	for _, name := range []string{"address", "port", "user", "privateKey", "hostPublicKey", "sudo"} {
+		if p.IsUnknown(name) {
+			reachable = false
+		}
+	}
+	p.Details = systemDetails(ctx, p.Desired, reachable)
+}
+
 // busyWaits is how many seconds the pre-flight waits for an activation
 // lock to be released before it refuses the host.
 const busyWaits = 15
-
-func planSystem(_ context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
-	if p.Prior == nil || !p.Prior.HasOutputs || p.Action != resource.ActionNoop {
-		return
-	}
-	if inPlace(p.Desired.Action, p.Desired.Toplevel, p.Prior.Outputs) {
-		return
-	}
-	p.Action = resource.ActionUpdate
-	p.Changed = append(p.Changed, resource.AttrPath("toplevel"))
-	p.Planned = nil
-	p.UnknownOutputs = []string{"toplevel", "previous", "needsReboot", "current", "profile", "booted"}
-	p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
-		Summary: "the host does not run the recorded system",
-		Detail:  fmt.Sprintf("%s runs %s (boot default %s), not %s; the apply activates it again", p.Desired.Address, orNone(p.Prior.Outputs.Current), orNone(p.Prior.Outputs.Profile), p.Desired.Toplevel)})
-}
 
 func orNone(s string) string {
 	if s == "" {

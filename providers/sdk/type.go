@@ -43,6 +43,9 @@ type Plan[In, Out any] struct {
 	// engine refuses two members of a deployment with the same claim. A
 	// claim that depends on an unknown input is left out.
 	Claims []string
+	// Details tell people what the change does beyond its attributes (set
+	// by Type.Plan when it can say; never a sensitive value).
+	Details *resource.ChangeDetails
 }
 
 // IsUnknown reports whether the desired input at path is not known yet.
@@ -223,7 +226,7 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 	return &resource.PlanResponse{
 		Action: p.Action, Changed: p.Changed, RequiresReplace: p.RequiresReplace,
 		PlannedOutputs: planned, UnknownOutputs: p.UnknownOutputs, Diagnostics: p.Diagnostics,
-		Claims: p.Claims,
+		Claims: p.Claims, Details: p.Details,
 	}, nil
 }
 

@@ -951,7 +951,11 @@ type PlanResponse struct {
 	// provider names it (one machine's boot entry: "boot entry for MAC
 	// 52:54:00:12:34:56 in /srv/boot"). The engine refuses a deployment in
 	// which two members claim the same thing, naming both.
-	Claims        []string `protobuf:"bytes,7,rep,name=claims,proto3" json:"claims,omitempty"`
+	Claims []string `protobuf:"bytes,7,rep,name=claims,proto3" json:"claims,omitempty"`
+	// What the change does in the world, as the provider can tell it at
+	// plan time (a NixOS system: the packages that change on the host).
+	// Absent when the provider has nothing to add to the attribute diff.
+	Details       *ChangeDetails `protobuf:"bytes,8,opt,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1035,6 +1039,79 @@ func (x *PlanResponse) GetClaims() []string {
 	return nil
 }
 
+func (x *PlanResponse) GetDetails() *ChangeDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// ChangeDetails describes a planned change beyond its attributes. None of
+// it may hold a sensitive value: it is shown and saved as it is.
+type ChangeDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One line for the plan's summary of the member.
+	Summary string `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Further lines, shown on request (landscaper plan --details).
+	Lines []string `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	// The same, structured (a JSON object defined by the resource type),
+	// carried in plan --json.
+	Json          []byte `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeDetails) Reset() {
+	*x = ChangeDetails{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeDetails) ProtoMessage() {}
+
+func (x *ChangeDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeDetails.ProtoReflect.Descriptor instead.
+func (*ChangeDetails) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ChangeDetails) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *ChangeDetails) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *ChangeDetails) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 type CreateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -1046,7 +1123,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[13]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1135,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[13]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1148,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{13}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateRequest) GetType() string {
@@ -1107,7 +1184,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[14]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1196,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[14]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1209,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{14}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateRequest) GetType() string {
@@ -1179,7 +1256,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[15]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1268,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[15]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1281,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{15}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetType() string {
@@ -1245,7 +1322,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[16]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1334,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[16]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1347,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{16}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LogLine) GetText() string {
@@ -1292,7 +1369,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[17]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1381,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[17]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1394,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{17}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Progress) GetMessage() string {
@@ -1350,7 +1427,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[18]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1439,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[18]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1452,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{18}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Result) GetHasState() bool {
@@ -1421,7 +1498,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[19]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1510,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[19]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1523,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{19}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Event) GetEvent() isEvent_Event {
@@ -1514,7 +1591,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[20]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1603,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[20]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1616,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{20}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateResponse) GetEvent() *Event {
@@ -1558,7 +1635,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[21]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1647,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[21]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1660,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{21}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateResponse) GetEvent() *Event {
@@ -1602,7 +1679,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[22]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1691,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[22]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1704,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{22}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteResponse) GetEvent() *Event {
@@ -1649,7 +1726,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[23]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1738,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[23]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1751,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{23}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadRequest) GetType() string {
@@ -1712,7 +1789,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1801,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1814,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{24}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadResponse) GetExists() bool {
@@ -1782,7 +1859,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1871,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1884,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{25}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrepareRequest) GetType() string {
@@ -1847,7 +1924,7 @@ type PrepareResponse struct {
 
 func (x *PrepareResponse) Reset() {
 	*x = PrepareResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1936,7 @@ func (x *PrepareResponse) String() string {
 func (*PrepareResponse) ProtoMessage() {}
 
 func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1949,7 @@ func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareResponse.ProtoReflect.Descriptor instead.
 func (*PrepareResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{26}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PrepareResponse) GetDiagnostics() []*Diagnostic {
@@ -1945,7 +2022,7 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x128\n" +
 	"\adesired\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\adesired\x12?\n" +
-	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"\x92\x03\n" +
+	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"\xd3\x03\n" +
 	"\fPlanResponse\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.landscaper.resource.v1.ActionR\x06action\x12?\n" +
 	"\achanged\x18\x02 \x03(\v2%.landscaper.resource.v1.AttributePathR\achanged\x12P\n" +
@@ -1953,7 +2030,12 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x14planned_outputs_json\x18\x04 \x01(\fR\x12plannedOutputsJson\x12'\n" +
 	"\x0funknown_outputs\x18\x05 \x03(\tR\x0eunknownOutputs\x12D\n" +
 	"\vdiagnostics\x18\x06 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\x12\x16\n" +
-	"\x06claims\x18\a \x03(\tR\x06claims\"o\n" +
+	"\x06claims\x18\a \x03(\tR\x06claims\x12?\n" +
+	"\adetails\x18\b \x01(\v2%.landscaper.resource.v1.ChangeDetailsR\adetails\"S\n" +
+	"\rChangeDetails\x12\x18\n" +
+	"\asummary\x18\x01 \x01(\tR\asummary\x12\x14\n" +
+	"\x05lines\x18\x02 \x03(\tR\x05lines\x12\x12\n" +
+	"\x04json\x18\x03 \x01(\fR\x04json\"o\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
@@ -2039,7 +2121,7 @@ func file_landscaper_resource_v1_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_landscaper_resource_v1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(Severity)(0),             // 0: landscaper.resource.v1.Severity
 	(Action)(0),               // 1: landscaper.resource.v1.Action
@@ -2056,21 +2138,22 @@ var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(*ValidateResponse)(nil),  // 12: landscaper.resource.v1.ValidateResponse
 	(*PlanRequest)(nil),       // 13: landscaper.resource.v1.PlanRequest
 	(*PlanResponse)(nil),      // 14: landscaper.resource.v1.PlanResponse
-	(*CreateRequest)(nil),     // 15: landscaper.resource.v1.CreateRequest
-	(*UpdateRequest)(nil),     // 16: landscaper.resource.v1.UpdateRequest
-	(*DeleteRequest)(nil),     // 17: landscaper.resource.v1.DeleteRequest
-	(*LogLine)(nil),           // 18: landscaper.resource.v1.LogLine
-	(*Progress)(nil),          // 19: landscaper.resource.v1.Progress
-	(*Result)(nil),            // 20: landscaper.resource.v1.Result
-	(*Event)(nil),             // 21: landscaper.resource.v1.Event
-	(*CreateResponse)(nil),    // 22: landscaper.resource.v1.CreateResponse
-	(*UpdateResponse)(nil),    // 23: landscaper.resource.v1.UpdateResponse
-	(*DeleteResponse)(nil),    // 24: landscaper.resource.v1.DeleteResponse
-	(*ReadRequest)(nil),       // 25: landscaper.resource.v1.ReadRequest
-	(*ReadResponse)(nil),      // 26: landscaper.resource.v1.ReadResponse
-	(*PrepareRequest)(nil),    // 27: landscaper.resource.v1.PrepareRequest
-	(*PrepareResponse)(nil),   // 28: landscaper.resource.v1.PrepareResponse
-	nil,                       // 29: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	(*ChangeDetails)(nil),     // 15: landscaper.resource.v1.ChangeDetails
+	(*CreateRequest)(nil),     // 16: landscaper.resource.v1.CreateRequest
+	(*UpdateRequest)(nil),     // 17: landscaper.resource.v1.UpdateRequest
+	(*DeleteRequest)(nil),     // 18: landscaper.resource.v1.DeleteRequest
+	(*LogLine)(nil),           // 19: landscaper.resource.v1.LogLine
+	(*Progress)(nil),          // 20: landscaper.resource.v1.Progress
+	(*Result)(nil),            // 21: landscaper.resource.v1.Result
+	(*Event)(nil),             // 22: landscaper.resource.v1.Event
+	(*CreateResponse)(nil),    // 23: landscaper.resource.v1.CreateResponse
+	(*UpdateResponse)(nil),    // 24: landscaper.resource.v1.UpdateResponse
+	(*DeleteResponse)(nil),    // 25: landscaper.resource.v1.DeleteResponse
+	(*ReadRequest)(nil),       // 26: landscaper.resource.v1.ReadRequest
+	(*ReadResponse)(nil),      // 27: landscaper.resource.v1.ReadResponse
+	(*PrepareRequest)(nil),    // 28: landscaper.resource.v1.PrepareRequest
+	(*PrepareResponse)(nil),   // 29: landscaper.resource.v1.PrepareResponse
+	nil,                       // 30: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 }
 var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	3,  // 0: landscaper.resource.v1.AttributePath.steps:type_name -> landscaper.resource.v1.PathStep
@@ -2079,7 +2162,7 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	5,  // 3: landscaper.resource.v1.Attribute.attributes:type_name -> landscaper.resource.v1.Attribute
 	5,  // 4: landscaper.resource.v1.ResourceSchema.inputs:type_name -> landscaper.resource.v1.Attribute
 	5,  // 5: landscaper.resource.v1.ResourceSchema.outputs:type_name -> landscaper.resource.v1.Attribute
-	29, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	30, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 	4,  // 7: landscaper.resource.v1.GetSchemaResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
 	2,  // 8: landscaper.resource.v1.Values.sensitive:type_name -> landscaper.resource.v1.AttributePath
 	9,  // 9: landscaper.resource.v1.State.inputs:type_name -> landscaper.resource.v1.Values
@@ -2094,46 +2177,47 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	2,  // 18: landscaper.resource.v1.PlanResponse.changed:type_name -> landscaper.resource.v1.AttributePath
 	2,  // 19: landscaper.resource.v1.PlanResponse.requires_replace:type_name -> landscaper.resource.v1.AttributePath
 	4,  // 20: landscaper.resource.v1.PlanResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	9,  // 21: landscaper.resource.v1.CreateRequest.inputs:type_name -> landscaper.resource.v1.Values
-	10, // 22: landscaper.resource.v1.UpdateRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 23: landscaper.resource.v1.UpdateRequest.inputs:type_name -> landscaper.resource.v1.Values
-	10, // 24: landscaper.resource.v1.DeleteRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 25: landscaper.resource.v1.Result.outputs:type_name -> landscaper.resource.v1.Values
-	4,  // 26: landscaper.resource.v1.Result.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	18, // 27: landscaper.resource.v1.Event.log:type_name -> landscaper.resource.v1.LogLine
-	19, // 28: landscaper.resource.v1.Event.progress:type_name -> landscaper.resource.v1.Progress
-	20, // 29: landscaper.resource.v1.Event.result:type_name -> landscaper.resource.v1.Result
-	21, // 30: landscaper.resource.v1.CreateResponse.event:type_name -> landscaper.resource.v1.Event
-	21, // 31: landscaper.resource.v1.UpdateResponse.event:type_name -> landscaper.resource.v1.Event
-	21, // 32: landscaper.resource.v1.DeleteResponse.event:type_name -> landscaper.resource.v1.Event
-	10, // 33: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 34: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
-	4,  // 35: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	10, // 36: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 37: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
-	4,  // 38: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	6,  // 39: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
-	7,  // 40: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
-	11, // 41: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
-	13, // 42: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
-	15, // 43: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
-	16, // 44: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
-	17, // 45: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
-	25, // 46: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
-	27, // 47: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
-	8,  // 48: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
-	12, // 49: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
-	14, // 50: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
-	22, // 51: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
-	23, // 52: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
-	24, // 53: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
-	26, // 54: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
-	28, // 55: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
-	48, // [48:56] is the sub-list for method output_type
-	40, // [40:48] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	15, // 21: landscaper.resource.v1.PlanResponse.details:type_name -> landscaper.resource.v1.ChangeDetails
+	9,  // 22: landscaper.resource.v1.CreateRequest.inputs:type_name -> landscaper.resource.v1.Values
+	10, // 23: landscaper.resource.v1.UpdateRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 24: landscaper.resource.v1.UpdateRequest.inputs:type_name -> landscaper.resource.v1.Values
+	10, // 25: landscaper.resource.v1.DeleteRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 26: landscaper.resource.v1.Result.outputs:type_name -> landscaper.resource.v1.Values
+	4,  // 27: landscaper.resource.v1.Result.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	19, // 28: landscaper.resource.v1.Event.log:type_name -> landscaper.resource.v1.LogLine
+	20, // 29: landscaper.resource.v1.Event.progress:type_name -> landscaper.resource.v1.Progress
+	21, // 30: landscaper.resource.v1.Event.result:type_name -> landscaper.resource.v1.Result
+	22, // 31: landscaper.resource.v1.CreateResponse.event:type_name -> landscaper.resource.v1.Event
+	22, // 32: landscaper.resource.v1.UpdateResponse.event:type_name -> landscaper.resource.v1.Event
+	22, // 33: landscaper.resource.v1.DeleteResponse.event:type_name -> landscaper.resource.v1.Event
+	10, // 34: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 35: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
+	4,  // 36: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	10, // 37: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 38: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
+	4,  // 39: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	6,  // 40: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
+	7,  // 41: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
+	11, // 42: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
+	13, // 43: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
+	16, // 44: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
+	17, // 45: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
+	18, // 46: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
+	26, // 47: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
+	28, // 48: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
+	8,  // 49: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
+	12, // 50: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
+	14, // 51: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
+	23, // 52: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
+	24, // 53: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
+	25, // 54: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
+	27, // 55: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
+	29, // 56: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
+	49, // [49:57] is the sub-list for method output_type
+	41, // [41:49] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_landscaper_resource_v1_resource_proto_init() }
@@ -2146,7 +2230,7 @@ func file_landscaper_resource_v1_resource_proto_init() {
 		(*PathStep_ElementKey)(nil),
 		(*PathStep_ElementIndex)(nil),
 	}
-	file_landscaper_resource_v1_resource_proto_msgTypes[19].OneofWrappers = []any{
+	file_landscaper_resource_v1_resource_proto_msgTypes[20].OneofWrappers = []any{
 		(*Event_Log)(nil),
 		(*Event_Progress)(nil),
 		(*Event_Result)(nil),
@@ -2157,7 +2241,7 @@ func file_landscaper_resource_v1_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_landscaper_resource_v1_resource_proto_rawDesc), len(file_landscaper_resource_v1_resource_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
