@@ -250,6 +250,8 @@ type common struct {
 	noRefresh   bool
 	// build realises the derivations members name before planning them.
 	build bool
+	// describe asks providers what each change does (engine.Options).
+	describe bool
 	// showTrace passes --show-trace to nix-instantiate.
 	showTrace bool
 	// operationTimeout and callTimeout bound how long a provider may take.
@@ -456,7 +458,7 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 	}
 	opts := engine.Options{
 		Source: src, Backend: backend, LockInfo: lockInfo(), LockTimeout: c.lockTimeout, Dir: deploymentDir,
-		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh, Build: c.build,
+		Parallelism: c.parallelism, Targets: c.targets, Replace: c.replace, NoRefresh: c.noRefresh, Build: c.build, Describe: c.describe,
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache:      schemaCache(env),
 		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
@@ -503,6 +505,7 @@ func runPlan(ctx context.Context, args []string, env Env) error {
 	}
 	disp := newDisplay(env, c.json)
 	defer disp.close()
+	c.describe = true
 	e, err := openEngine(ctx, &c, env, disp.observer, mode.needsDeployment())
 	if err != nil {
 		return err
@@ -576,6 +579,9 @@ func runApply(ctx context.Context, args []string, env Env, destroy bool) error {
 	}
 	disp := newDisplay(env, c.json)
 	defer disp.close()
+	// What each change does is worth reading a host for when someone
+	// approves the plan, or asked for it; a saved plan carries its own.
+	c.describe = saved == nil && !destroy && (!*autoApprove || env.Details)
 	e, err := openEngine(ctx, &c, env, disp.observer, mode.needsDeployment())
 	if err != nil {
 		return err

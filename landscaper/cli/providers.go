@@ -221,7 +221,7 @@ func runProvider(ctx context.Context, args []string, env Env) error {
 		diags, err = client.Validate(ctx, resource.ValidateRequest{Type: fullType, Name: *name, Inputs: values})
 	case "plan":
 		var r *resource.PlanResponse
-		r, err = client.Plan(ctx, resource.PlanRequest{Type: fullType, Name: *name, Prior: priorState, Desired: values})
+		r, err = client.Plan(ctx, resource.PlanRequest{Type: fullType, Name: *name, Prior: priorState, Desired: values, Describe: true})
 		if err == nil {
 			diags, out.Action, out.Outputs = r.Diagnostics, r.Action.String(), r.PlannedOutputs
 		}

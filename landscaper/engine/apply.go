@@ -387,7 +387,7 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		e.mu.Lock()
 		prior := e.state.Resources[path]
 		e.mu.Unlock()
-		c2, err := e.askPlan(ctx, m, prior, sub)
+		c2, err := e.askPlan(ctx, m, prior, sub, false)
 		if err != nil {
 			var merr *MemberError
 			if errors.As(err, &merr) {

@@ -47,7 +47,12 @@ type Options struct {
 	// provider plans it (plan --build), so a provider can tell what the
 	// built paths change (a NixOS system's packages). Apply always builds
 	// before it creates or updates.
-	Build    bool
+	Build bool
+	// Describe asks providers to tell what each change does (a NixOS
+	// system's package changes) while planning: a person reads this plan.
+	// It may cost them time (reading hosts); apply --auto-approve
+	// leaves it off.
+	Describe bool
 	Observer Observer
 	// Builtins maps provider names to binaries (providerset.Discover).
 	Builtins map[string]string

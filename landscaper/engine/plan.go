@@ -361,7 +361,7 @@ func (e *Engine) speculate(ctx context.Context, selected []string) (speculation,
 			if err != nil || len(sub.Unknown) > 0 {
 				return
 			}
-			c, err := e.askPlanQuiet(ctx, m, prior, sub)
+			c, err := e.askPlanQuiet(ctx, m, prior, sub, false)
 			if err != nil || c.Action != resource.ActionNoop || !jsonSame(c.PlannedOutputs, prior.Outputs) {
 				return
 			}
@@ -521,7 +521,7 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 			return nil, outcomeFailed, &MemberError{Member: path, Type: m.typ, Err: err}
 		}
 	}
-	c, err := e.askPlan(ctx, m, prior, sub)
+	c, err := e.askPlan(ctx, m, prior, sub, e.opts.Describe)
 	if err != nil {
 		return nil, outcomeFailed, err
 	}
@@ -548,9 +548,9 @@ func (e *Engine) unknownOpaque(m *member) []string {
 }
 
 // askPlan asks the member's provider for a plan and records what it says
-// of the outputs.
-func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted) (*Change, error) {
-	c, err := e.askPlanQuiet(ctx, m, prior, sub)
+// of the outputs; describe asks for the change's details too.
+func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted, describe bool) (*Change, error) {
+	c, err := e.askPlanQuiet(ctx, m, prior, sub, describe)
 	if err != nil {
 		return nil, err
 	}
@@ -559,7 +559,7 @@ func (e *Engine) askPlan(ctx context.Context, m *member, prior *state.Resource, 
 }
 
 // askPlanQuiet asks the member's provider for a plan.
-func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted) (*Change, error) {
+func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resource, sub eval.Substituted, describe bool) (*Change, error) {
 	_, p, err := e.providerFor(m.typ)
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
@@ -574,7 +574,7 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 	if sameType && !forced {
 		priorState = recordToState(prior)
 	}
-	resp, err := p.Plan(ctx, resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown})
+	resp, err := p.Plan(ctx, resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown, Describe: describe})
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: fmt.Errorf("plan: %w", err)}
 	}

@@ -77,7 +77,7 @@ func (s *grpcServer) Plan(ctx context.Context, req *resourcev1.PlanRequest) (res
 	defer s.recoverPanic("plan", req.Type, req.Name, &diags)
 	r, err := s.impl.Plan(ctx, resource.PlanRequest{
 		Type: req.Type, Name: req.Name, Prior: stateFromProto(req.Prior),
-		Desired: valuesFromProto(req.Desired), Unknown: pathsFromProto(req.Unknown),
+		Desired: valuesFromProto(req.Desired), Unknown: pathsFromProto(req.Unknown), Describe: req.Describe,
 	})
 	if err != nil {
 		return nil, err
@@ -240,7 +240,7 @@ func (c *grpcClient) Validate(ctx context.Context, req resource.ValidateRequest)
 func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
 	preq := &resourcev1.PlanRequest{
 		Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior),
-		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown),
+		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown), Describe: req.Describe,
 	}
 	if diags := fitRequest("plan", req.Type, req.Name, preq, preq.Prior); diags != nil {
 		return &resource.PlanResponse{Diagnostics: diags}, nil

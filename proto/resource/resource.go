@@ -175,6 +175,9 @@ type PlanRequest struct {
 	Prior   *State
 	Desired Values
 	Unknown []Path
+	// Describe asks for PlanResponse.Details: a person will read the
+	// plan. Without it a provider should not spend time on them.
+	Describe bool
 }
 
 // PlanResponse is a provider's decision.

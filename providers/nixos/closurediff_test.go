@@ -1,6 +1,7 @@
 package nixos_test
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -38,6 +39,16 @@ type diffJSON struct {
 	UnitsChanged []string `json:"unitsChanged"`
 	UnitsAdded   []string `json:"unitsAdded"`
 	UnitsRemoved []string `json:"unitsRemoved"`
+}
+
+// describedPlan plans as landscaper plan does: a person reads it.
+func describedPlan(t *testing.T, f *fixture, prior *resource.State, inputs any, unknown ...resource.Path) *resource.PlanResponse {
+	t.Helper()
+	r, err := f.h.Provider.Plan(context.Background(), resource.PlanRequest{Type: systemType, Name: "test", Prior: prior, Desired: resource.Values{JSON: f.h.JSON(inputs)}, Unknown: unknown, Describe: true})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	return r
 }
 
 func planDiff(t *testing.T, r *resource.PlanResponse) diffJSON {
@@ -89,7 +100,7 @@ func TestPlanShowsWhatChangesOnTheHost(t *testing.T) {
 		t.Fatalf("create: %v", diags.Err())
 	}
 
-	r := f.h.Plan(systemType, st, f.systemInputs(newSys, nil))
+	r := describedPlan(t, f, st, f.systemInputs(newSys, nil))
 	if r.Action != resource.ActionUpdate {
 		t.Fatalf("action %v, want update", r.Action)
 	}
@@ -142,26 +153,31 @@ func TestPlanShowsWhatChangesOnTheHost(t *testing.T) {
 
 	t.Run("not built", func(t *testing.T) {
 		unbuilt := "/nix/store/" + strings.Repeat("0", 32) + "-nixos-system-standin-unbuilt"
-		d := planDiff(t, f.h.Plan(systemType, st, f.systemInputs(unbuilt, nil)))
+		d := planDiff(t, describedPlan(t, f, st, f.systemInputs(unbuilt, nil)))
 		if d.Built || d.Derivation != "nixos-system-standin-unbuilt" {
 			t.Errorf("built %v derivation %q; want not built, nixos-system-standin-unbuilt", d.Built, d.Derivation)
 		}
 	})
 	t.Run("host unreachable", func(t *testing.T) {
 		in := f.systemInputs(newSys, map[string]any{"port": testhost.FreePort(t)})
-		d := planDiff(t, f.h.Plan(systemType, st, in))
+		d := planDiff(t, describedPlan(t, f, st, in))
 		if !d.Built || d.Unread == "" || len(d.Added) != 5 {
 			t.Errorf("built %v unread %q added %d; want built, the reason, every package added", d.Built, d.Unread, len(d.Added))
 		}
 	})
 	t.Run("connection unknown", func(t *testing.T) {
-		d := planDiff(t, f.h.Plan(systemType, nil, f.systemInputs(newSys, nil), resource.AttrPath("hostPublicKey")))
+		d := planDiff(t, describedPlan(t, f, nil, f.systemInputs(newSys, nil), resource.AttrPath("hostPublicKey")))
 		if !d.Built || !strings.Contains(d.Unread, "known only after apply") {
 			t.Errorf("built %v unread %q", d.Built, d.Unread)
 		}
 	})
+	t.Run("not asked", func(t *testing.T) {
+		if r := f.h.Plan(systemType, st, f.systemInputs(newSys, nil)); r.Action != resource.ActionUpdate || r.Details != nil {
+			t.Errorf("action %v details %+v; want an update without details (no one reads this plan)", r.Action, r.Details)
+		}
+	})
 	t.Run("no-op has no details", func(t *testing.T) {
-		if r := f.h.Plan(systemType, st, f.systemInputs(oldSys, nil)); r.Action != resource.ActionNoop || r.Details != nil {
+		if r := describedPlan(t, f, st, f.systemInputs(oldSys, nil)); r.Action != resource.ActionNoop || r.Details != nil {
 			t.Errorf("action %v details %+v; want a no-op without details", r.Action, r.Details)
 		}
 	})

@@ -134,7 +134,8 @@ func inPlace(action, toplevel string, o systemOutputs) bool {
 
 // planSystem turns a no-op into an update when the host no longer runs
 // the recorded system (refresh read it): drift is repaired by the apply.
-// For a change, it tells what changes on the host (systemDetails).
+// For a change that a person will read, it tells what changes on the
+// host (systemDetails).
 func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
 	if p.Prior != nil && p.Prior.HasOutputs && p.Action == resource.ActionNoop && !inPlace(p.Desired.Action, p.Desired.Toplevel, p.Prior.Outputs) {
 		p.Action = resource.ActionUpdate
@@ -145,7 +146,7 @@ func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
 			Summary: "the host does not run the recorded system",
 			Detail:  fmt.Sprintf("%s runs %s (boot default %s), not %s; the apply activates it again", p.Desired.Address, orNone(p.Prior.Outputs.Current), orNone(p.Prior.Outputs.Profile), p.Desired.Toplevel)})
 	}
-	if p.Action == resource.ActionNoop || p.Action == resource.ActionDelete || p.IsUnknown("toplevel") {
+	if !p.Describe || p.Action == resource.ActionNoop || p.Action == resource.ActionDelete || p.IsUnknown("toplevel") {
 		return
 	}
 	reachable := true

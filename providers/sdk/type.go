@@ -43,9 +43,11 @@ type Plan[In, Out any] struct {
 	// engine refuses two members of a deployment with the same claim. A
 	// claim that depends on an unknown input is left out.
 	Claims []string
-	// Details tell people what the change does beyond its attributes (set
-	// by Type.Plan when it can say; never a sensitive value).
-	Details *resource.ChangeDetails
+	// Describe says a person will read the plan: Type.Plan may then set
+	// Details, telling what the change does beyond its attributes (never
+	// a sensitive value). Without it, Details are not wanted.
+	Describe bool
+	Details  *resource.ChangeDetails
 }
 
 // IsUnknown reports whether the desired input at path is not known yet.
@@ -188,7 +190,7 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 	if diags.HasError() {
 		return &resource.PlanResponse{Diagnostics: diags}, nil
 	}
-	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags}
+	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags, Describe: req.Describe}
 	if req.Prior == nil {
 		p.Action = resource.ActionCreate
 		p.UnknownOutputs = t.outputNames()

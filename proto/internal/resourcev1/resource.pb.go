@@ -865,7 +865,10 @@ type PlanRequest struct {
 	Desired *Values `protobuf:"bytes,4,opt,name=desired,proto3" json:"desired,omitempty"`
 	// Desired input paths whose values are not known until other resources
 	// are applied.
-	Unknown       []*AttributePath `protobuf:"bytes,5,rep,name=unknown,proto3" json:"unknown,omitempty"`
+	Unknown []*AttributePath `protobuf:"bytes,5,rep,name=unknown,proto3" json:"unknown,omitempty"`
+	// A person will read this plan: the provider may take the time to say
+	// what the change does (PlanResponse.details), e.g. by reading a host.
+	Describe      bool `protobuf:"varint,6,opt,name=describe,proto3" json:"describe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -933,6 +936,13 @@ func (x *PlanRequest) GetUnknown() []*AttributePath {
 		return x.Unknown
 	}
 	return nil
+}
+
+func (x *PlanRequest) GetDescribe() bool {
+	if x != nil {
+		return x.Describe
+	}
+	return false
 }
 
 type PlanResponse struct {
@@ -2016,13 +2026,14 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x06inputs\x18\x03 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\x06inputs\x12?\n" +
 	"\aunknown\x18\x04 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"X\n" +
 	"\x10ValidateResponse\x12D\n" +
-	"\vdiagnostics\x18\x01 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"\xe5\x01\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"\x81\x02\n" +
 	"\vPlanRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\x128\n" +
 	"\adesired\x18\x04 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\adesired\x12?\n" +
-	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\"\xd3\x03\n" +
+	"\aunknown\x18\x05 \x03(\v2%.landscaper.resource.v1.AttributePathR\aunknown\x12\x1a\n" +
+	"\bdescribe\x18\x06 \x01(\bR\bdescribe\"\xd3\x03\n" +
 	"\fPlanResponse\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.landscaper.resource.v1.ActionR\x06action\x12?\n" +
 	"\achanged\x18\x02 \x03(\v2%.landscaper.resource.v1.AttributePathR\achanged\x12P\n" +
