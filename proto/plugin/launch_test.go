@@ -162,9 +162,12 @@ func TestLaunchCancelledDuringHandshake(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		// Cancel once the provider's child runs: in the handshake.
+		// Cancel once the provider's child runs: in the handshake. The
+		// pid file is complete only with its newline: cancelling as soon
+		// as the shell created it killed the shell before it wrote the
+		// pid (seen under load).
 		for {
-			if _, err := os.Stat(filepath.Join(pids, "child")); err == nil {
+			if data, err := os.ReadFile(filepath.Join(pids, "child")); err == nil && bytes.HasSuffix(data, []byte("\n")) {
 				cancel()
 				return
 			}
