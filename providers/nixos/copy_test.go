@@ -8,12 +8,11 @@ import (
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 )
 
-// TestCopyWithUnusualTMPDIR: with TMPDIR naming a directory whose path
-// NIX_SSHOPTS cannot carry (a space, which splits it; a per cent sign, which
-// ssh expands in file names), the closure copy still reaches the stand-in
-// host and the system is activated: the login key and known_hosts go to a
-// private directory elsewhere, and nothing is left in TMPDIR. Not parallel:
-// TMPDIR is the process's.
+// TestCopyWithUnusualTMPDIR: with TMPDIR naming a directory with a space
+// or a per cent sign (which broke NIX_SSHOPTS when the copy ran OpenSSH),
+// the closure copy reaches the stand-in host over the provider's own
+// connection and the system is activated; nothing is left in TMPDIR. Not
+// parallel: TMPDIR is the process's.
 func TestCopyWithUnusualTMPDIR(t *testing.T) {
 	sys := testhost.BuildSystem(t, testhost.System{Name: "tmpdir-v1"})
 	for _, name := range []string{"with space", "per%cent", "plain"} {

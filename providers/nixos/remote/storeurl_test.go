@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,147 +12,118 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/landscaper-nix/landscaper/internal/testhost"
 )
 
 // TestStoreURL: the ssh-ng URL brackets an IPv6 address (and nothing
 // else), carries the remote store, and with Sudo reaches the store
-// through "sudo -n nix-daemon", with spaces as %20; the known-hosts name
-// is OpenSSH's: the address alone on port 22, "[address]:port" otherwise.
+// through "sudo -n nix-daemon", with spaces as %20.
 func TestStoreURL(t *testing.T) {
 	tests := []struct {
-		name       string
-		t          Target
-		opts       CopyOptions
-		want       string
-		knownHosts string
+		name string
+		t    Target
+		opts CopyOptions
+		want string
 	}{
 		{name: "IPv4, root", t: Target{Address: "10.0.0.5", Port: 22, User: "root"},
-			want: "ssh-ng://root@10.0.0.5", knownHosts: "10.0.0.5"},
+			want: "ssh-ng://root@10.0.0.5"},
 		{name: "host name, other port", t: Target{Address: "web.example", Port: 2222, User: "root"},
-			want: "ssh-ng://root@web.example", knownHosts: "[web.example]:2222"},
+			want: "ssh-ng://root@web.example"},
 		{name: "IPv6 loopback, other port", t: Target{Address: "::1", Port: 2222, User: "root"},
-			want: "ssh-ng://root@[::1]", knownHosts: "[::1]:2222"},
+			want: "ssh-ng://root@[::1]"},
 		{name: "IPv6, port 22", t: Target{Address: "2001:db8::5", Port: 22, User: "root"},
-			want: "ssh-ng://root@[2001:db8::5]", knownHosts: "2001:db8::5"},
+			want: "ssh-ng://root@[2001:db8::5]"},
 		{name: "sudo", t: Target{Address: "10.0.0.5", Port: 22, User: "deploy", Sudo: true},
-			want: "ssh-ng://deploy@10.0.0.5?remote-program=sudo%20-n%20nix-daemon", knownHosts: "10.0.0.5"},
+			want: "ssh-ng://deploy@10.0.0.5?remote-program=sudo%20-n%20nix-daemon"},
 		{name: "IPv6, sudo, remote store", t: Target{Address: "::1", Port: 2200, User: "deploy", Sudo: true}, opts: CopyOptions{RemoteStore: "local?root=/mnt"},
-			want: "ssh-ng://deploy@[::1]?remote-store=local%3Froot%3D%2Fmnt&remote-program=sudo%20-n%20nix-daemon", knownHosts: "[::1]:2200"},
+			want: "ssh-ng://deploy@[::1]?remote-store=local%3Froot%3D%2Fmnt&remote-program=sudo%20-n%20nix-daemon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := storeURL(tt.t, tt.opts); got != tt.want {
 				t.Errorf("storeURL = %q, want %q", got, tt.want)
 			}
-			if got := knownHostsName(tt.t.Address, tt.t.Port); got != tt.knownHosts {
-				t.Errorf("knownHostsName = %q, want %q", got, tt.knownHosts)
-			}
 		})
 	}
 }
 
-// TestCopyHandsSSHTheTarget runs Copy with this machine's nix and a
-// stand-in ssh first in PATH that records what it is given (its
-// arguments, and the known-hosts file it is pointed at) and fails: what
-// OpenSSH would receive from this Nix for an IPv6 target, a non-default
-// port, sudo and a remote store. OpenSSH takes "user@::1" as user and
-// host, looks the host up in known_hosts as "[::1]:port" and runs the
-// last argument on the target.
-func TestCopyHandsSSHTheTarget(t *testing.T) {
-	if _, err := exec.LookPath("nix"); err != nil {
-		t.Fatalf("nix not found: %v (scripts/install-deps.sh installs it)", err)
-	}
-	bin := t.TempDir()
-	record := filepath.Join(t.TempDir(), "ssh-args")
-	script := `#!/bin/sh
-out=` + record + `
-for a in "$@"; do printf '%s\n' "$a" >>"$out"; done
-prev=
-for a in "$@"; do
-	case "$prev$a" in -oUserKnownHostsFile=*) printf 'known_hosts: %s\n' "$(cat "${a#UserKnownHostsFile=}")" >>"$out" ;; esac
-	prev=$a
-done
-exit 255
-`
-	if err := os.WriteFile(filepath.Join(bin, "ssh"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	hostKey, signer := testKeys(t)
-	path := buildTrivial(t)
-
+// TestShimCommand: the shim finds the remote command as Nix up to 2.19
+// passes it (the last argument) and as later Nix does (after "--"), and
+// only nix-daemon --stdio, directly or through sudo -n, is run.
+func TestShimCommand(t *testing.T) {
 	tests := []struct {
-		name string
-		t    Target
-		opts CopyOptions
-		// dest is ssh's first argument, command its last (run on the
-		// target), knownHosts the known-hosts line it is given.
-		dest, command, knownHosts string
+		args    []string
+		command string
+		allowed bool
 	}{
-		{name: "IPv6 as root", t: Target{Address: "::1", Port: 2222, User: "root"},
-			dest: "root@::1", command: "nix-daemon --stdio", knownHosts: "[::1]:2222 " + hostKey},
-		{name: "IPv6 with sudo into a remote store", t: Target{Address: "::1", Port: 2222, User: "deploy", Sudo: true}, opts: CopyOptions{RemoteStore: "local?root=/mnt"},
-			dest: "deploy@::1", command: "sudo -n nix-daemon --stdio --store 'local?root=/mnt'", knownHosts: "[::1]:2222 " + hostKey},
-		{name: "IPv4 on port 22 with sudo", t: Target{Address: "127.0.0.1", Port: 22, User: "deploy", Sudo: true},
-			dest: "deploy@127.0.0.1", command: "sudo -n nix-daemon --stdio", knownHosts: "127.0.0.1 " + hostKey},
+		{[]string{"root@10.0.0.5", "-x", "-a", "nix-daemon --stdio"}, "nix-daemon --stdio", true},
+		{[]string{"deploy@::1", "-x", "-a", "sudo -n nix-daemon --stdio --store 'local?root=/mnt'"}, "sudo -n nix-daemon --stdio --store 'local?root=/mnt'", true},
+		{[]string{"root@10.0.0.5", "-x", "-a", "--", "nix-daemon", "--stdio"}, "nix-daemon --stdio", true},
+		{[]string{"root@10.0.0.5", "rm -rf /"}, "rm -rf /", false},
+		{[]string{"root@10.0.0.5", "nix-daemon --stdioX"}, "nix-daemon --stdioX", false},
+		{[]string{"root@10.0.0.5", "sudo nix-daemon --stdio"}, "sudo nix-daemon --stdio", false},
+		{nil, "", false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			os.Remove(record)
-			tt.t.HostKey, tt.t.PrivateKey = hostKey, signer
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			if err := Copy(ctx, tt.t, []string{path}, tt.opts); err == nil {
-				t.Fatal("Copy through an ssh that fails succeeded")
-			}
-			b, err := os.ReadFile(record)
-			if err != nil {
-				t.Fatalf("the stand-in ssh was not run: %v", err)
-			}
-			var args, known []string
-			for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-				if k, ok := strings.CutPrefix(line, "known_hosts: "); ok {
-					known = append(known, k)
-				} else {
-					args = append(args, line)
-				}
-			}
-			if len(args) < 2 || args[0] != tt.dest || args[len(args)-1] != tt.command {
-				t.Errorf("ssh was given %q; want the destination %q first and the command %q last", args, tt.dest, tt.command)
-			}
-			if !strings.Contains(" "+strings.Join(args, " ")+" ", fmt.Sprintf(" -p %d ", tt.t.Port)) {
-				t.Errorf("ssh was given %q, without -p %d", args, tt.t.Port)
-			}
-			if len(known) != 1 || known[0] != tt.knownHosts {
-				t.Errorf("known hosts %q, want the one line %q", known, tt.knownHosts)
-			}
-		})
+		got := shimCommand(tt.args)
+		if got != tt.command {
+			t.Errorf("shimCommand(%q) = %q, want %q", tt.args, got, tt.command)
+		}
+		if allowedShimCommand(got) != tt.allowed {
+			t.Errorf("allowedShimCommand(%q) = %v, want %v", got, !tt.allowed, tt.allowed)
+		}
 	}
 }
 
-// testKeys returns a public host key line and a private login key.
-func testKeys(t *testing.T) (hostKey, privateKey string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"host", "login"} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", filepath.Join(dir, name)).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "host.pub"))
+// TestCopyOverTheConnection: Copy reaches a real sshd's store over the
+// client's own connection: the path arrives, sshd saw one login only (no
+// second connection from an OpenSSH client), and the shim's directory is
+// gone afterwards. A command other than nix-daemon is refused.
+func TestCopyOverTheConnection(t *testing.T) {
+	login := testhost.NewKeyPair(t)
+	h := testhost.Start(t, testhost.Options{AuthorizedKeys: login.Public + "\n"})
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	path := buildTrivial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Dial(ctx, Target{Address: h.Address, Port: h.Port, User: "root", HostKey: h.HostPublicKey(), PrivateKey: login.Private})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ParsePublicKey(string(pub))
+	defer c.Close()
+	if err := c.Copy(ctx, []string{path}, CopyOptions{}); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if !h.HasPath(path) {
+		t.Errorf("the host's store lacks %s after Copy", path)
+	}
+	if n := strings.Count(h.SSHDLog(), "Accepted publickey"); n != 1 {
+		t.Errorf("sshd accepted %d logins, want 1 (the client's own connection):\n%s", n, h.SSHDLog())
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("TMPDIR holds %d entries after Copy", len(entries))
+	}
+
+	// A shim handing over another command gets nothing run.
+	s, err := startShim(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := os.ReadFile(filepath.Join(dir, "login"))
+	conn, err := net.Dial("unix", s.socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), string(priv)
+	fmt.Fprintf(conn, "%q\n", "touch /run/shim-ran")
+	_, _ = io.ReadAll(conn)
+	conn.Close()
+	s.close()
+	if _, err := os.Stat(filepath.Join(h.Dir, "run", "shim-ran")); err == nil {
+		t.Errorf("the shim ran a command other than nix-daemon")
+	}
+	if !strings.Contains(s.remoteStderr(), "refused to run") {
+		t.Errorf("the refusal is not reported: %q", s.remoteStderr())
+	}
 }
 
 // buildTrivial builds a small store path to copy.
