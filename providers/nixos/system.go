@@ -287,7 +287,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 	if !pre.present {
 		op.Progress("copying the closure of "+in.Toplevel, -1)
 		cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
-		err := remote.Copy(cctx, t, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
+		err := c.Copy(cctx, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
 		cancel()
 		if err != nil {
 			return untouched("copy", err)
@@ -392,7 +392,7 @@ func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs
 	}
 	cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
 	defer cancel()
-	return remote.Copy(cctx, t, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
+	return c.Copy(cctx, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
 }
 
 // forgetSystem leaves the machine running what it runs.
