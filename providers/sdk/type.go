@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -109,6 +110,7 @@ type Type[In, Out any] struct {
 
 // Resource is a resource type the SDK can serve; *Type is one.
 type Resource interface {
+	check() error
 	schema() *resource.TypeSchema
 	validate(req resource.ValidateRequest) resource.Diagnostics
 	plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error)
@@ -139,8 +141,8 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 		}
 	}
 	b, _ := json.Marshal(known)
-	if err := json.Unmarshal(b, &in); err != nil {
-		return in, nil, resource.Diagnostics{resource.Error(nil, "cannot decode inputs", "%v", err)}
+	if d := decodeInto(reflect.ValueOf(&in).Elem(), b, nil); d.HasError() {
+		return in, nil, append(diags, d...)
 	}
 	if t.Validate != nil {
 		diags = append(diags, t.Validate(in, unknown)...)
