@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -61,6 +62,31 @@ type Op struct {
 	sink      resource.EventSink
 	// secrets are the operation's sensitive inputs and outputs.
 	secrets *redact.Set
+
+	mu       sync.Mutex
+	warnings resource.Diagnostics
+}
+
+// Warn adds a warning to the operation's result; the engine shows it to
+// the user with the member's name once the operation has ended, whether
+// it succeeded or not. at is the input the warning is about, or nil. The
+// operation's sensitive values are redacted from it. Safe for concurrent
+// use.
+func (o *Op) Warn(at resource.Path, summary, detailf string, args ...any) {
+	d := resource.Diagnostic{Severity: resource.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(detailf, args...), Attribute: at}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.warnings = append(o.warnings, d)
+}
+
+// withWarnings appends the operation's warnings to a result's
+// diagnostics, all of them redacted.
+func (o *Op) withWarnings(res *resource.Result) *resource.Result {
+	o.mu.Lock()
+	ds := append(res.Diagnostics[:len(res.Diagnostics):len(res.Diagnostics)], o.warnings...)
+	o.mu.Unlock()
+	res.Diagnostics = o.redactDiagnostics(ds)
+	return res
 }
 
 // Logf sends a log line to the engine, shown with the resource's progress.
@@ -276,9 +302,7 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 	}
 	op := newOp(req.Type, req.Name, sink, req.Inputs)
 	out, err := t.Create(ctx, op, in)
-	res := t.result(out, err)
-	res.Diagnostics = op.redactDiagnostics(res.Diagnostics)
-	return res, nil
+	return op.withWarnings(t.result(out, err)), nil
 }
 
 func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
@@ -300,9 +324,9 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
-		return keep(op.redactDiagnostics(errorDiagnostics(err))), nil
+		return op.withWarnings(keep(errorDiagnostics(err))), nil
 	}
-	return t.result(out, nil), nil
+	return op.withWarnings(t.result(out, nil)), nil
 }
 
 func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
@@ -314,8 +338,9 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
 		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
-			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: op.redactDiagnostics(errorDiagnostics(err))}, nil
+			return op.withWarnings(&resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}), nil
 		}
+		return op.withWarnings(&resource.Result{}), nil
 	}
 	return &resource.Result{}, nil
 }
