@@ -35,6 +35,8 @@ lint: $(TOOLS)/buf
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	# The example provider is a Go module of its own (examples/provider-go).
+	cd examples/provider-go && GOWORK=off $(GO) vet ./...
 
 bench: build
 	bash scripts/bench.sh
