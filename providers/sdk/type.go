@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/landscaper-nix/landscaper/internal/redact"
@@ -286,11 +288,34 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: sensitive}}
 }
 
+// ErrorAt returns an error about the input at path, for Create, Update,
+// Delete, Read and Prepare: the engine reports it as
+// "member NAME (TYPE): inputs.PATH: summary: detail". It keeps its path
+// when wrapped with %w.
+func ErrorAt(path resource.Path, summary, detailf string, args ...any) error {
+	return resource.Diagnostics{resource.Error(path, summary, detailf, args...)}.Err()
+}
+
 // errorDiagnostics turns an error into diagnostics; an error that carries
-// diagnostics (an attribute path, say) keeps them.
+// diagnostics (an attribute path, say), wrapped or not, keeps them.
 func errorDiagnostics(err error) resource.Diagnostics {
-	if de, ok := err.(*resource.DiagnosticsError); ok {
-		return de.Diagnostics
+	var de *resource.DiagnosticsError
+	if errors.As(err, &de) {
+		if err == error(de) {
+			return de.Diagnostics
+		}
+		// Wrapped: keep the paths, and put what the wrapping added
+		// before the first error's summary.
+		ds := append(resource.Diagnostics(nil), de.Diagnostics...)
+		if prefix, ok := strings.CutSuffix(err.Error(), de.Error()); ok && prefix != "" {
+			for i := range ds {
+				if ds[i].Severity == resource.SeverityError {
+					ds[i].Summary = prefix + ds[i].Summary
+					break
+				}
+			}
+		}
+		return ds
 	}
 	return resource.Diagnostics{{Severity: resource.SeverityError, Summary: err.Error()}}
 }
