@@ -29,6 +29,9 @@ $(TOOLS)/buf:
 
 generate: $(TOOLS)/buf
 	PATH=$(TOOLS):$$PATH buf generate
+	# The Python example provider's stubs, with Debian's python3-grpc-tools.
+	/usr/bin/python3 -m grpc_tools.protoc -Iproto --python_out=examples/provider-python/gen \
+		--grpc_python_out=examples/provider-python/gen landscaper/resource/v1/resource.proto
 
 lint: $(TOOLS)/buf
 	PATH=$(TOOLS):$$PATH buf lint
