@@ -79,3 +79,11 @@ func TestEntryValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestEntryContract runs sdktest's lifecycle: the plan of a new entry,
+// create with the outputs the plan knew, a no-op plan, read, delete (twice),
+// and gone after it.
+func TestEntryContract(t *testing.T) {
+	h := sdktest.New(t, kv.Provider())
+	h.RunLifecycle(sdktest.Lifecycle{Type: "kv.entry", Inputs: map[string]any{"store": t.TempDir(), "key": "k", "value": "v", "secret": "s"}})
+}
