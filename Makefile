@@ -29,12 +29,17 @@ $(TOOLS)/buf:
 
 generate: $(TOOLS)/buf
 	PATH=$(TOOLS):$$PATH buf generate
+	# The Python example provider's stubs, with Debian's python3-grpc-tools.
+	/usr/bin/python3 -m grpc_tools.protoc -Iproto --python_out=examples/provider-python/gen \
+		--grpc_python_out=examples/provider-python/gen landscaper/resource/v1/resource.proto
 
 lint: $(TOOLS)/buf
 	PATH=$(TOOLS):$$PATH buf lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	# The example provider is a Go module of its own (examples/provider-go).
+	cd examples/provider-go && GOWORK=off $(GO) vet ./...
 
 bench: build
 	bash scripts/bench.sh

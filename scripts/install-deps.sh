@@ -48,6 +48,12 @@ packages+=(postgresql)
 # they copy into the store at the libraries copied beside them), qemu-utils
 # (qemu-img makes the VMs' empty qcow2 disks).
 packages+=(debootstrap zstd kmod patchelf qemu-utils)
+# The Python example provider (examples/provider-python, run by
+# landscaper/providertest): Debian's gRPC and protobuf for Python, and
+# cryptography for its TLS certificate (go-plugin's mutual TLS);
+# python3-grpc-tools makes its stubs from proto/ (make generate, and the
+# test that checks they are current).
+packages+=(python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -519,6 +519,7 @@ func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub
 		// the next run asks the provider what exists.
 		return err
 	}
+	sink.Warnings(res.Diagnostics)
 	derr := diagError(res.Diagnostics)
 	switch {
 	case derr == nil:
@@ -569,6 +570,7 @@ func (r *applyRun) delete(ctx context.Context, c *Change) error {
 	if err != nil {
 		return err
 	}
+	sink.Warnings(res.Diagnostics)
 	if derr := diagError(res.Diagnostics); derr != nil {
 		r.rec.ClearPending(c.Member)
 		return derr

@@ -20,6 +20,9 @@ const (
 	EventSkipped  EventKind = "skipped"
 	// EventInfo is a message about the run, not about one member.
 	EventInfo EventKind = "info"
+	// EventWarning is a provider's warning about a member's operation,
+	// sent when the operation has ended.
+	EventWarning EventKind = "warning"
 )
 
 // Event is something that happened during a run. Messages never hold a
@@ -85,4 +88,21 @@ func (s memberSink) Log(text string) {
 
 func (s memberSink) Progress(message string, fraction float64) {
 	s.e.emit(Event{Kind: EventProgress, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.Redact(message), Fraction: fraction})
+}
+
+// Warnings forwards the warning diagnostics of an operation's result.
+func (s memberSink) Warnings(ds resource.Diagnostics) {
+	for _, d := range ds {
+		if d.Severity != resource.SeverityWarning {
+			continue
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		if len(d.Attribute) > 0 {
+			msg = "inputs." + d.Attribute.String() + ": " + msg
+		}
+		s.e.emit(Event{Kind: EventWarning, Member: s.member, Type: s.typ, Action: s.action, Message: s.e.redact.Redact(msg)})
+	}
 }

@@ -53,6 +53,8 @@ func line(ev engine.Event, st Style) string {
 		return st.Yellow(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
 	case engine.EventLog:
 		return st.Dim(fmt.Sprintf("%s: %s", ev.Member, ev.Message))
+	case engine.EventWarning:
+		return st.Yellow(fmt.Sprintf("%s: Warning: %s", ev.Member, ev.Message))
 	case engine.EventProgress:
 		if ev.Fraction >= 0 {
 			return st.Dim(fmt.Sprintf("%s: %s (%.0f%%)", ev.Member, ev.Message, ev.Fraction*100))

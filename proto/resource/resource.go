@@ -105,8 +105,8 @@ func findAttribute(attrs []Attribute, name string) (Attribute, bool) {
 // Attribute describes an input or an output.
 type Attribute struct {
 	Name string
-	// Type is "string", "number", "bool", "list(T)", "map(T)", "object" or
-	// "any".
+	// Type is "string", "number", "integer" (a whole number), "bool",
+	// "list(T)", "map(T)", "object" or "any".
 	Type        string
 	Required    bool
 	Default     json.RawMessage

@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"sort"
 	"strings"
 
@@ -95,6 +96,14 @@ func checkType(typ string, v json.RawMessage, p resource.Path, unknown []resourc
 		var f float64
 		if json.Unmarshal(trimmed, &f) != nil {
 			return mismatch()
+		}
+	case typ == "integer":
+		var f float64
+		if json.Unmarshal(trimmed, &f) != nil {
+			return mismatch()
+		}
+		if f != math.Trunc(f) {
+			return resource.Diagnostics{resource.Error(p, "not a whole number", "expected integer, got a number with a fraction")}
 		}
 	case typ == "bool":
 		if !bytes.Equal(trimmed, []byte("true")) && !bytes.Equal(trimmed, []byte("false")) {

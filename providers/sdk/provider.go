@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -19,7 +20,14 @@ type Provider struct {
 }
 
 // Serve runs the provider as a plugin of the engine. Call it from main.
+// A provider whose declarations do not hold together (see Check) exits
+// with the reasons on stderr before the plugin handshake, so the engine
+// shows them when it starts the provider.
 func Serve(p *Provider) {
+	if err := p.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "provider %s is broken: %v\n", p.Name, err)
+		os.Exit(1)
+	}
 	plugin.Serve(p)
 }
 
@@ -52,9 +60,13 @@ func unknownType(err error) resource.Diagnostics {
 	return resource.Diagnostics{{Severity: resource.SeverityError, Summary: "unknown resource type", Detail: err.Error()}}
 }
 
-// GetSchema describes the provider's types.
+// GetSchema describes the provider's types. A provider that fails Check
+// says why in the schema's diagnostics.
 func (p *Provider) GetSchema(context.Context) (*resource.ProviderSchema, error) {
 	s := &resource.ProviderSchema{Name: p.Name, Version: p.Version, Types: make(map[string]*resource.TypeSchema, len(p.Types))}
+	if err := p.Check(); err != nil {
+		s.Diagnostics = resource.Diagnostics{resource.Error(nil, "the provider's declarations are broken", "%v", err)}
+	}
 	for name, t := range p.Types {
 		s.Types[name] = t.schema()
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
-// Attr declares one input or output. Build it with String, Number, Bool,
+// Attr declares one input or output. Build it with String, Number, Integer, Bool,
 // List, Map or Object and refine it with the methods.
 type Attr struct {
 	resource.Attribute
@@ -28,6 +28,10 @@ func String(name, description string) Attr { return attr(name, "string", descrip
 
 // Number declares a number attribute.
 func Number(name, description string) Attr { return attr(name, "number", description) }
+
+// Integer declares a whole-number attribute: a number with a fraction is
+// refused at its attribute path before the provider sees it.
+func Integer(name, description string) Attr { return attr(name, "integer", description) }
 
 // Bool declares a boolean attribute.
 func Bool(name, description string) Attr { return attr(name, "bool", description) }

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
+	"strings"
+	"sync"
 
 	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -65,6 +69,31 @@ type Op struct {
 	sink      resource.EventSink
 	// secrets are the operation's sensitive inputs and outputs.
 	secrets *redact.Set
+
+	mu       sync.Mutex
+	warnings resource.Diagnostics
+}
+
+// Warn adds a warning to the operation's result; the engine shows it to
+// the user with the member's name once the operation has ended, whether
+// it succeeded or not. at is the input the warning is about, or nil. The
+// operation's sensitive values are redacted from it. Safe for concurrent
+// use.
+func (o *Op) Warn(at resource.Path, summary, detailf string, args ...any) {
+	d := resource.Diagnostic{Severity: resource.SeverityWarning, Summary: summary, Detail: fmt.Sprintf(detailf, args...), Attribute: at}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.warnings = append(o.warnings, d)
+}
+
+// withWarnings appends the operation's warnings to a result's
+// diagnostics, all of them redacted.
+func (o *Op) withWarnings(res *resource.Result) *resource.Result {
+	o.mu.Lock()
+	ds := append(res.Diagnostics[:len(res.Diagnostics):len(res.Diagnostics)], o.warnings...)
+	o.mu.Unlock()
+	res.Diagnostics = o.redactDiagnostics(ds)
+	return res
 }
 
 // Logf sends a log line to the engine, shown with the resource's progress.
@@ -114,6 +143,7 @@ type Type[In, Out any] struct {
 
 // Resource is a resource type the SDK can serve; *Type is one.
 type Resource interface {
+	check() error
 	schema() *resource.TypeSchema
 	validate(req resource.ValidateRequest) resource.Diagnostics
 	plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error)
@@ -144,8 +174,8 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 		}
 	}
 	b, _ := json.Marshal(known)
-	if err := json.Unmarshal(b, &in); err != nil {
-		return in, nil, resource.Diagnostics{resource.Error(nil, "cannot decode inputs", "%v", err)}
+	if d := decodeInto(reflect.ValueOf(&in).Elem(), b, nil); d.HasError() {
+		return in, nil, append(diags, d...)
 	}
 	if t.Validate != nil {
 		diags = append(diags, t.Validate(in, unknown)...)
@@ -263,11 +293,34 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: sensitive}}
 }
 
+// ErrorAt returns an error about the input at path, for Create, Update,
+// Delete, Read and Prepare: the engine reports it as
+// "member NAME (TYPE): inputs.PATH: summary: detail". It keeps its path
+// when wrapped with %w.
+func ErrorAt(path resource.Path, summary, detailf string, args ...any) error {
+	return resource.Diagnostics{resource.Error(path, summary, detailf, args...)}.Err()
+}
+
 // errorDiagnostics turns an error into diagnostics; an error that carries
-// diagnostics (an attribute path, say) keeps them.
+// diagnostics (an attribute path, say), wrapped or not, keeps them.
 func errorDiagnostics(err error) resource.Diagnostics {
-	if de, ok := err.(*resource.DiagnosticsError); ok {
-		return de.Diagnostics
+	var de *resource.DiagnosticsError
+	if errors.As(err, &de) {
+		if err == error(de) {
+			return de.Diagnostics
+		}
+		// Wrapped: keep the paths, and put what the wrapping added
+		// before the first error's summary.
+		ds := append(resource.Diagnostics(nil), de.Diagnostics...)
+		if prefix, ok := strings.CutSuffix(err.Error(), de.Error()); ok && prefix != "" {
+			for i := range ds {
+				if ds[i].Severity == resource.SeverityError {
+					ds[i].Summary = prefix + ds[i].Summary
+					break
+				}
+			}
+		}
+		return ds
 	}
 	return resource.Diagnostics{{Severity: resource.SeverityError, Summary: err.Error()}}
 }
@@ -279,9 +332,7 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 	}
 	op := newOp(req.Type, req.Name, sink, req.Inputs)
 	out, err := t.Create(ctx, op, in)
-	res := t.result(out, err)
-	res.Diagnostics = op.redactDiagnostics(res.Diagnostics)
-	return res, nil
+	return op.withWarnings(t.result(out, err)), nil
 }
 
 func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
@@ -303,9 +354,9 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
-		return keep(op.redactDiagnostics(errorDiagnostics(err))), nil
+		return op.withWarnings(keep(errorDiagnostics(err))), nil
 	}
-	return t.result(out, nil), nil
+	return op.withWarnings(t.result(out, nil)), nil
 }
 
 func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
@@ -317,8 +368,9 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
 		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
-			return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: op.redactDiagnostics(errorDiagnostics(err))}, nil
+			return op.withWarnings(&resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}), nil
 		}
+		return op.withWarnings(&resource.Result{}), nil
 	}
 	return &resource.Result{}, nil
 }

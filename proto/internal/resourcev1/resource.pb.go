@@ -359,8 +359,8 @@ func (x *Diagnostic) GetAttribute() *AttributePath {
 type Attribute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The value's type, e.g. "string", "number", "bool", "list(string)",
-	// "map(string)", "object", "any".
+	// The value's type, e.g. "string", "number", "integer" (a whole number),
+	// "bool", "list(string)", "map(string)", "object", "any".
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	// The JSON of the default value, empty when there is none.

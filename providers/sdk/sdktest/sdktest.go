@@ -22,9 +22,19 @@ type Harness struct {
 	Schema   *resource.ProviderSchema
 }
 
-// New serves p in-process and connects to it.
+// checker is a provider that can check its own declarations, as
+// *sdk.Provider can.
+type checker interface{ Check() error }
+
+// New serves p in-process and connects to it. A provider whose
+// declarations are broken (see sdk.Provider.Check) fails the test.
 func New(t testing.TB, p resource.Provider) *Harness {
 	t.Helper()
+	if c, ok := p.(checker); ok {
+		if err := c.Check(); err != nil {
+			t.Fatalf("provider declarations: %v", err)
+		}
+	}
 	client := plugin.InProcess(t, p)
 	schema, err := client.GetSchema(context.Background())
 	if err != nil {
