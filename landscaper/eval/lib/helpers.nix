@@ -19,6 +19,7 @@ rec {
   range = first: last: if first > last then [ ] else genList (i: first + i) (last - first + 1);
   imap0 = f: xs: genList (i: f i (builtins.elemAt xs i)) (length xs);
   imap1 = f: xs: genList (i: f (i + 1) (builtins.elemAt xs i)) (length xs);
+  reverseList = xs: let n = length xs; in genList (i: builtins.elemAt xs (n - i - 1)) n;
   unique = foldl' (kept: x: if elem x kept then kept else kept ++ [ x ]) [ ];
   flatten = x: if isList x then builtins.concatMap flatten x else [ x ];
 

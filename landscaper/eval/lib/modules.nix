@@ -104,7 +104,8 @@ rec {
       defs = map (strip "order") (sort (a: b: orderOf a.value < orderOf b.value) kept);
     };
 
-  # mergeDefinitions merges definitions of type `type` at loc.
+  # mergeDefinitions merges definitions of type `type` at loc. Without
+  # any, the value is the type's emptyValue, if it has one.
   mergeDefinitions = loc: type: defs:
     let
       resolved = resolve loc defs;
@@ -116,7 +117,7 @@ rec {
       isDefined = final != [ ];
       definitions = final;
       value =
-        if final == [ ] then throw "landscaper: option `${showLoc loc}` is used but has no value"
+        if final == [ ] then type.emptyValue.value or (throw "landscaper: option `${showLoc loc}` is used but has no value")
         else if invalid != [ ] then
           let d = head invalid; in
           throw "landscaper: option `${showLoc loc}`: the definition in ${d.file} is not of type `${type.description}`: ${showValue d.value}"
@@ -228,7 +229,7 @@ rec {
           defaults = if decl ? default then [{ file = decl.declaredIn; value = mkOptionDefault decl.default; }] else [ ];
           merged = mergeDefinitions loc decl.type (defaults ++ defs);
           value =
-            if !merged.isDefined then
+            if !merged.isDefined && !((decl.type.emptyValue or { }) ? value) then
               throw "landscaper: option `${showLoc loc}` has no value: it is declared in ${decl.declaredIn} without a default, and no module defines it"
             else if (decl.readOnly or false) && length merged.definitions > 1 then
               throw "landscaper: option `${showLoc loc}` is read-only, but is defined in ${showFiles merged.definitions}"
@@ -245,7 +246,9 @@ rec {
 
       mapOptions = f: t: if isOption t then f t else mapAttrs (_: mapOptions f) t;
 
-      options = evaluate prefix declarations (map (m: { inherit (m) file; value = m.config; }) collected);
+      # Definitions are merged in the reverse order of the modules, as
+      # nixpkgs does: lists are concatenated in that order.
+      options = evaluate prefix declarations (lib.reverseList (map (m: { inherit (m) file; value = m.config; }) collected));
       config = mapOptions (o: o.value) options;
     in
     { inherit config options; };

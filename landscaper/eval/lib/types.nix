@@ -73,6 +73,7 @@ rec {
     description = "attribute set";
     check = isAttrs;
     merge = _: defs: foldl' (a: b: a // b) { } (values defs);
+    emptyValue.value = { };
   };
 
   enum = choices: mkOptionType {
@@ -88,6 +89,7 @@ rec {
     name = "listOf";
     description = "list of ${elemType.description}";
     check = isList;
+    emptyValue.value = [ ];
     # Each element is merged on its own: an element may be mkIf false.
     merge = loc: defs: map (m: m.value) (filter (m: m.isDefined) (concatLists (lib.imap1
       (n: d: lib.imap1
@@ -100,6 +102,7 @@ rec {
     name = "attrsOf";
     description = "attribute set of ${elemType.description}";
     check = isAttrs;
+    emptyValue.value = { };
     merge = loc: defs:
       let merged = mapAttrs (n: ds: mergeDefinitions (loc ++ [ n ]) elemType ds) (byName loc defs); in
       mapAttrs (_: m: m.value) (lib.filterAttrs (_: m: m.isDefined) merged);
@@ -111,6 +114,7 @@ rec {
     name = "lazyAttrsOf";
     description = "lazy attribute set of ${elemType.description}";
     check = isAttrs;
+    emptyValue.value = { };
     merge = loc: defs: mapAttrs (n: ds: (mergeDefinitions (loc ++ [ n ]) elemType ds).value) (byName loc defs);
   };
 
@@ -118,6 +122,7 @@ rec {
     name = "nullOr";
     description = "null or ${elemType.description}";
     check = x: x == null || elemType.check x;
+    emptyValue.value = null;
     merge = loc: defs:
       let nulls = filter (d: d.value == null) defs; in
       if length nulls == length defs then null
@@ -163,14 +168,20 @@ rec {
 
   # submodule: a set of options of its own; each definition is a module
   # of it. Its modules receive `name`, the last name of its path.
-  submodule = ms: mkOptionType {
-    name = "submodule";
-    description = "submodule";
-    check = x: isAttrs x || isFunction x || isPath x;
-    merge = loc: defs: (modules.evalModules {
-      modules = lib.toList ms ++ map (d: { _file = d.file; imports = [ d.value ]; }) defs;
-      specialArgs.name = lib.last loc;
-      prefix = loc;
-    }).config;
-  };
+  submodule = ms:
+    let
+      evalAt = loc: defs: modules.evalModules {
+        modules = lib.toList ms ++ map (d: { _file = d.file; imports = [ d.value ]; }) defs;
+        specialArgs.name = lib.last loc;
+        prefix = loc;
+      };
+    in
+    mkOptionType {
+      name = "submodule";
+      description = "submodule";
+      check = x: isAttrs x || isFunction x || isPath x;
+      merge = loc: defs: (evalAt loc defs).config;
+      # Without definitions: the submodule's defaults.
+      emptyValue.value = (evalAt [ "<name>" ] [ ]).config;
+    };
 }
