@@ -107,10 +107,17 @@ func TestValidate(t *testing.T) {
   members.a = { type = providers.local.file; inputs = { name = "out/a"; contents = "a"; }; };
   rollout.fleet = { members = [ "a" ]; };
 }`, code: 1, want: []string{"unknown top-level attribute \"rollout\" in the deployment; did you mean `rollouts`?"}},
+		// `imports` (or `options`, `config`) makes the deployment a module:
+		// its definitions merge, and an option no module declares is an
+		// error naming the file that defines it.
 		{name: "imports", nix: `{ members, providers, ... }: {
   imports = [ ];
   members.a = { type = providers.local.file; inputs = { name = "out/a"; contents = "a"; }; };
-}`, code: 1, want: []string{"unknown top-level attribute \"imports\" in the deployment (a deployment has `members`, `providers` and `rollouts`)"}, unwant: []string{"did you mean"}},
+}`, want: []string{"The deployment is valid."}},
+		{name: "module with an undeclared option", nix: `{ members, providers, ... }: {
+  imports = [ ];
+  memebrs.a = { type = providers.local.file; inputs = { name = "out/a"; contents = "a"; }; };
+}`, code: 1, want: []string{"option `memebrs` does not exist (defined in ", "landscaper.nix); did you mean `members`?"}},
 		{name: "not an attribute set", nix: `{ ... }: [ ]`, code: 1, want: []string{"the deployment must return an attribute set"}},
 		{name: "known top-level attributes", nix: `{ members, providers, ... }: {
   members.a = { type = providers.local.file; inputs = { name = "out/a"; contents = "a"; }; };

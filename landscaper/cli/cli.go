@@ -268,12 +268,12 @@ func newCommon() common {
 // does with the deployment.
 func (c *common) sourceFlags(fs *flag.FlagSet, use string) {
 	fs.StringVar(&c.file, "file", "", "the deployment `file` "+use+" (default ./landscaper.nix)")
-	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment "+use)
+	fs.StringVar(&c.flake, "flake", "", "a flake `ref` whose outputs.landscaper is the deployment "+use+"; REF#NAME: its outputs.landscaperDeployments.NAME")
 }
 
 // stateFlag registers --state; use says what the command does with it.
 func (c *common) stateFlag(fs *flag.FlagSet, use string) {
-	fs.StringVar(&c.statePath, "state", "", "the state "+use+": a file (default .landscaper/state.json beside the deployment) or a postgres:// URL; also LANDSCAPER_STATE")
+	fs.StringVar(&c.statePath, "state", "", "the state "+use+": a file (default .landscaper/state.json beside the deployment, .landscaper/deployments/NAME/state.json for --flake REF#NAME) or a postgres:// URL; also LANDSCAPER_STATE")
 }
 
 func (c *common) lockFlag(fs *flag.FlagSet) {
@@ -373,9 +373,21 @@ func (c *common) backend(env Env, dir string) state.Backend {
 		path = env.Getenv("LANDSCAPER_STATE")
 	}
 	if path == "" {
-		path = filepath.Join(dir, ".landscaper", "state.json")
+		path = c.defaultStatePath(dir)
 	}
 	return openBackend(path)
+}
+
+// defaultStatePath is the state file beside the deployment in dir: each of
+// a flake's landscaperDeployments (--flake REF#NAME) has its own.
+func (c *common) defaultStatePath(dir string) string {
+	if _, attr, ok := strings.Cut(c.flake, "#"); ok {
+		name := strings.TrimPrefix(attr, "landscaperDeployments.")
+		if name != "" && name == filepath.Base(name) && name != ".." {
+			return filepath.Join(dir, ".landscaper", "deployments", name, "state.json")
+		}
+	}
+	return filepath.Join(dir, ".landscaper", "state.json")
 }
 
 // openBackend opens a state by its place: a postgres:// or postgresql://

@@ -27,7 +27,7 @@ func (c *common) flakeSource() (eval.Source, string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	return eval.Source{Flake: fr.Ref, ShowTrace: c.showTrace}, dir, nil
+	return eval.Source{Flake: fr.Ref, FlakeAttr: fr.Attr, ShowTrace: c.showTrace}, dir, nil
 }
 
 // checkFlakeCopy refuses a flake that nix copies whole into the Nix store,

@@ -10,39 +10,80 @@
 let
   ctx = builtins.fromJSON (builtins.readFile contextFile);
 
-  deployment = checkTop (
-    if ctx.flake != null
-    then (builtins.getFlake ctx.flake).outputs.landscaper
-    else import ctx.file);
+  # What the file or the flake holds: a deployment function, or a module.
+  declaration =
+    if ctx.flake == null then import ctx.file
+    else if ctx.flakeAttr == null then (builtins.getFlake ctx.flake).outputs.landscaper
+    else
+      let
+        all = (builtins.getFlake ctx.flake).outputs.landscaperDeployments or { };
+        names = builtins.attrNames all;
+      in
+      if all ? ${ctx.flakeAttr} then all.${ctx.flakeAttr}
+      else throw "landscaper: the flake ${ctx.flake} has no landscaperDeployments.${ctx.flakeAttr}${if names == [ ] then "" else " (it has ${builtins.concatStringsSep ", " names})"}";
+  # Where the deployment is, as module errors name it.
+  source =
+    if ctx.flake == null then ctx.file
+    else if ctx.flakeAttr == null then "${ctx.flake}#landscaper"
+    else "${ctx.flake}#landscaperDeployments.${ctx.flakeAttr}";
+
+  # The module system and the `lib` modules receive. A stand-in token
+  # passes every option type's check: it is checked once it is known.
+  lib = import ./lib {
+    isStandIn = v: builtins.isString v && builtins.length (builtins.split "@@ls'|%%LANDSCAPER" v) > 1;
+  };
+
+  # A deployment is a module when it is an attribute set, or a function
+  # whose result has `imports`, `options` or `config`. Any other deployment
+  # is a function returning members, providers and rollouts, and is
+  # evaluated as such (checkTop).
+  isModule = d: builtins.isAttrs d || (builtins.isFunction d &&
+    (let
+      formals = builtins.functionArgs d;
+      probe = {
+        members = { };
+        providers = providerTypes;
+        landscaper = landscaperArgument;
+        inherit lib;
+        config = throw "landscaper: ${source}: which attributes the deployment has may not depend on `config`";
+        options = throw "landscaper: ${source}: which attributes the deployment has may not depend on `options`";
+      };
+      r = d (if formals == { } then probe else builtins.intersectAttrs formals probe);
+    in
+    builtins.isAttrs r && (r ? imports || r ? options || r ? config)));
+
+  # What Landscaper gives modules beside lib, config, options, members and
+  # providers.
+  landscaperArgument = { };
+
+  # A module deployment, evaluated with the options of modules/deployment.nix.
+  asModule = d: args:
+    let
+      evaluated = lib.evalModules {
+        modules = [
+          { _file = "<landscaper>"; imports = [ (import ./modules/deployment.nix) ]; }
+          { _file = source; imports = [ d ]; }
+        ];
+        specialArgs = { inherit (args) members providers; landscaper = landscaperArgument; };
+      };
+    in
+    { inherit (evaluated.config) members providers rollouts; };
+
+  deployment = if isModule declaration then asModule declaration else checkTop declaration;
 
   # The deployment's top-level attributes must be ones Landscaper knows: any
-  # other (`member`, `imports`, a typo) is an error naming it, with the
-  # known name it is closest to (edit distance) when there is a close one.
+  # other (`member`, a typo) is an error naming it, with the known name it
+  # is closest to (edit distance) when there is a close one.
   checkTop = f: args:
     let
       r = f args;
       known = [ "members" "providers" "rollouts" ];
       unknown = builtins.filter (n: !(builtins.elem n known)) (builtins.attrNames r);
-      chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
-      last = l: builtins.elemAt l (builtins.length l - 1);
-      min = x: y: if x < y then x else y;
-      distance = a: b:
-        let
-          bs = chars b;
-          step = row: c: builtins.foldl'
-            (acc: j: acc ++ [ (min (min (builtins.elemAt row (j + 1) + 1) (last acc + 1)) (builtins.elemAt row j + (if c == builtins.elemAt bs j then 0 else 1))) ])
-            [ (builtins.head row + 1) ]
-            (builtins.genList (j: j) (builtins.length bs));
-        in
-        last (builtins.foldl' step (builtins.genList (j: j) (builtins.length bs + 1)) (chars a));
       name = builtins.head unknown;
-      closest = builtins.head (builtins.sort (x: y: distance name x < distance name y) known);
-      d = distance name closest;
-      hint = if d <= 2 || d * 3 <= builtins.stringLength name then "; did you mean `${closest}`?" else "";
     in
     if !(builtins.isAttrs r) then throw "landscaper: the deployment must return an attribute set, such as { members = { ... }; }"
     else if unknown == [ ] then r
-    else throw "landscaper: unknown top-level attribute ${builtins.toJSON name} in the deployment${hint} (a deployment has `members`, `providers` and `rollouts`)";
+    else throw "landscaper: unknown top-level attribute ${builtins.toJSON name} in the deployment${lib.didYouMean name known} (a deployment has `members`, `providers` and `rollouts`)";
 
   resourceType = provider: name: outputs: {
     _type = "landscaperResourceType";

@@ -8,11 +8,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	_ "embed"
+	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +24,11 @@ import (
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
-//go:embed driver.nix
-var driverSource []byte
+// driverFiles are the driver, the module system and `lib` it gives
+// module deployments (lib/), and the modules Landscaper ships (modules/).
+//
+//go:embed driver.nix lib/*.nix modules/*.nix
+var driverFiles embed.FS
 
 // Source says where the deployment is.
 type Source struct {
@@ -32,12 +36,18 @@ type Source struct {
 	File string
 	// Flake is a flake reference whose outputs.landscaper is the deployment.
 	Flake string
+	// FlakeAttr, when set, names the deployment among the flake's
+	// outputs.landscaperDeployments instead (--flake REF#NAME).
+	FlakeAttr string
 	// ShowTrace passes --show-trace to nix-instantiate, so that an
 	// evaluation error carries nix's stack trace.
 	ShowTrace bool
 }
 
 func (s Source) String() string {
+	if s.Flake != "" && s.FlakeAttr != "" {
+		return s.Flake + "#landscaperDeployments." + s.FlakeAttr
+	}
 	if s.Flake != "" {
 		return s.Flake + "#landscaper"
 	}
@@ -86,11 +96,28 @@ func New(source Source) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval scratch directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "driver.nix"), driverSource, 0o600); err != nil {
+	if err := writeDriver(dir); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("write eval driver: %w", err)
 	}
 	return &Evaluator{source: source, dir: dir, nix: nix, nonceA: nonce(), nonceB: nonce()}, nil
+}
+
+// writeDriver writes the driver and the Nix files it imports into dir.
+func writeDriver(dir string) error {
+	return fs.WalkDir(driverFiles, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, path), 0o700)
+		}
+		b, err := driverFiles.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, path), b, 0o600)
+	})
 }
 
 // removeAbandonedScratch removes the scratch directories of evaluators
@@ -189,6 +216,7 @@ type contextFile struct {
 	Mode        string                                `json:"mode"`
 	File        string                                `json:"file,omitempty"`
 	Flake       *string                               `json:"flake"`
+	FlakeAttr   *string                               `json:"flakeAttr"`
 	Types       Types                                 `json:"types"`
 	Known       map[string]map[string]json.RawMessage `json:"known"`
 	NonceA      string                                `json:"nonceA"`
@@ -216,6 +244,9 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 	if e.source.Flake != "" {
 		f := e.source.Flake
 		cf.Flake = &f
+		if a := e.source.FlakeAttr; a != "" {
+			cf.FlakeAttr = &a
+		}
 	}
 	cf.NonceA, cf.NonceB = e.nonceA, e.nonceB
 	cf.Guarded = cf.Guarded || e.guarded.Load()

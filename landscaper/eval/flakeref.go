@@ -23,7 +23,14 @@ type FlakeRef struct {
 	// evaluate the flake, untracked files and all (a path: flake); empty
 	// for a flake in a git repository (nix copies the files git tracks).
 	Copied string
+	// Attr names the deployment among the flake's
+	// outputs.landscaperDeployments (REF#NAME); empty for
+	// outputs.landscaper.
+	Attr string
 }
+
+// attrRe matches a deployment's name in REF#NAME.
+var attrRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
 
 // schemeRe matches the scheme of a flake URL ("github", "git+file").
 var schemeRe = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
@@ -33,11 +40,26 @@ var schemeRe = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
 // the name of a directory that exists) becomes git+file://ROOT?dir=SUB if it
 // is in a git repository, as nix's command line does, and path:/ABSOLUTE
 // otherwise; path: and git+file: URLs with a relative path become absolute.
-// Other references (github:..., a registry name) are left to nix.
+// Other references (github:..., a registry name) are left to nix. A
+// fragment, REF#NAME (or REF#landscaperDeployments.NAME), names one of the
+// flake's outputs.landscaperDeployments.
 func ResolveFlakeRef(ref, cwd string) (FlakeRef, error) {
-	if i := strings.IndexByte(ref, '#'); i >= 0 {
-		return FlakeRef{}, fmt.Errorf("--flake %s: give the flake without %s: the deployment is the flake's outputs.landscaper", ref, ref[i:])
+	ref, attr, hasAttr := strings.Cut(ref, "#")
+	if hasAttr {
+		attr = strings.TrimPrefix(attr, "landscaperDeployments.")
+		if !attrRe.MatchString(attr) {
+			return FlakeRef{}, fmt.Errorf("--flake %s#%s: after # give the name of one of the flake's landscaperDeployments (without #, the deployment is its outputs.landscaper)", ref, attr)
+		}
 	}
+	fr, err := resolveFlakeRef(ref, cwd)
+	if err != nil {
+		return fr, err
+	}
+	fr.Attr = attr
+	return fr, nil
+}
+
+func resolveFlakeRef(ref, cwd string) (FlakeRef, error) {
 	scheme, rest, hasScheme := strings.Cut(ref, ":")
 	if !hasScheme || !schemeRe.MatchString(scheme) {
 		pathPart, _, _ := strings.Cut(ref, "?")

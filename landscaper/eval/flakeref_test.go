@@ -52,7 +52,11 @@ func TestResolveFlakeRef(t *testing.T) {
 		{"remote", "github:owner/repo", root, FlakeRef{Ref: "github:owner/repo"}, ""},
 		{"no flake.nix", "./empty", root, FlakeRef{}, "holds no flake.nix"},
 		{"missing", "./nowhere", root, FlakeRef{}, "holds no flake.nix"},
-		{"attribute", ".#landscaper", plain, FlakeRef{}, "without #landscaper"},
+		{"a deployment of landscaperDeployments", ".#prod", plain, FlakeRef{Ref: "path:" + plain, Dir: plain, Copied: plain, Attr: "prod"}, ""},
+		{"its full attribute path", ".?dir=sub#landscaperDeployments.prod", plain, FlakeRef{Ref: "path:" + plain + "?dir=sub", Dir: filepath.Join(plain, "sub"), Copied: plain, Attr: "prod"}, ""},
+		{"a remote flake's deployment", "github:owner/repo#staging", root, FlakeRef{Ref: "github:owner/repo", Attr: "staging"}, ""},
+		{"an empty name", ".#", plain, FlakeRef{}, "after # give the name of one of the flake's landscaperDeployments"},
+		{"a nested name", ".#a.b", plain, FlakeRef{}, "after # give the name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

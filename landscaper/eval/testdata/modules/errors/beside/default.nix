@@ -1,0 +1,1 @@
+[ ../options.nix ./mixed.nix { name = "n"; } ]

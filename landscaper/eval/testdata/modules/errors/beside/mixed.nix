@@ -1,0 +1,1 @@
+{ config.name = "n"; count = 3; }

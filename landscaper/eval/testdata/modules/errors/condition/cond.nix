@@ -1,0 +1,1 @@
+{ lib, ... }: { count = lib.mkIf "yes" 2; }

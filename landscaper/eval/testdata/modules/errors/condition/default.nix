@@ -1,0 +1,1 @@
+[ ../options.nix ./cond.nix { name = "n"; } ]

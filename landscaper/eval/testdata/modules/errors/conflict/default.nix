@@ -1,0 +1,1 @@
+[ ../options.nix ./a.nix ./b.nix ]

@@ -1,0 +1,1 @@
+[ ../options.nix ./list.nix { name = "n"; } ]

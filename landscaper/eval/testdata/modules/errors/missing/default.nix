@@ -1,0 +1,1 @@
+[ ../options.nix { count = 2; } ]

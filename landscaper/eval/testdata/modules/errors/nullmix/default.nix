@@ -1,0 +1,1 @@
+[ ../options.nix ./null.nix ./set.nix { name = "n"; } ]

@@ -1,0 +1,1 @@
+[ ../options.nix ./one.nix ./two.nix { name = "n"; } ]

@@ -1,0 +1,1 @@
+[ ../options.nix ./host.nix { name = "n"; } ]

@@ -1,0 +1,1 @@
+{ hosts.web.adress = "10.0.0.1"; }

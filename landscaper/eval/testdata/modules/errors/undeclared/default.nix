@@ -1,0 +1,1 @@
+[ ../options.nix ./typo.nix ]

@@ -1,0 +1,1 @@
+[ ../options.nix ./value.nix { name = "n"; } ]
