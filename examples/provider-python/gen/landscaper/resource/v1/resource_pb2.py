@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='landscaper/resource/v1/resource.proto',
   package='landscaper.resource.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x8c\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"y\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xc0\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xb7\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\x96\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x99\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xe5\x05\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
+  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x8c\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"y\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xd2\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x10\n\x08\x64\x65scribe\x18\x06 \x01(\x08\"\xef\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\x12\x36\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32%.landscaper.resource.v1.ChangeDetails\"=\n\rChangeDetails\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\x96\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x99\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xe5\x05\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
 )
 
 _SEVERITY = _descriptor.EnumDescriptor(
@@ -44,8 +44,8 @@ _SEVERITY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3390,
-  serialized_end=3468,
+  serialized_start=3527,
+  serialized_end=3605,
 )
 _sym_db.RegisterEnumDescriptor(_SEVERITY)
 
@@ -83,8 +83,8 @@ _ACTION = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3470,
-  serialized_end=3596,
+  serialized_start=3607,
+  serialized_end=3733,
 )
 _sym_db.RegisterEnumDescriptor(_ACTION)
 
@@ -678,6 +678,13 @@ _PLANREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='describe', full_name='landscaper.resource.v1.PlanRequest.describe', index=5,
+      number=6, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -691,7 +698,7 @@ _PLANREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=1489,
-  serialized_end=1681,
+  serialized_end=1699,
 )
 
 
@@ -751,6 +758,13 @@ _PLANRESPONSE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='details', full_name='landscaper.resource.v1.PlanResponse.details', index=7,
+      number=8, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -763,8 +777,53 @@ _PLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1684,
-  serialized_end=1995,
+  serialized_start=1702,
+  serialized_end=2069,
+)
+
+
+_CHANGEDETAILS = _descriptor.Descriptor(
+  name='ChangeDetails',
+  full_name='landscaper.resource.v1.ChangeDetails',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='summary', full_name='landscaper.resource.v1.ChangeDetails.summary', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='lines', full_name='landscaper.resource.v1.ChangeDetails.lines', index=1,
+      number=2, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='json', full_name='landscaper.resource.v1.ChangeDetails.json', index=2,
+      number=3, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2071,
+  serialized_end=2132,
 )
 
 
@@ -808,8 +867,8 @@ _CREATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1997,
-  serialized_end=2088,
+  serialized_start=2134,
+  serialized_end=2225,
 )
 
 
@@ -860,8 +919,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2091,
-  serialized_end=2228,
+  serialized_start=2228,
+  serialized_end=2365,
 )
 
 
@@ -912,8 +971,8 @@ _DELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2230,
-  serialized_end=2338,
+  serialized_start=2367,
+  serialized_end=2475,
 )
 
 
@@ -943,8 +1002,8 @@ _LOGLINE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2340,
-  serialized_end=2363,
+  serialized_start=2477,
+  serialized_end=2500,
 )
 
 
@@ -981,8 +1040,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2365,
-  serialized_end=2410,
+  serialized_start=2502,
+  serialized_end=2547,
 )
 
 
@@ -1033,8 +1092,8 @@ _RESULT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2413,
-  serialized_end=2563,
+  serialized_start=2550,
+  serialized_end=2700,
 )
 
 
@@ -1081,8 +1140,8 @@ _EVENT = _descriptor.Descriptor(
       name='event', full_name='landscaper.resource.v1.Event.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2566,
-  serialized_end=2734,
+  serialized_start=2703,
+  serialized_end=2871,
 )
 
 
@@ -1112,8 +1171,8 @@ _CREATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2736,
-  serialized_end=2798,
+  serialized_start=2873,
+  serialized_end=2935,
 )
 
 
@@ -1143,8 +1202,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2800,
-  serialized_end=2862,
+  serialized_start=2937,
+  serialized_end=2999,
 )
 
 
@@ -1174,8 +1233,8 @@ _DELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2864,
-  serialized_end=2926,
+  serialized_start=3001,
+  serialized_end=3063,
 )
 
 
@@ -1219,8 +1278,8 @@ _READREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2928,
-  serialized_end=3015,
+  serialized_start=3065,
+  serialized_end=3152,
 )
 
 
@@ -1271,8 +1330,8 @@ _READRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3018,
-  serialized_end=3171,
+  serialized_start=3155,
+  serialized_end=3308,
 )
 
 
@@ -1323,8 +1382,8 @@ _PREPAREREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3174,
-  serialized_end=3312,
+  serialized_start=3311,
+  serialized_end=3449,
 )
 
 
@@ -1354,8 +1413,8 @@ _PREPARERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3314,
-  serialized_end=3388,
+  serialized_start=3451,
+  serialized_end=3525,
 )
 
 _ATTRIBUTEPATH.fields_by_name['steps'].message_type = _PATHSTEP
@@ -1390,6 +1449,7 @@ _PLANRESPONSE.fields_by_name['action'].enum_type = _ACTION
 _PLANRESPONSE.fields_by_name['changed'].message_type = _ATTRIBUTEPATH
 _PLANRESPONSE.fields_by_name['requires_replace'].message_type = _ATTRIBUTEPATH
 _PLANRESPONSE.fields_by_name['diagnostics'].message_type = _DIAGNOSTIC
+_PLANRESPONSE.fields_by_name['details'].message_type = _CHANGEDETAILS
 _CREATEREQUEST.fields_by_name['inputs'].message_type = _VALUES
 _UPDATEREQUEST.fields_by_name['prior'].message_type = _STATE
 _UPDATEREQUEST.fields_by_name['inputs'].message_type = _VALUES
@@ -1430,6 +1490,7 @@ DESCRIPTOR.message_types_by_name['ValidateRequest'] = _VALIDATEREQUEST
 DESCRIPTOR.message_types_by_name['ValidateResponse'] = _VALIDATERESPONSE
 DESCRIPTOR.message_types_by_name['PlanRequest'] = _PLANREQUEST
 DESCRIPTOR.message_types_by_name['PlanResponse'] = _PLANRESPONSE
+DESCRIPTOR.message_types_by_name['ChangeDetails'] = _CHANGEDETAILS
 DESCRIPTOR.message_types_by_name['CreateRequest'] = _CREATEREQUEST
 DESCRIPTOR.message_types_by_name['UpdateRequest'] = _UPDATEREQUEST
 DESCRIPTOR.message_types_by_name['DeleteRequest'] = _DELETEREQUEST
@@ -1547,6 +1608,13 @@ PlanResponse = _reflection.GeneratedProtocolMessageType('PlanResponse', (_messag
   ))
 _sym_db.RegisterMessage(PlanResponse)
 
+ChangeDetails = _reflection.GeneratedProtocolMessageType('ChangeDetails', (_message.Message,), dict(
+  DESCRIPTOR = _CHANGEDETAILS,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.ChangeDetails)
+  ))
+_sym_db.RegisterMessage(ChangeDetails)
+
 CreateRequest = _reflection.GeneratedProtocolMessageType('CreateRequest', (_message.Message,), dict(
   DESCRIPTOR = _CREATEREQUEST,
   __module__ = 'landscaper.resource.v1.resource_pb2'
@@ -1657,8 +1725,8 @@ _PROVIDERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=3599,
-  serialized_end=4340,
+  serialized_start=3736,
+  serialized_end=4477,
   methods=[
   _descriptor.MethodDescriptor(
     name='GetSchema',
