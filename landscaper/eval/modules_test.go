@@ -14,13 +14,20 @@ import (
 
 // nixpkgsLib returns the directory of nixpkgs' lib, the reference for the
 // module system: $LANDSCAPER_NIXPKGS_LIB, or the snapshot the project keeps
-// beside the repository (../shared/nixpkgs-lib/*.tar.gz), unpacked.
+// beside the repository (../shared/nixpkgs-lib/*.tar.gz, or
+// /work/shared/nixpkgs-lib), unpacked.
 func nixpkgsLib(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("LANDSCAPER_NIXPKGS_LIB"); dir != "" {
 		return dir
 	}
-	archives, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "nixpkgs-lib", "nixpkgs-lib-*.tar.gz"))
+	// Beside the repository, or where the team's machines keep it.
+	var archives []string
+	for _, base := range []string{filepath.Join("..", "..", "..", "shared"), "/work/shared"} {
+		if archives, _ = filepath.Glob(filepath.Join(base, "nixpkgs-lib", "nixpkgs-lib-*.tar.gz")); len(archives) > 0 {
+			break
+		}
+	}
 	if len(archives) == 0 {
 		t.Fatal("no nixpkgs lib to compare with: set LANDSCAPER_NIXPKGS_LIB to a nixpkgs lib directory, or put the snapshot in ../shared/nixpkgs-lib/")
 	}
