@@ -154,12 +154,14 @@ func (a *activation) touch(ctx context.Context, c *remote.Client, names ...strin
 // awaitStatusScript waits on the target, up to 20 s, while the status file
 // ($1) holds one of the other arguments or a rollback is in progress, and
 // prints the status then: the deployer learns of a change within 50 ms
-// without a round trip per look.
+// without a round trip per look (and the look is the shell's own read,
+// not a program started 20 times a second).
 const awaitStatusScript = `f="$1"
 shift
 i=0
 while [ "$i" -lt 400 ]; do
-	s=$(cat "$f" 2>/dev/null)
+	s=
+	{ read -r s <"$f"; } 2>/dev/null
 	pending=0
 	for p in "$@"; do if [ "$s" = "$p" ]; then pending=1; fi; done
 	case "$s" in rolling-back*) pending=1 ;; esac

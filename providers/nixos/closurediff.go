@@ -359,8 +359,8 @@ const diffTimeout = 20 * time.Second
 // the host: read from the deployer's store (the new system) and from the
 // host (what it runs, which paths it holds) when the host can be reached.
 // It never fails the plan: what cannot be read is said in the details.
-func systemDetails(ctx context.Context, in systemInputs, reachable bool) *resource.ChangeDetails {
-	d := closureDiff(ctx, in, reachable)
+func systemDetails(ctx context.Context, in systemInputs, reachable bool, pool *connPool) *resource.ChangeDetails {
+	d := closureDiff(ctx, in, reachable, pool)
 	b, err := json.Marshal(d)
 	if err != nil {
 		b = nil
@@ -368,7 +368,7 @@ func systemDetails(ctx context.Context, in systemInputs, reachable bool) *resour
 	return &resource.ChangeDetails{Summary: d.summary(), Lines: d.lines(), JSON: b}
 }
 
-func closureDiff(ctx context.Context, in systemInputs, reachable bool) systemDiff {
+func closureDiff(ctx context.Context, in systemInputs, reachable bool, pool *connPool) systemDiff {
 	ctx, cancel := context.WithTimeout(ctx, diffTimeout)
 	defer cancel()
 	to, err := localClosure(ctx, in.Toplevel)
@@ -384,7 +384,7 @@ func closureDiff(ctx context.Context, in systemInputs, reachable bool) systemDif
 		d.Unread = "the host's connection is known only after apply"
 		return d
 	}
-	from, lacks, err := hostClosure(ctx, in, to)
+	from, lacks, err := hostClosure(ctx, in, to, pool)
 	if err != nil {
 		d := diffClosures(in.Address, closure{}, to, missing)
 		d.Unread = "could not read the host: " + err.Error()
@@ -408,17 +408,22 @@ func localClosure(ctx context.Context, toplevel string) (closure, error) {
 }
 
 // hostClosure lists the closure of what the host runs and which of the
-// new closure's paths it lacks, over one SSH session.
-func hostClosure(ctx context.Context, in systemInputs, to closure) (closure, map[string]bool, error) {
-	c, err := dialWithin(ctx, in.target(), diffTimeout)
-	if err != nil {
-		return closure{}, nil, err
+// new closure's paths it lacks, over one SSH session (of the refresh's
+// connection when pool holds it).
+func hostClosure(ctx context.Context, in systemInputs, to closure, pool *connPool) (closure, map[string]bool, error) {
+	c := pool.take(in.target())
+	if c == nil {
+		var err error
+		if c, err = dialWithin(ctx, in.target(), diffTimeout); err != nil {
+			return closure{}, nil, err
+		}
 	}
-	defer c.Close()
 	res, err := c.Run(ctx, "list the running system's closure", "set -- '' check\n"+closureScript, strings.NewReader(strings.Join(sortedKeys(to.Paths), "\n")+"\n"))
 	if err != nil {
+		c.Close()
 		return closure{}, nil, err
 	}
+	pool.put(c)
 	from, missing := parseClosureListing(res.Stdout)
 	return from, missing, nil
 }

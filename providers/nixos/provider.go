@@ -16,12 +16,13 @@ const Version = "0.1.0"
 
 // Provider returns the nixos provider.
 func Provider() *sdk.Provider {
+	pool := newConnPool()
 	return &sdk.Provider{
 		Name:    Name,
 		Version: Version,
 		Types: map[string]sdk.Resource{
 			"host-key": hostKeyType(),
-			"system":   systemType(),
+			"system":   systemType(pool),
 			"install":  installType(),
 		},
 	}

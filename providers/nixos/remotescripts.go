@@ -7,21 +7,32 @@ import _ "embed"
 //go:embed supervisor.sh
 var supervisorScript string
 
-// probeScript reports what the target runs, whether it holds $1 (the new
-// system, may be empty) and whether anything stands in the way of an
-// activation, as key=value lines. A link that is not there reads as ""
-// (readlink -f alone would print the missing path itself).
+// probeScript reports what the target runs and, when $2 is "preflight",
+// whether it holds $1 (the new system, may be empty) and whether anything
+// stands in the way of an activation, as key=value lines. A link that is
+// not there reads as "". Links are resolved with the shell's own cd -P
+// and compared with test -ef where it can: the probe runs two or three
+// times per host and apply, and each program started costs the target
+// about a millisecond of CPU.
 const probeScript = `new="$1"
-resolve() { if [ -e "$1" ]; then readlink -f "$1" 2>/dev/null; fi; }
+resolve() {
+	if [ -d "$1" ]; then (cd -P "$1" 2>/dev/null && pwd -P)
+	elif [ -e "$1" ]; then readlink -f "$1" 2>/dev/null; fi
+}
 echo "current=$(resolve /run/current-system)"
 echo "profile=$(resolve /nix/var/nix/profiles/system)"
 echo "booted=$(resolve /run/booted-system)"
 if [ -n "$new" ]; then
-	if nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
+	if [ "$2" = preflight ]; then
+		if nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
+	fi
 	for f in kernel initrd kernel-modules; do
-		if [ "$(readlink -f "/run/booted-system/$f" 2>/dev/null)" != "$(readlink -f "$new/$f" 2>/dev/null)" ]; then echo reboot=1; fi
+		if [ -e "/run/booted-system/$f" ] || [ -e "$new/$f" ]; then
+			[ "/run/booted-system/$f" -ef "$new/$f" ] || echo reboot=1
+		fi
 	done
 fi
+[ "$2" = preflight ] || exit 0
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 	systemctl list-units --state=failed --no-legend --plain 2>/dev/null | while read -r unit rest; do echo "failed=$unit"; done
 fi

@@ -43,7 +43,9 @@ const (
 	actionBoot   = "boot"
 )
 
-func systemType() *sdk.Type[systemInputs, systemOutputs] {
+// systemType is nixos.system; pool carries a refresh's connection to the
+// create or update of the same host that follows it (nil: none kept).
+func systemType(pool *connPool) *sdk.Type[systemInputs, systemOutputs] {
 	inputs := append(connectionAttrs(),
 		sdk.String("hostPublicKey", `The host key the target must present ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking always; no trust on first use.`).Required(),
 		sdk.String("toplevel", "The system's store path (config.system.build.toplevel). Its derivation is built before the apply.").Required(),
@@ -69,15 +71,19 @@ func systemType() *sdk.Type[systemInputs, systemOutputs] {
 			sdk.String("booted", "What /run/booted-system points at, as last read."),
 		},
 		Validate: validateSystem,
-		Plan:     planSystem,
+		Plan: func(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
+			planSystem(ctx, p, pool)
+		},
 		Create: func(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutputs, error) {
-			return deploySystem(ctx, op, in)
+			return deploySystem(ctx, op, in, pool)
 		},
 		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[systemInputs, systemOutputs], in systemInputs) (systemOutputs, error) {
-			return deploySystem(ctx, op, in)
+			return deploySystem(ctx, op, in, pool)
 		},
-		Delete:  forgetSystem,
-		Read:    readSystem,
+		Delete: forgetSystem,
+		Read: func(ctx context.Context, prior sdk.State[systemInputs, systemOutputs]) (systemOutputs, bool, error) {
+			return readSystem(ctx, prior, pool)
+		},
 		Prepare: prepareSystem,
 	}
 }
@@ -136,7 +142,7 @@ func inPlace(action, toplevel string, o systemOutputs) bool {
 // the recorded system (refresh read it): drift is repaired by the apply.
 // For a change that a person will read, it tells what changes on the
 // host (systemDetails).
-func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
+func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs], pool *connPool) {
 	if p.Prior != nil && p.Prior.HasOutputs && p.Action == resource.ActionNoop && !inPlace(p.Desired.Action, p.Desired.Toplevel, p.Prior.Outputs) {
 		p.Action = resource.ActionUpdate
 		p.Changed = append(p.Changed, resource.AttrPath("toplevel"))
@@ -155,7 +161,7 @@ func planSystem(ctx context.Context, p *sdk.Plan[systemInputs, systemOutputs]) {
 			reachable = false
 		}
 	}
-	p.Details = systemDetails(ctx, p.Desired, reachable)
+	p.Details = systemDetails(ctx, p.Desired, reachable, pool)
 }
 
 // busyWaits is how many seconds the pre-flight waits for an activation
@@ -185,10 +191,17 @@ type probe struct {
 	failedUnits, busy        []string
 }
 
-func runProbe(ctx context.Context, c *remote.Client, toplevel string) (probe, error) {
+// runProbe inspects the host; with preflight, it also says whether the
+// host holds toplevel, which units failed and which activation locks are
+// held.
+func runProbe(ctx context.Context, c *remote.Client, toplevel string, preflight bool) (probe, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	res, err := c.Run(ctx, "inspect the host", "set -- "+remote.Quote(toplevel)+"\n"+probeScript, nil)
+	args := remote.Quote(toplevel)
+	if preflight {
+		args += " preflight"
+	}
+	res, err := c.Run(ctx, "inspect the host", "set -- "+args+"\n"+probeScript, nil)
 	if err != nil {
 		return probe{}, err
 	}
@@ -235,24 +248,28 @@ func (e *StepError) Unwrap() error { return e.Err }
 // RolledBack reports whether the host was put back on its previous system.
 func (e *StepError) RolledBack() bool { return strings.HasPrefix(e.Outcome, "rolled back") }
 
-func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutputs, error) {
+func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPool) (systemOutputs, error) {
 	checks, diags := parseHealthChecks(in.HealthChecks)
 	if diags.HasError() {
 		return systemOutputs{}, diags.Err()
 	}
 	t := in.target()
-	op.Progress("connecting to "+t.HostPort(), -1)
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	c, err := remote.WaitFor(wctx, t, 30*time.Second, remote.DefaultBackoff, nil)
-	cancel()
-	if err != nil {
-		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "connect", Err: err, Outcome: "nothing was changed"}
+	c := pool.take(t)
+	if c == nil {
+		op.Progress("connecting to "+t.HostPort(), -1)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		var err error
+		c, err = remote.WaitFor(wctx, t, 30*time.Second, remote.DefaultBackoff, nil)
+		cancel()
+		if err != nil {
+			return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "connect", Err: err, Outcome: "nothing was changed"}
+		}
 	}
 	defer c.Close()
 	if err := checkRoot(ctx, c); err != nil {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
 	}
-	pre, err := runProbe(ctx, c, in.Toplevel)
+	pre, err := runProbe(ctx, c, in.Toplevel, true)
 	if err != nil {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
 	}
@@ -267,7 +284,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 			return systemOutputs{}, ctx.Err()
 		case <-time.After(time.Second):
 		}
-		if pre, err = runProbe(ctx, c, in.Toplevel); err != nil {
+		if pre, err = runProbe(ctx, c, in.Toplevel, true); err != nil {
 			return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
 		}
 	}
@@ -312,7 +329,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs) (systemOutpu
 			return systemOutputs{}, restore(ctx, c, in, pre, "boot entry", err)
 		}
 	}
-	post, err := runProbe(ctx, c, in.Toplevel)
+	post, err := runProbe(ctx, c, in.Toplevel, false)
 	if err != nil {
 		return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
 	}
@@ -334,7 +351,7 @@ func rebootInto(ctx context.Context, op *sdk.Op, c *remote.Client, in systemInpu
 		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: err, Outcome: in.Toplevel + " is the boot default"}
 	}
 	defer nc.Close()
-	post, err := runProbe(ctx, nc, in.Toplevel)
+	post, err := runProbe(ctx, nc, in.Toplevel, false)
 	if err != nil {
 		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("read the rebooted host: %w", err), Outcome: in.Toplevel + " is the boot default"}
 	}
@@ -386,7 +403,7 @@ func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs
 	if err := checkRoot(ctx, c); err != nil {
 		return fmt.Errorf("%s: copy ahead: %w; nothing was copied", t.HostPort(), err)
 	}
-	p, err := runProbe(ctx, c, in.Toplevel)
+	p, err := runProbe(ctx, c, in.Toplevel, true)
 	if err != nil || p.present {
 		return err
 	}
@@ -401,8 +418,9 @@ func forgetSystem(_ context.Context, op *sdk.Op, prior sdk.State[systemInputs, s
 	return nil
 }
 
-// readSystem reports the current, profile and booted systems.
-func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs]) (systemOutputs, bool, error) {
+// readSystem reports the current, profile and booted systems, and keeps
+// its connection in pool for an update that may follow.
+func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs], pool *connPool) (systemOutputs, bool, error) {
 	if !prior.HasOutputs {
 		return systemOutputs{}, false, nil
 	}
@@ -411,11 +429,12 @@ func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs
 	if err != nil {
 		return systemOutputs{}, false, fmt.Errorf("read %s: %w", in.Address, err)
 	}
-	defer c.Close()
-	p, err := runProbe(ctx, c, prior.Outputs.Toplevel)
+	p, err := runProbe(ctx, c, prior.Outputs.Toplevel, false)
 	if err != nil {
+		c.Close()
 		return systemOutputs{}, false, fmt.Errorf("read %s: %w", in.Address, err)
 	}
+	pool.put(c)
 	out := prior.Outputs
 	out.Current, out.Profile, out.Booted = p.current, p.profile, p.booted
 	out.NeedsReboot = p.reboot || (in.Action == actionBoot && p.current != out.Toplevel)

@@ -190,6 +190,23 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Alive reports whether the connection still answers a keepalive request
+// within timeout (a connection that does not is closed).
+func (c *Client) Alive(timeout time.Duration) bool {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(timeout):
+		c.conn.Close()
+		return false
+	}
+}
+
 // Target is the target this client is connected to.
 func (c *Client) Target() Target { return c.target }
 
