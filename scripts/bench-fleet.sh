@@ -23,8 +23,14 @@
 # the median of BENCH_REPS runs per size (each run deploys new systems) and
 # the ratio by hand / landscaper (above 1: landscaper is faster).
 #
-# Usage: scripts/bench-fleet.sh   (as root: the stand-in hosts need mount
-# namespaces)
+# Usage: scripts/bench-fleet.sh [--cpu]   (as root: the stand-in hosts need
+# mount namespaces)
+#
+# --cpu runs BenchmarkFleetApplyCPU instead: where the CPU time of a
+# landscaper apply to the largest fleet size goes, the deployer's and the
+# hosts' (cgroup v1 cpuacct, exact) and per command (BSD process
+# accounting: process counts exact, CPU in truncated 10 ms ticks). Needs
+# accton (apt-get install acct).
 # Environment: BENCH_REPS (runs per size, default 5), BENCH_FLEET_SIZES
 # (default "1 10 20").
 # Needs: go, nix, OpenSSH (client and server), util-linux
@@ -45,6 +51,11 @@ need unshare util-linux
 need nsenter util-linux
 [ "$(id -u)" -eq 0 ] || die "run as root: the stand-in hosts need their own mount namespaces"
 
+cpu_profile=
+if [ "${1:-}" = --cpu ]; then
+	cpu_profile=1
+	need accton acct
+fi
 reps=${BENCH_REPS:-5}
 export BENCH_FLEET_SIZES=${BENCH_FLEET_SIZES:-1 10 20}
 case "$reps" in '' | *[!0-9]* | 0) die "BENCH_REPS must be a positive number" ;; esac
@@ -64,7 +75,11 @@ echo "- hosts: $BENCH_FLEET_SIZES; median of $reps runs per size; wall-clock sec
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)"
 echo
 
-go test -count=1 -run '^$' -bench '^BenchmarkFleetApply$' -benchtime "${reps}x" -timeout 120m ./landscaper/fleetbench/
+if [ -n "$cpu_profile" ]; then
+	go test -count=1 -run '^$' -bench '^BenchmarkFleetApplyCPU$' -benchtime "${reps}x" -timeout 120m ./landscaper/fleetbench/
+else
+	go test -count=1 -run '^$' -bench '^BenchmarkFleetApply$' -benchtime "${reps}x" -timeout 120m ./landscaper/fleetbench/
+fi
 
 echo
 echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
