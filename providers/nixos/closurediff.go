@@ -368,6 +368,24 @@ func systemDetails(ctx context.Context, in systemInputs, reachable bool, pool *c
 	return &resource.ChangeDetails{Summary: d.summary(), Lines: d.lines(), JSON: b}
 }
 
+// installDetails tells what an installation puts on empty disks: the
+// system's packages and closure, all of it copied.
+func installDetails(ctx context.Context, address, toplevel string) *resource.ChangeDetails {
+	ctx, cancel := context.WithTimeout(ctx, diffTimeout)
+	defer cancel()
+	d := systemDiff{Host: address, To: toplevel, Derivation: storeNameOf(toplevel)}
+	if to, err := localClosure(ctx, toplevel); err == nil && to.Top != "" {
+		missing := map[string]bool{}
+		for p := range to.Paths {
+			missing[p] = true
+		}
+		d = diffClosures(address, closure{}, to, missing)
+		d.Unread = "a new installation on empty disks"
+	}
+	b, _ := json.Marshal(d)
+	return &resource.ChangeDetails{Summary: d.summary(), Lines: d.lines(), JSON: b}
+}
+
 func closureDiff(ctx context.Context, in systemInputs, reachable bool, pool *connPool) systemDiff {
 	ctx, cancel := context.WithTimeout(ctx, diffTimeout)
 	defer cancel()

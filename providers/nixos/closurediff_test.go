@@ -176,6 +176,20 @@ func TestPlanShowsWhatChangesOnTheHost(t *testing.T) {
 			t.Errorf("action %v details %+v; want an update without details (no one reads this plan)", r.Action, r.Details)
 		}
 	})
+	t.Run("installation", func(t *testing.T) {
+		in := f.conn()
+		in["hostPublicKey"] = f.host.HostPublicKey()
+		in["toplevel"] = newSys
+		in["diskoScript"] = buildCanary(t, "/run/disko-ran")
+		r, err := f.h.Provider.Plan(context.Background(), resource.PlanRequest{Type: installType, Name: "test", Desired: resource.Values{JSON: f.h.JSON(in)}, Describe: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := planDiff(t, r)
+		if !d.Built || len(d.Added) != 5 || d.CopyPaths == 0 || !strings.Contains(d.Unread, "new installation") {
+			t.Errorf("install details: built %v, %d packages, %d paths to copy, unread %q; want built, 5, all, a new installation", d.Built, len(d.Added), d.CopyPaths, d.Unread)
+		}
+	})
 	t.Run("no-op has no details", func(t *testing.T) {
 		if r := describedPlan(t, f, st, f.systemInputs(oldSys, nil)); r.Action != resource.ActionNoop || r.Details != nil {
 			t.Errorf("action %v details %+v; want a no-op without details", r.Action, r.Details)

@@ -201,7 +201,7 @@ func parseInstallFiles(raw map[string]json.RawMessage, unknown []resource.Path) 
 
 // planInstall keeps a new toplevel from touching an installed machine (it
 // is nixos.system's job) and says in words what replacing means.
-func planInstall(_ context.Context, p *sdk.Plan[installInputs, installOutputs]) {
+func planInstall(ctx context.Context, p *sdk.Plan[installInputs, installOutputs]) {
 	if p.Prior != nil && p.Prior.HasOutputs {
 		keep := func(ps []resource.Path) []resource.Path {
 			var out []resource.Path
@@ -232,6 +232,9 @@ func planInstall(_ context.Context, p *sdk.Plan[installInputs, installOutputs]) 
 		}
 		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
 			Summary: "the machine's disks will be erased", Detail: detail})
+		if p.Describe && !p.IsUnknown("toplevel") {
+			p.Details = installDetails(ctx, p.Desired.Address, p.Desired.Toplevel)
+		}
 	}
 	if !p.IsUnknown("address") {
 		p.Claims = append(p.Claims, "installation on "+net.JoinHostPort(p.Desired.Address, strconv.Itoa(int(p.Desired.Port))))
