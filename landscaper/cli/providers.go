@@ -9,26 +9,50 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
 	"github.com/landscaper-nix/landscaper/landscaper/providerset"
 	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
 var providersSpec = spec{name: "providers", max: 0, about: `Start each provider found next to landscaper and on PATH (binaries named
-landscaper-provider-*) and print its schema: its resource types with their
-inputs and outputs.`}
+landscaper-provider-*), and those the deployment declares (./landscaper.nix,
+--file or --flake, when there is one: built first), and print its schema:
+its resource types with their inputs and outputs, and where its binary
+comes from. A provider the deployment declares replaces the built-in one
+of the same name, as in plan and apply.`}
 
-// runProviders prints the schemas of the built-in providers.
+// listedProvider is one provider to list: its binary and where it was
+// found.
+type listedProvider struct {
+	path, origin string
+}
+
+// runProviders prints the schemas of the built-in providers and of those
+// the deployment declares.
 func runProviders(ctx context.Context, args []string, env Env) error {
 	fs := providersSpec.flags()
 	asJSON := fs.Bool("json", false, "print the schemas as JSON")
+	c := newCommon()
+	c.sourceFlags(fs, "whose providers to list too")
+	c.traceFlag(fs)
 	noColorFlag(fs, &env)
 	if _, err := providersSpec.parse(fs, args, env); err != nil {
 		return err
 	}
-	found := providerset.Discover()
-	names := make([]string, 0, len(found))
-	for n := range found {
+	listed := map[string]listedProvider{}
+	for n, path := range providerset.Discover() {
+		listed[n] = listedProvider{path: path, origin: "built in: found next to landscaper or on PATH"}
+	}
+	declared, err := declaredProviders(ctx, &c)
+	if err != nil {
+		return err
+	}
+	for n, path := range declared {
+		listed[n] = listedProvider{path: path, origin: "declared by the deployment (providers." + n + ")"}
+	}
+	names := make([]string, 0, len(listed))
+	for n := range listed {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -36,27 +60,59 @@ func runProviders(ctx context.Context, args []string, env Env) error {
 	defer set.Close()
 	all := map[string]any{}
 	for _, n := range names {
-		schema, err := set.Add(ctx, n, found[n])
+		lp := listed[n]
+		schema, err := set.Add(ctx, n, lp.path)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			all[n] = schemaJSON(schema, found[n])
+			j := schemaJSON(schema, lp.path)
+			j["origin"] = lp.origin
+			all[n] = j
 			continue
 		}
-		printSchema(env, n, found[n], schema)
+		printSchema(env, n, lp, schema)
 	}
 	if *asJSON {
 		return writeJSON(env, all)
 	}
 	if len(names) == 0 {
-		fmt.Fprintln(env.Stdout, "No providers found next to landscaper or on PATH (binaries named landscaper-provider-*).")
+		fmt.Fprintln(env.Stdout, "No providers found next to landscaper or on PATH (binaries named landscaper-provider-*), and no deployment declares any.")
 	}
 	return nil
 }
 
-func printSchema(env Env, name, path string, s *resource.ProviderSchema) {
-	fmt.Fprintf(env.Stdout, "provider %s %s (%s)\n", name, s.Version, path)
+// declaredProviders evaluates the providers the deployment declares (none
+// when there is no deployment here and none was named) and builds them.
+func declaredProviders(ctx context.Context, c *common) (map[string]string, error) {
+	src, _, err := c.source()
+	if errors.Is(err, eval.ErrNoDeployment) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := eval.New(src)
+	if err != nil {
+		return nil, err
+	}
+	defer ev.Close()
+	decl, err := ev.DeclaredProviders(ctx, eval.Types{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for n, d := range decl {
+		if err := ev.Realise(ctx, d.Context); err != nil {
+			return nil, fmt.Errorf("provider %s: %w", n, err)
+		}
+		out[n] = d.Executable
+	}
+	return out, nil
+}
+
+func printSchema(env Env, name string, lp listedProvider, s *resource.ProviderSchema) {
+	fmt.Fprintf(env.Stdout, "provider %s %s (%s)\n  %s\n", name, s.Version, lp.path, lp.origin)
 	types := make([]string, 0, len(s.Types))
 	for t := range s.Types {
 		types = append(types, t)
@@ -97,7 +153,7 @@ func attrFlags(a resource.Attribute) string {
 	return "[" + strings.Join(f, ", ") + "] "
 }
 
-func schemaJSON(s *resource.ProviderSchema, path string) any {
+func schemaJSON(s *resource.ProviderSchema, path string) map[string]any {
 	type attr struct {
 		Name        string          `json:"name"`
 		Type        string          `json:"type"`

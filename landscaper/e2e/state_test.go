@@ -110,6 +110,37 @@ func TestStateCommands(t *testing.T) {
 	mustRun(t, dir, 0, "plan", "--detailed-exitcode")
 }
 
+// TestProvidersListsDeclaredProviders: in a deployment's directory,
+// providers lists the providers it declares too, and says where each
+// binary comes from.
+func TestProvidersListsDeclaredProviders(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	local := filepath.Join(testbin.Dir(t), "landscaper-provider-local")
+	writeFile(t, dir, "landscaper.nix", `{ members, providers, ... }: {
+  providers.mine = { executable = "`+local+`"; };
+  members.a = { type = providers.mine.file; inputs = { name = "a"; contents = "a"; }; };
+}
+`)
+	out, _ := mustRun(t, dir, 0, "providers")
+	for _, w := range []string{"provider mine", "declared by the deployment (providers.mine)", "mine.file", "provider local", "built in"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("providers output does not say %q:\n%s", w, out)
+		}
+	}
+	out, _ = mustRun(t, dir, 0, "providers", "--json")
+	var all map[string]struct {
+		Path   string `json:"path"`
+		Origin string `json:"origin"`
+	}
+	if err := json.Unmarshal([]byte(out), &all); err != nil {
+		t.Fatalf("providers --json: %v\n%s", err, out)
+	}
+	if all["mine"].Path != local || !strings.Contains(all["mine"].Origin, "declared") {
+		t.Errorf("providers --json: mine = %+v, want %s declared by the deployment", all["mine"], local)
+	}
+}
+
 // TestProvidersCommands: providers lists the local provider's types with
 // their inputs, and provider call drives it by hand.
 func TestProvidersCommands(t *testing.T) {
