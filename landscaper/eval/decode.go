@@ -31,9 +31,15 @@ type pathInputs struct {
 	Inputs string `json:"inputs"`
 }
 
+// pathFailing is a member of the evaluation with throwing outputs; one
+// whose inputs touch no output is settled there, with its type, inputs and
+// string context.
 type pathFailing struct {
-	Path    string              `json:"path"`
-	Failing [][]json.RawMessage `json:"failing"`
+	Path    string                  `json:"path"`
+	Failing [][]json.RawMessage     `json:"failing"`
+	Type    string                  `json:"type"`
+	Inputs  *string                 `json:"inputs"`
+	Context map[string]ContextEntry `json:"context"`
 }
 
 // decodeStrict decodes one JSON document into v: no unknown fields, nothing
@@ -223,6 +229,13 @@ func decodeMembers(data []byte, twice bool) (*Result, error) {
 		if m.Failing == nil {
 			return nil, fmt.Errorf("member %s: no list of failing parts", m.Path)
 		}
+		if m.Inputs != nil {
+			// Settled: no other spelling evaluated it, all give these.
+			if err := settle(res, m, seen); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		for _, steps := range m.Failing {
 			p, err := decodeFailing(m.Path, steps)
 			if err != nil {
@@ -232,6 +245,33 @@ func decodeMembers(data []byte, twice bool) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// settle adds a member the evaluation with throwing outputs settled: its
+// inputs are the same in every spelling.
+func settle(res *Result, m pathFailing, seen unique) error {
+	if len(m.Failing) != 0 {
+		return fmt.Errorf("member %s: settled with failing parts", m.Path)
+	}
+	mem := Member{Path: m.Path, Type: m.Type, Inputs: *m.Inputs, Context: m.Context}
+	if err := decodeMember(mem, false); err != nil {
+		return err
+	}
+	if err := seen.add("the evaluation", m.Path); err != nil {
+		return err
+	}
+	if err := decodeInputs("the evaluation", m.Path, mem.Inputs); err != nil {
+		return err
+	}
+	if err := checkContext("member "+m.Path, mem.Context); err != nil {
+		return err
+	}
+	res.Members = append(res.Members, mem)
+	res.Second[m.Path] = mem.Inputs
+	if res.Checked != nil {
+		res.Checked[m.Path] = mem.Inputs
+	}
+	return nil
 }
 
 // decodeStructure decodes the driver's output in "paths" or "names" mode.

@@ -5,7 +5,9 @@
 # stand-in token. Members are evaluated twice, with two unrelated token
 # spellings, so the engine can tell inputs that only pass a token through
 # (the real value can be substituted) from inputs that compute with it
-# (evaluate again once it is known).
+# (evaluate again once it is known); and once with every output throwing,
+# which finds the parts that use an output at all. A member that uses no
+# output is settled by that evaluation alone.
 { contextFile }:
 let
   ctx = builtins.fromJSON (builtins.readFile contextFile);
@@ -248,8 +250,13 @@ let
             else resources [ ] (result.members or { });
         in
         if spelling == "c" && !raw then cSelected
-        else if onlySet == null then all
-        else builtins.filter (r: (r.whole or false) || onlySet ? ${r.key}) all;
+        else
+          let
+            # Spelling "c" itself decides what is settled.
+            skip = if spelling == "c" then { } else settled;
+          in
+          if onlySet == null && skip == { } then all
+          else builtins.filter (r: (r.whole or false) || ((onlySet == null || onlySet ? ${r.key}) && !(skip ? ${r.key}))) all;
       encode = r:
         let
           ty = typeOf r.key r.m;
@@ -275,10 +282,13 @@ let
           builtins.concatLists (builtins.genList (i: failingParts (at ++ [ i ]) (builtins.elemAt t.value i)) (builtins.length t.value))
         else if (builtins.tryEval (builtins.deepSeq t.value true)).success then [ ]
         else [ at ];
-      encodeFailing = r: {
-        path = r.key;
-        failing = if r.whole then [ [ ] ] else failingParts [ ] (r.m.inputs or { });
-      };
+      # A member whose inputs the third evaluation reads whole, touching
+      # no output, is settled there: its inputs are final, and the other
+      # spellings would only evaluate them again (a NixOS toplevel, say).
+      encodeFailing = r:
+        let failing = if r.whole then [ [ ] ] else failingParts [ ] (r.m.inputs or { }); in
+        if failing == [ ] then encode r // { inherit failing; }
+        else { path = r.key; inherit failing; };
       encodePath = r:
         let ty = typeOf r.key r.m; in
         { path = r.key; type = "${ty.provider}.${ty.name}"; };
@@ -287,6 +297,12 @@ let
     else if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
     else if spelling == "c" then map encodeFailing selected
     else map (if ctx.mode == "paths" then encodePath else encode) selected;
+
+  # The third evaluation, and the members it settled (see encodeFailing):
+  # the others are evaluated in spellings "a", "b" and "k".
+  cResult = if ctx.twice then evaluate "c" else null;
+  settled = if cResult == null then { } else
+    builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: r ? inputs) cResult));
 
   declared = builtins.mapAttrs
     (n: p:
@@ -314,6 +330,6 @@ else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; 
 else {
   a = evaluate "a";
   b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;
-  c = if ctx.twice then evaluate "c" else null;
+  c = cResult;
   k = if ctx.knownCheck != null then map (m: { inherit (m) path inputs; }) (evaluate "k") else null;
 }

@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+)
+
+// countingNix puts a nix-instantiate first in PATH that copies nix's
+// stderr (where builtins.trace writes) to a file, and returns a function
+// that counts the traces "EVAL-<member>" written since the last call.
+func countingNix(t *testing.T) func() map[string]int {
+	t.Helper()
+	real, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "stderr")
+	script := fmt.Sprintf("#!/bin/sh\n%s \"$@\" 2>>%s\n", real, log)
+	if err := os.WriteFile(filepath.Join(bin, "nix-instantiate"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	return func() map[string]int {
+		b, _ := os.ReadFile(log)
+		_ = os.Truncate(log, 0)
+		counts := map[string]int{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, name, ok := strings.Cut(line, "trace: EVAL-"); ok {
+				counts[strings.TrimSpace(name)]++
+			}
+		}
+		return counts
+	}
+}
+
+// evalCountDeployment has a member whose inputs use no output (plain), one
+// that passes an output through (passes) and one that computes with it
+// (computes); each traces when its inputs are evaluated.
+const evalCountDeployment = `{ members, providers, ... }: {
+  members.plain = { type = providers.local.file; inputs = builtins.trace "EVAL-plain" { name = "out/plain"; contents = "v1"; }; };
+  members.passes = { type = providers.local.file; inputs = builtins.trace "EVAL-passes" { name = "out/passes"; contents = "after ${members.plain.outputs.sha256}"; }; };
+  members.computes = { type = providers.local.file; inputs = builtins.trace "EVAL-computes" { name = "out/computes"; contents = builtins.hashString "sha256" members.plain.outputs.sha256; }; };
+}
+`
+
+// TestEvaluationsPerMember counts how often each member's inputs are
+// evaluated (builtins.trace through nix's stderr) by a first plan, its
+// apply, a no-op plan and a plan after an edit. A member whose inputs use
+// no output is evaluated once per command: the evaluation that finds which
+// parts of the inputs use outputs settles it. The others are evaluated in
+// every spelling the engine needs (BENCHMARKS.md, "Evaluations per member").
+func TestEvaluationsPerMember(t *testing.T) {
+	ctx := t.Context()
+	bin := localProvider(t)
+	counts := countingNix(t)
+	dir := t.TempDir()
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(dir, "landscaper.nix"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() *Engine {
+		e, err := Open(ctx, Options{
+			Source:   eval.Source{File: filepath.Join(dir, "landscaper.nix")},
+			Backend:  state.NewFile(filepath.Join(dir, ".landscaper", "state.json")),
+			Builtins: map[string]string{"local": bin},
+			Dir:      dir,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	write(evalCountDeployment)
+	counts()
+	for _, step := range []struct {
+		name  string
+		edit  string
+		apply bool
+	}{
+		{name: "first plan"},
+		{name: "apply", apply: true},
+		{name: "no-op plan"},
+		{name: "plan after an edit of plain", edit: "v2"},
+	} {
+		if step.edit != "" {
+			write(strings.Replace(evalCountDeployment, "v1", step.edit, 1))
+		}
+		e := open()
+		plan, err := e.Plan(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if step.apply {
+			if _, err := e.Apply(ctx, plan); err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+		}
+		e.Close()
+		got := counts()
+		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d", step.name, got["plain"], got["passes"], got["computes"])
+		if got["plain"] != 1 {
+			t.Errorf("%s: the member that uses no output was evaluated %d times, want once", step.name, got["plain"])
+		}
+		if got["passes"] == 0 || got["computes"] == 0 {
+			t.Errorf("%s: a member that uses an output was not evaluated (%v)", step.name, got)
+		}
+	}
+}
