@@ -167,24 +167,24 @@ installed=$(grep -m1 'install: Creation complete' "$work/apply.log" | cut -d' ' 
 echo "--- within the apply, from power-on:"
 [ -n "$answered" ] && echo "  $(since_power_on "$answered")  the installer's sshd answers with the temporary key (firmware, iPXE, kernel and installer over the network)"
 [ -n "$installed" ] && echo "  $(since_power_on "$installed")  installed and booted from its disk (rotation, disk script, copy, boot loader, reboot)"
-grep -o '^[^ ]* [a-zA-Z]*: Creation complete after .*' "$work/apply.log" | cut -d' ' -f2- | sed 's/^/  /'
+grep -o '^[^ ]* [a-zA-Z.]*: Creation complete after .*' "$work/apply.log" | cut -d' ' -f2- | sed 's/^/  /'
 
 phase "Check: what the VM boots and runs"
 field() { "$ls" state show "$1" ${3:+--show-sensitive} | sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p"; }
-recorded=$(field hostKey hostPublicKey)
-temporary=$(field installerHostKey publicKey)
+recorded=$(field server.hostKey hostPublicKey)
+temporary=$(field server.installerHostKey publicKey)
 presented=$(ssh-keyscan -T 10 -t ed25519 -p "$ssh_port" 127.0.0.1 2>/dev/null | awk '!/^#/ { print $2 " " $3 }')
-(umask 077 && field deployKey privateKey sensitive | sed 's/\\n/\n/g' >"$work/deploy-key")
+(umask 077 && field server.deployKey privateKey sensitive | sed 's/\\n/\n/g' >"$work/deploy-key")
 printf '[127.0.0.1]:%s %s\n' "$ssh_port" "$recorded" >"$work/known_hosts"
 report=$(ssh -p "$ssh_port" -i "$work/deploy-key" -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=yes \
 	-o BatchMode=yes -o LogLevel=ERROR root@127.0.0.1 \
 	'echo "/run/booted-system  $(readlink /run/booted-system)"; echo "root file system    $(awk '\''$2 == "/" { print $1 " (" $3 ")" }'\'' /proc/mounts)"; echo "kernel              $(uname -r)"')
 rm -f "$work/deploy-key"
-want=$(field install toplevel | head -n 1)
+want=$(field server.install toplevel | head -n 1)
 cat <<EOF
 $report
 host key presented  $(printf '%s\n' "$presented" | ssh-keygen -lf - | awk '{ print $2 }')
-recorded (hostKey)  $(printf '%s\n' "$recorded" | ssh-keygen -lf - | awk '{ print $2 }')
+recorded (state)    $(printf '%s\n' "$recorded" | ssh-keygen -lf - | awk '{ print $2 }')
 temporary key       $(printf '%s\n' "$temporary" | ssh-keygen -lf - | awk '{ print $2 }')
 EOF
 grep -q "booting from its disk" "$work/serial.log" || die "the boot server did not send the installed VM to its disk"

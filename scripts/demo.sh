@@ -130,8 +130,8 @@ profile=$(readlink -f "$host/nix/var/nix/profiles/system" || true)
 bootdefault=$(cat "$host/nix/var/standin/boot-default" 2>/dev/null || true)
 presented=$(ssh-keyscan -T 10 -t ed25519 -p "$port" 127.0.0.1 2>/dev/null | ssh-keygen -lf - | awk '{ print $2 }')
 fingerprint() { "$ls" state show "$1" | sed -n 's/^ *"fingerprint": "\(SHA256:[^"]*\)".*/\1/p'; }
-temporary=$(fingerprint installerHostKey)
-recorded=$(fingerprint hostKey)
+temporary=$(fingerprint server.installerHostKey)
+recorded=$(fingerprint server.hostKey)
 cat <<EOF
 The server (127.0.0.1:$port) runs its system:
   /run/current-system          $current
@@ -140,8 +140,8 @@ The server (127.0.0.1:$port) runs its system:
   the example's toplevel       $want
 Its host key:
   presented over SSH now       $presented   (ssh-keyscan)
-  recorded in the state        $recorded   (hostKey.fingerprint)
-  the temporary installer key  $temporary   (installerHostKey.fingerprint)
+  recorded in the state        $recorded   (server.hostKey.fingerprint)
+  the temporary installer key  $temporary   (server.installerHostKey.fingerprint)
 EOF
 [ -n "$want" ] && [ "$current" = "$want" ] && [ "$profile" = "$want" ] && [ "$bootdefault" = "$want" ] ||
 	die "the server does not run and boot $want"

@@ -55,8 +55,10 @@ let
     builtins.isAttrs r && (r ? imports || r ? options || r ? config)));
 
   # What Landscaper gives modules beside lib, config, options, members and
-  # providers.
-  landscaperArgument = { };
+  # providers: the modules it ships, to import.
+  landscaperArgument = {
+    modules.machines = ./modules/machines.nix;
+  };
 
   # A module deployment, evaluated with the options of modules/deployment.nix.
   asModule = d: args:

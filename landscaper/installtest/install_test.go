@@ -66,11 +66,11 @@ func TestInstall(t *testing.T) {
 	outputs := testbin.StateOutputs(t, dir)
 
 	// The entry carried the temporary host key and the deployer's key.
-	temporary := keyOnly(t, testbin.OutputString(t, outputs, "installerHostKey", "publicKey"))
+	temporary := keyOnly(t, testbin.OutputString(t, outputs, "server.installerHostKey", "publicKey"))
 	if got := publicOf(t, boot.HostKey); got != temporary {
 		t.Errorf("the extra initrd's host key is %s, want installerHostKey's %s", got, temporary)
 	}
-	if want := testbin.OutputString(t, outputs, "deployKey", "publicKey") + "\n"; boot.AuthorizedKeys != want {
+	if want := testbin.OutputString(t, outputs, "server.deployKey", "publicKey") + "\n"; boot.AuthorizedKeys != want {
 		t.Errorf("the extra initrd's authorized_keys is %q, want deployKey's %q", boot.AuthorizedKeys, want)
 	}
 	served := false
@@ -85,7 +85,7 @@ func TestInstall(t *testing.T) {
 	// server alone) and sealed it: the boot server no longer hands the
 	// temporary key to anyone, the server included.
 	record := filepath.Join(bootDir, "versions", strings.ReplaceAll(mac, ":", "-"), boot.Version, "fetch")
-	if got := testbin.OutputString(t, outputs, "netboot", "fetchRecord"); got != record {
+	if got := testbin.OutputString(t, outputs, "server.netboot", "fetchRecord"); got != record {
 		t.Errorf("netboot's fetchRecord is %s, want %s", got, record)
 	}
 	for _, want := range []string{"127.0.0.1 fetched the machine's script first", "127.0.0.1 got the archive", "sealed " + record} {
@@ -104,7 +104,7 @@ func TestInstall(t *testing.T) {
 	// The host key was rotated: the server presents a new key, the one the
 	// state records, and no longer the temporary one.
 	presented := presentedKey(t, port)
-	recorded := keyOnly(t, testbin.OutputString(t, outputs, "hostKey", "hostPublicKey"))
+	recorded := keyOnly(t, testbin.OutputString(t, outputs, "server.hostKey", "hostPublicKey"))
 	if presented == temporary {
 		t.Errorf("the server still presents the temporary host key %s", temporary)
 	}
@@ -124,7 +124,7 @@ func TestInstall(t *testing.T) {
 		"/run/current-system": host.CurrentSystem(),
 		"the system profile":  host.ProfileSystem(),
 		"the boot default":    host.BootDefault(),
-		"system.toplevel":     testbin.OutputString(t, outputs, "system", "toplevel"),
+		"system.toplevel":     testbin.OutputString(t, outputs, "server.system", "toplevel"),
 	} {
 		if got != want {
 			t.Errorf("%s is %q, want %s", what, got, want)
@@ -189,8 +189,8 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := map[string]string{
-		"installerHostKey": testbin.OutputString(t, outputs, "installerHostKey", "privateKey"),
-		"deployKey":        testbin.OutputString(t, outputs, "deployKey", "privateKey"),
+		"installerHostKey": testbin.OutputString(t, outputs, "server.installerHostKey", "privateKey"),
+		"deployKey":        testbin.OutputString(t, outputs, "server.deployKey", "privateKey"),
 		"the rotated key":  string(rotated),
 	}
 	texts := map[string]string{
@@ -282,7 +282,7 @@ func TestInstallRefusesATakenHostKey(t *testing.T) {
 	apply.wait(t, 1)
 
 	out := apply.output()
-	for _, want := range []string{"hostKey", "refused before authenticating", "may be in other hands",
+	for _, want := range []string{"server.hostKey", "refused before authenticating", "may be in other hands",
 		impostorAddr + " fetched the machine's script first", "127.0.0.1 was refused the archive",
 		"the archive went to " + impostorAddr + ", but the host is reached at 127.0.0.1"} {
 		if !strings.Contains(out, want) {
@@ -302,7 +302,7 @@ func TestInstallRefusesATakenHostKey(t *testing.T) {
 		t.Errorf("the system reached the impostor: activations %q", acts)
 	}
 	outputs := testbin.StateOutputs(t, dir)
-	for _, member := range []string{"hostKey", "system"} {
+	for _, member := range []string{"server.hostKey", "server.system"} {
 		if o, ok := outputs[member]; ok && len(o) > 0 {
 			t.Errorf("the state records %s: %v", member, o)
 		}

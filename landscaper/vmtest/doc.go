@@ -13,7 +13,7 @@
 // installs it (keys, boot entry, host-key wait and rotation,
 // nixos.install, nixos.system), then updates with a health check, a
 // rollback, a reboot for a new kernel and a re-installation
-// (--replace installerHostKey) follow.
+// (--replace server.installerHostKey) follow.
 //
 // Its tests (there is no other code) use real components throughout: the
 // kernel and the installer that scripts/vm-assets.sh makes from Debian

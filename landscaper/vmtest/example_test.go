@@ -29,7 +29,7 @@ const applyTimeout = 20 * time.Minute
 // nothing to do. Then: the second plan is empty; an update activates with
 // a health check and no reboot; an update whose health check fails is
 // rolled back; an update to another kernel with reboot = "ifNeeded"
-// reboots into it; --replace installerHostKey installs the machine again
+// reboots into it; --replace server.installerHostKey installs the machine again
 // through a new installer session. No private key text appears in any
 // output, log or serial console.
 func TestInstallExampleOnAVM(t *testing.T) {
@@ -111,10 +111,10 @@ func TestInstallExampleOnAVM(t *testing.T) {
 		t.Errorf("the serial console does not show the installer, then the boot server sending the machine to its disk")
 	}
 	outs := testbin.StateOutputs(t, deploy)
-	rotated := testbin.OutputString(t, outs, "hostKey", "hostPublicKey")
-	temporary := testbin.OutputString(t, outs, "installerHostKey", "publicKey")
-	deployPrivate := testbin.OutputString(t, outs, "deployKey", "privateKey")
-	if got := testbin.OutputString(t, outs, "install", "hostPublicKey"); got != rotated {
+	rotated := testbin.OutputString(t, outs, "server.hostKey", "hostPublicKey")
+	temporary := testbin.OutputString(t, outs, "server.installerHostKey", "publicKey")
+	deployPrivate := testbin.OutputString(t, outs, "server.deployKey", "privateKey")
+	if got := testbin.OutputString(t, outs, "server.install", "hostPublicKey"); got != rotated {
 		t.Errorf("install's hostPublicKey is %s, want the rotated key %s", got, rotated)
 	}
 	if fields(rotated) == fields(temporary) {
@@ -123,7 +123,7 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	if got := v.presentedKey(); got != fields(rotated) {
 		t.Errorf("the installed machine presents %q, want the rotated key recorded in the state, %s", got, rotated)
 	}
-	if _, err := bootentry.ReadInstalled(testbin.OutputString(t, outs, "netboot", "installedRecord")); err != nil {
+	if _, err := bootentry.ReadInstalled(testbin.OutputString(t, outs, "server.netboot", "installedRecord")); err != nil {
 		t.Errorf("no installation record for the boot server: %v", err)
 	}
 	login := key{private: filepath.Join(dir, "deploy-key")}
@@ -165,9 +165,9 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	}
 	checkBooted(t, sys, st.systemB, versionB, "landscaper.variant=b")
 
-	p.begin("apply --replace installerHostKey: install again")
+	p.begin("apply --replace server.installerHostKey: install again")
 	from := v.offset()
-	out = landscaper(0, "apply", "--auto-approve", "--replace", "installerHostKey")
+	out = landscaper(0, "apply", "--auto-approve", "--replace", "server.installerHostKey")
 	t.Logf("the re-installation:\n%s", out)
 	for _, want := range []string{"rebooting", "runs an installer"} {
 		if !strings.Contains(out, want) {
@@ -179,14 +179,14 @@ func TestInstallExampleOnAVM(t *testing.T) {
 		t.Errorf("the serial console does not show the installer booted again and then the disk")
 	}
 	outs = testbin.StateOutputs(t, deploy)
-	reinstalled := testbin.OutputString(t, outs, "hostKey", "hostPublicKey")
-	if fields(reinstalled) == fields(rotated) || fields(testbin.OutputString(t, outs, "installerHostKey", "publicKey")) == fields(temporary) {
+	reinstalled := testbin.OutputString(t, outs, "server.hostKey", "hostPublicKey")
+	if fields(reinstalled) == fields(rotated) || fields(testbin.OutputString(t, outs, "server.installerHostKey", "publicKey")) == fields(temporary) {
 		t.Errorf("the new installer session kept an old key")
 	}
 	if got := v.presentedKey(); got != fields(reinstalled) {
 		t.Errorf("the re-installed machine presents %q, want %s", got, reinstalled)
 	}
-	if err := os.WriteFile(login.private, []byte(testbin.OutputString(t, outs, "deployKey", "privateKey")), 0o600); err != nil {
+	if err := os.WriteFile(login.private, []byte(testbin.OutputString(t, outs, "server.deployKey", "privateKey")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sys = newTarget(t, dir, sshPort, login, fields(reinstalled))
@@ -194,7 +194,7 @@ func TestInstallExampleOnAVM(t *testing.T) {
 	landscaper(0, "plan", "--detailed-exitcode")
 
 	p.begin("secrets")
-	secrets := []string{deployPrivate, testbin.OutputString(t, outs, "installerHostKey", "privateKey"), testbin.OutputString(t, outs, "deployKey", "privateKey")}
+	secrets := []string{deployPrivate, testbin.OutputString(t, outs, "server.installerHostKey", "privateKey"), testbin.OutputString(t, outs, "server.deployKey", "privateKey")}
 	texts := append(outputs, s.log.String(), v.serial())
 	for _, secret := range secrets {
 		for _, line := range testbin.SecretLines(secret) {

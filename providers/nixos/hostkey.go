@@ -127,7 +127,7 @@ func createHostKey(ctx context.Context, op *sdk.Op, in hostKeyInputs) (hostKeyOu
 			return hostKeyOutputs{}, fmt.Errorf("read the boot server's fetch record: %w", err)
 		}
 		if sealed {
-			return hostKeyOutputs{}, fmt.Errorf("the boot archive that carries expectedHostKey (%s) was sealed at %s, when a host key that it carried was replaced: the boot server serves it to nobody, so no installer can present that key again; start a new installer session with a new temporary key (landscaper apply --replace on the member that makes it, installerHostKey in examples/install)", in.BootRecord, at.UTC().Format(time.RFC3339))
+			return hostKeyOutputs{}, fmt.Errorf("the boot archive that carries expectedHostKey (%s) was sealed at %s, when a host key that it carried was replaced: the boot server serves it to nobody, so no installer can present that key again; start a new installer session with a new temporary key (landscaper apply --replace on the member that makes it, <machine>.installerHostKey with landscaper.modules.machines, as in examples/install)", in.BootRecord, at.UTC().Format(time.RFC3339))
 		}
 		// Judged when the host presents the key, before the login key is
 		// offered: a key that may be in other hands gets no credential.

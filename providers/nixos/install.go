@@ -228,7 +228,7 @@ func planInstall(ctx context.Context, p *sdk.Plan[installInputs, installOutputs]
 		if p.Action == resource.ActionReplace && p.Prior != nil && !p.IsUnknown("hostPublicKey") && p.Desired.HostPublicKey == p.Prior.Inputs.HostPublicKey {
 			// The same installer session: the machine runs its installed
 			// system, which the pre-flight never wipes.
-			detail += "; but the machine runs its installed system now, and nothing hands it back to its installer in this apply: the safety pre-flight will stop the replacement and the machine stays as it is, unless a new installer session starts too (landscaper apply --replace on the member that makes the installer's temporary key, installerHostKey in examples/install)"
+			detail += "; but the machine runs its installed system now, and nothing hands it back to its installer in this apply: the safety pre-flight will stop the replacement and the machine stays as it is, unless a new installer session starts too (landscaper apply --replace on the member that makes the installer's temporary key, <machine>.installerHostKey with landscaper.modules.machines, as in examples/install)"
 		}
 		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
 			Summary: "the machine's disks will be erased", Detail: detail})
@@ -329,7 +329,7 @@ func install(ctx context.Context, op *sdk.Op, in installInputs) (installOutputs,
 		return installOutputs{}, i.fail("safety pre-flight", err)
 	}
 	if _, err := i.run(ctx, c, "safety pre-flight", preflightScript, time.Minute, InstallerMarker, mountPoint); err != nil {
-		return installOutputs{}, fmt.Errorf("%w (to install a machine again, start a new installer session: replace the member that makes the installer's temporary host key, landscaper apply --replace installerHostKey in examples/install)", err)
+		return installOutputs{}, fmt.Errorf("%w (to install a machine again, start a new installer session: replace the member that makes the installer's temporary host key, landscaper apply --replace <machine>.installerHostKey with landscaper.modules.machines, as in examples/install)", err)
 	}
 	op.Logf("%s runs an installer", i.t.HostPort())
 

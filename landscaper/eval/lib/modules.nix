@@ -150,7 +150,8 @@ rec {
   # evalModules evaluates a list of modules: { config; options; }.
   # specialArgs are passed to every module function beside lib, config and
   # options; prefix is the path of a submodule's options, for messages.
-  evalModules = { modules, specialArgs ? { }, prefix ? [ ] }:
+  # definedIn are the files that define a submodule, for messages.
+  evalModules = { modules, specialArgs ? { }, prefix ? [ ], definedIn ? [ ] }:
     let
       args = { inherit lib config options; } // specialArgs;
 
@@ -230,7 +231,7 @@ rec {
           merged = mergeDefinitions loc decl.type (defaults ++ defs);
           value =
             if !merged.isDefined && !((decl.type.emptyValue or { }) ? value) then
-              throw "landscaper: option `${showLoc loc}` has no value: it is declared in ${decl.declaredIn} without a default, and no module defines it"
+              throw "landscaper: option `${showLoc loc}` has no value: it is declared in ${decl.declaredIn} without a default, and ${if definedIn == [ ] then "no module defines it" else "the definition of `${showLoc prefix}` in ${concatStringsSep " and " (lib.unique definedIn)} does not give it one"}"
             else if (decl.readOnly or false) && length merged.definitions > 1 then
               throw "landscaper: option `${showLoc loc}` is read-only, but is defined in ${showFiles merged.definitions}"
             else merged.value;
@@ -241,6 +242,7 @@ rec {
           value = if decl ? apply then decl.apply value else value;
           files = lib.unique (map (d: d.file) defs);
           definitions = map (d: d.value) merged.definitions;
+          definitionsWithLocations = merged.definitions;
           declarations = [ decl.declaredIn ];
         };
 

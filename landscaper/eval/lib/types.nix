@@ -174,6 +174,7 @@ rec {
         modules = lib.toList ms ++ map (d: { _file = d.file; imports = [ d.value ]; }) defs;
         specialArgs.name = lib.last loc;
         prefix = loc;
+        definedIn = map (d: d.file) defs;
       };
     in
     mkOptionType {
