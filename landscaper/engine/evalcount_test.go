@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/landscaper-nix/landscaper/landscaper/eval"
-	"github.com/landscaper-nix/landscaper/landscaper/state"
 )
 
 // countingNix puts a nix-instantiate first in PATH that copies nix's
@@ -67,19 +64,7 @@ func TestEvaluationsPerMember(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	open := func() *Engine {
-		e, err := Open(ctx, Options{
-			Source:   eval.Source{File: filepath.Join(dir, "landscaper.nix")},
-			Backend:  state.NewFile(filepath.Join(dir, ".landscaper", "state.json")),
-			Builtins: map[string]string{"local": bin},
-			Dir:      dir,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		return e
-	}
+
 	write(evalCountDeployment)
 	counts()
 	for _, step := range []struct {
@@ -95,7 +80,7 @@ func TestEvaluationsPerMember(t *testing.T) {
 		if step.edit != "" {
 			write(strings.Replace(evalCountDeployment, "v1", step.edit, 1))
 		}
-		e := open()
+		e := openLocal(t, dir, bin)
 		plan, err := e.Plan(ctx)
 		if err != nil {
 			t.Fatalf("%s: %v", step.name, err)

@@ -28,6 +28,23 @@ func localProvider(t *testing.T) string {
 	return bin
 }
 
+// openLocal opens an engine on dir's landscaper.nix and state file, with
+// the local provider at bin; it is closed when the test ends.
+func openLocal(t *testing.T, dir, bin string) *Engine {
+	t.Helper()
+	e, err := Open(t.Context(), Options{
+		Source:   eval.Source{File: filepath.Join(dir, "landscaper.nix")},
+		Backend:  state.NewFile(filepath.Join(dir, ".landscaper", "state.json")),
+		Builtins: map[string]string{"local": bin},
+		Dir:      dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
 // The module deployment of TestModuleDeploymentPlanAndApply: three files.
 // An exec member's output (known only after apply) reaches files through
 // options declared in another module, passed through (label) and computed
@@ -68,20 +85,7 @@ func TestModuleDeploymentPlanAndApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	open := func(t *testing.T) *Engine {
-		t.Helper()
-		e, err := Open(ctx, Options{
-			Source:   eval.Source{File: filepath.Join(dir, "landscaper.nix")},
-			Backend:  state.NewFile(filepath.Join(dir, ".landscaper", "state.json")),
-			Builtins: map[string]string{"local": bin},
-			Dir:      dir,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		return e
-	}
+	open := func(t *testing.T) *Engine { return openLocal(t, dir, bin) }
 	actions := func(p *Plan) map[string]*Change {
 		got := map[string]*Change{}
 		for _, c := range p.Changes {
