@@ -20,6 +20,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/internal/redact"
 	"github.com/landscaper-nix/landscaper/landscaper/eval"
+	"github.com/landscaper-nix/landscaper/landscaper/nixops4provider"
 	"github.com/landscaper-nix/landscaper/landscaper/providerset"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -303,7 +304,13 @@ func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
 				delete(e.schemas, n+"."+t)
 			}
 		}
-		s, err := e.providers.Add(ctx, n, d.Executable)
+		var s *resource.ProviderSchema
+		var err error
+		if d.Protocol == "nixops4" {
+			s, err = e.providers.AddNixOps4(ctx, nixops4Spec(n, d))
+		} else {
+			s, err = e.providers.Add(ctx, n, d.Executable)
+		}
 		if err != nil {
 			return err
 		}
@@ -312,6 +319,15 @@ func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
 	}
 	e.types = types
 	return nil
+}
+
+// nixops4Spec is how a declared NixOps4 provider is run.
+func nixops4Spec(name string, d eval.DeclaredProvider) nixops4provider.Spec {
+	spec := nixops4provider.Spec{Name: name, Executable: d.Executable, Args: d.Args, Types: map[string]nixops4provider.Type{}}
+	for t, dt := range d.ResourceTypes {
+		spec.Types[t] = nixops4provider.Type{Description: dt.Description, Inputs: dt.Inputs, Outputs: dt.Outputs, RequireState: dt.RequireState}
+	}
+	return spec
 }
 
 func (e *Engine) addTypes(types eval.Types, provider string, s *resource.ProviderSchema) {

@@ -323,6 +323,15 @@ func decodeProviders(data []byte) (map[string]DeclaredProvider, error) {
 		if err := checkContext("declared provider "+name, p.Context); err != nil {
 			return nil, err
 		}
+		switch p.Protocol {
+		case "", "landscaper":
+			if len(p.Args) > 0 || len(p.ResourceTypes) > 0 {
+				return nil, fmt.Errorf("providers.%s: args and resourceTypes are for a NixOps4 provider (protocol = \"nixops4\")", name)
+			}
+		case "nixops4":
+		default:
+			return nil, fmt.Errorf("providers.%s: protocol %q (want \"landscaper\" or \"nixops4\")", name, p.Protocol)
+		}
 	}
 	return raw.Providers, nil
 }

@@ -163,3 +163,28 @@ func TestDriverRefusesAmbiguousNames(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeProvidersProtocol(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		// want is a part of the error, or "" when the document is valid.
+		want string
+	}{
+		{"landscaper", `{"providers":{"p":{"executable":"/bin/p","context":{}}},"rollouts":{}}`, ""},
+		{"nixops4", `{"providers":{"p":{"executable":"/bin/p","context":{},"protocol":"nixops4","args":["--x"],"resourceTypes":{"t":{"description":"","inputs":["a"],"outputs":["b"],"requireState":true}}}},"rollouts":{}}`, ""},
+		{"unknown protocol", `{"providers":{"p":{"executable":"/bin/p","context":{},"protocol":"tf"}},"rollouts":{}}`, `providers.p: protocol "tf"`},
+		{"resourceTypes without nixops4", `{"providers":{"p":{"executable":"/bin/p","context":{},"resourceTypes":{"t":{"inputs":[],"outputs":[]}}}},"rollouts":{}}`, "providers.p: args and resourceTypes are for a NixOps4 provider"},
+		{"a misspelt type field", `{"providers":{"p":{"executable":"/bin/p","context":{},"protocol":"nixops4","resourceTypes":{"t":{"ouputs":[]}}}},"rollouts":{}}`, `"ouputs"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeProviders([]byte(tt.doc))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("decode: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("decode: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -312,6 +312,12 @@ let
       then
         let exe = toString p.executable; in
         { executable = builtins.unsafeDiscardStringContext exe; context = builtins.getContext exe; }
+        # A NixOps4 provider (protocol v0) says what its types are.
+        // (if (p.protocol or null) == null then { } else {
+          inherit (p) protocol;
+          args = p.args or [ ];
+          resourceTypes = p.resourceTypes or { };
+        })
       else throw "landscaper: providers.${n}: a declared provider needs `executable`")
     (top.providers or { });
 

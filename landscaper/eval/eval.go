@@ -397,6 +397,23 @@ func (r *Result) FailingFor(path string) []resource.Path {
 type DeclaredProvider struct {
 	Executable string                  `json:"executable"`
 	Context    map[string]ContextEntry `json:"context"`
+	// Protocol is "nixops4" for a NixOps4 provider, empty (or
+	// "landscaper") for a Landscaper one.
+	Protocol string `json:"protocol,omitempty"`
+	// Args start a NixOps4 provider.
+	Args []string `json:"args,omitempty"`
+	// ResourceTypes are a NixOps4 provider's types, which its protocol
+	// cannot tell.
+	ResourceTypes map[string]DeclaredType `json:"resourceTypes,omitempty"`
+}
+
+// DeclaredType is a resource type of a NixOps4 provider, as the deployment
+// declares it.
+type DeclaredType struct {
+	Description  string   `json:"description"`
+	Inputs       []string `json:"inputs"`
+	Outputs      []string `json:"outputs"`
+	RequireState bool     `json:"requireState"`
 }
 
 // DeclaredProviders evaluates the deployment's own providers.

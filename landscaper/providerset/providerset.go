@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/landscaper-nix/landscaper/landscaper/nixops4provider"
 	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -127,11 +128,22 @@ type Set struct {
 }
 
 type entry struct {
-	name   string
-	path   string
+	name string
+	path string
+	// launch starts the provider; nil means a Landscaper plugin at path.
+	launch func(ctx context.Context) (running, error)
 	mu     sync.Mutex
-	client *plugin.Client
+	client running
 	schema *resource.ProviderSchema
+}
+
+// running is a started provider: a Landscaper plugin (*plugin.Client) or
+// a NixOps4 provider (*nixops4provider.Client).
+type running interface {
+	resource.Provider
+	Exited() bool
+	Kill()
+	ExplainFailure(error) error
 }
 
 // New returns an empty set; logger receives the plugins' logs (nil drops
@@ -197,9 +209,42 @@ func (s *Set) Add(ctx context.Context, name, path string) (*resource.ProviderSch
 	return e.schema, nil
 }
 
+// AddNixOps4 adds a NixOps4 provider (protocol v0) under spec.Name and
+// returns its schema, which is the types spec declares. Its process is
+// started at its first create or update.
+func (s *Set) AddNixOps4(ctx context.Context, spec nixops4provider.Spec) (*resource.ProviderSchema, error) {
+	if spec.Dir == "" {
+		spec.Dir = s.dir
+	}
+	if _, err := nixops4provider.New(spec); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("provider set is closed")
+	}
+	if e, ok := s.entries[spec.Name]; ok {
+		s.mu.Unlock()
+		if e.path == spec.Executable && e.launch != nil {
+			return spec.Schema(), nil
+		}
+		return nil, fmt.Errorf("provider %s is both %s and %s", spec.Name, e.path, spec.Executable)
+	}
+	e := &entry{name: spec.Name, path: spec.Executable, launch: func(context.Context) (running, error) {
+		return nixops4provider.New(spec)
+	}}
+	s.entries[spec.Name] = e
+	s.mu.Unlock()
+	if _, err := s.client(ctx, e); err != nil {
+		return nil, err
+	}
+	return spec.Schema(), nil
+}
+
 // client returns the entry's running plugin, starting it if it is not
 // running (first use, or it died).
-func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
+func (s *Set) client(ctx context.Context, e *entry) (running, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.client != nil && !e.client.Exited() {
@@ -211,7 +256,13 @@ func (s *Set) client(ctx context.Context, e *entry) (*plugin.Client, error) {
 	if closed {
 		return nil, errors.New("provider set is closed")
 	}
-	c, err := plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger, StartTimeout: min(s.timeouts.Call, maxStartTimeout), Dir: s.dir})
+	var c running
+	var err error
+	if e.launch != nil {
+		c, err = e.launch(ctx)
+	} else {
+		c, err = plugin.Launch(ctx, e.path, plugin.LaunchOptions{Logger: s.logger, StartTimeout: min(s.timeouts.Call, maxStartTimeout), Dir: s.dir})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", e.name, err)
 	}

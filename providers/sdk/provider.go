@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/landscaper-nix/landscaper/proto/plugin"
 	"github.com/landscaper-nix/landscaper/proto/resource"
+	"github.com/landscaper-nix/landscaper/providers/sdk/nixops4"
 )
 
 // Provider is a set of resource types served by one binary.
@@ -23,10 +25,22 @@ type Provider struct {
 // A provider whose declarations do not hold together (see Check) exits
 // with the reasons on stderr before the plugin handshake, so the engine
 // shows them when it starts the provider.
+//
+// Started with the argument --nixops4 (NixOps4's provider.args), it
+// serves NixOps4's resource protocol v0 on stdin and stdout instead
+// (package providers/sdk/nixops4, docs/nixops4.md) and exits when stdin
+// ends.
 func Serve(p *Provider) {
 	if err := p.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "provider %s is broken: %v\n", p.Name, err)
 		os.Exit(1)
+	}
+	if slices.Contains(os.Args[1:], nixops4.Flag) {
+		if err := nixops4.ServeStdio(p); err != nil {
+			fmt.Fprintf(os.Stderr, "provider %s (NixOps4 protocol): %v\n", p.Name, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	plugin.Serve(p)
 }

@@ -71,6 +71,21 @@ in
           type = types.anything;
           description = "The provider's binary: a path, a store path or a package.";
         };
+        options.protocol = mkOption {
+          type = types.nullOr (types.enum [ "landscaper" "nixops4" ]);
+          default = null;
+          description = "The protocol it speaks: Landscaper's (the default) or NixOps4's v0 (docs/nixops4.md).";
+        };
+        options.args = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          description = "Arguments a NixOps4 provider is started with.";
+        };
+        options.resourceTypes = mkOption {
+          type = types.attrsOf types.anything;
+          default = { };
+          description = "A NixOps4 provider's types: `<type> = { inputs = [ ... ]; outputs = [ ... ]; requireState ? false; }`.";
+        };
       });
       default = { };
       description = "Providers the deployment declares, beside the built-in ones.";
