@@ -48,8 +48,15 @@ func rebootAndWait(ctx context.Context, op *sdk.Op, c *remote.Client, timeout ti
 	_, err = c.Run(rctx, "reboot", rebootScript, nil)
 	rcancel()
 	c.Close()
-	if err != nil {
+	var exit *remote.ExitError
+	switch {
+	case errors.As(err, &exit):
 		return nil, fmt.Errorf("start the reboot: %w", err)
+	case err != nil:
+		// The connection went before the script's exit status came back:
+		// the reboot it schedules a second later may have begun anyway
+		// (a loaded machine). The boot ID below tells.
+		op.Logf("%s: the reboot command's answer was lost (%v); waiting for a new boot", t.HostPort(), err)
 	}
 	op.Progress(fmt.Sprintf("waiting for %s to come back (up to %s)", t.HostPort(), timeout), -1)
 	for {

@@ -194,7 +194,7 @@ func (s *shim) relay(ctx context.Context, conn net.Conn) error {
 	if !allowedShimCommand(command) {
 		return fmt.Errorf("ssh shim: refused to run %q: nix copy runs nix-daemon --stdio", command)
 	}
-	sess, err := s.client.conn.NewSession()
+	sess, err := s.client.newSession(ctx)
 	if err != nil {
 		return fmt.Errorf("open a session on %s: %w", s.client.target.HostPort(), err)
 	}
@@ -218,7 +218,7 @@ func (s *shim) relay(ctx context.Context, conn net.Conn) error {
 	case err = <-done:
 	case <-ctx.Done():
 		_ = sess.Close()
-		<-done
+		s.client.awaitSession(done)
 		return ctx.Err()
 	}
 	var exit interface{ ExitStatus() int }

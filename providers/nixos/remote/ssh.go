@@ -250,7 +250,7 @@ func tail(s string, n int) string {
 // target asks for it), feeding it stdin. name describes it in errors. The
 // command is ended when ctx is done. A non-zero exit is an *ExitError.
 func (c *Client) Run(ctx context.Context, name, script string, stdin io.Reader) (Result, error) {
-	sess, err := c.conn.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("%s on %s: open session: %w", name, c.target.HostPort(), err)
 	}
@@ -269,7 +269,7 @@ func (c *Client) Run(ctx context.Context, name, script string, stdin io.Reader) 
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGKILL)
 		sess.Close()
-		<-done
+		c.awaitSession(done)
 		return Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}, fmt.Errorf("%s on %s: %w", name, c.target.HostPort(), ctx.Err())
 	}
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
@@ -286,6 +286,48 @@ func (c *Client) Run(ctx context.Context, name, script string, stdin io.Reader) 
 	default:
 		res.ExitCode = -1
 		return res, fmt.Errorf("%s on %s: %w", name, c.target.HostPort(), err)
+	}
+}
+
+// newSession opens a session, giving up the connection when ctx ends
+// first: opening waits for the peer's answer, which a peer gone without
+// a word never sends.
+func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		sess *ssh.Session
+		err  error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		sess, err := c.conn.NewSession()
+		ch <- opened{sess, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.sess, o.err
+	case <-ctx.Done():
+		_ = c.conn.Close()
+		if o := <-ch; o.sess != nil {
+			o.sess.Close()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// sessionGrace is how long a cancelled session may take to end before
+// its connection is given up.
+const sessionGrace = 5 * time.Second
+
+// awaitSession waits for a cancelled session's goroutine (done). A peer
+// that went away without a word (a machine rebooting behind NAT, where
+// nothing resets the connection) never ends the session: after
+// sessionGrace the whole connection is closed, which ends it.
+func (c *Client) awaitSession(done <-chan error) {
+	select {
+	case <-done:
+	case <-time.After(sessionGrace):
+		_ = c.conn.Close()
+		<-done
 	}
 }
 
