@@ -48,6 +48,12 @@ packages+=(postgresql)
 # they copy into the store at the libraries copied beside them), qemu-utils
 # (qemu-img makes the VMs' empty qcow2 disks).
 packages+=(debootstrap zstd kmod patchelf qemu-utils)
+# The nixos provider's tests under a real systemd
+# (providers/nixos/systemdtest): systemd-container (systemd-nspawn boots a
+# Debian root with systemd as its PID 1, made by scripts/systemd-rootfs.sh
+# from vm-assets.sh's cached root with debootstrap's packages) and iproute2
+# (the veth link to the container is addressed, and cut, with ip).
+packages+=(systemd-container iproute2)
 
 missing=()
 for p in "${packages[@]}"; do
