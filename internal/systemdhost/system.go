@@ -38,6 +38,9 @@ type System struct {
 // switchToConfiguration is the stand-in's bin/switch-to-configuration;
 // @out@, @name@ and @delay@ are filled in by the builder.
 const switchToConfiguration = `#!/bin/sh
+# NixOS's switch-to-configuration names its programs by store path; the
+# stand-in does not rely on the PATH it is given either.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
 self=@out@
 name=@name@
 delay=@delay@

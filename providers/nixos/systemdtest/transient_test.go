@@ -19,13 +19,24 @@ func TestActivationRunsInATransientUnit(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t, "")
 	for _, tc := range []struct {
-		user   string
-		system systemdhost.System
+		name, user string
+		system     systemdhost.System
+		// managerPath, when set, is the PATH systemd gives the units it
+		// starts (systemctl set-environment): NixOS's manager has only
+		// systemd's own bin directory there, no coreutils, no flock.
+		managerPath string
 	}{
-		{"root", systemdhost.System{Name: "transient-root", Units: []string{"standin-web.service"}}},
-		{"deploy", systemdhost.System{Name: "transient-sudo", Units: []string{"standin-web.service", "standin-db.service"}}},
+		{"root", "root", systemdhost.System{Name: "transient-root", Units: []string{"standin-web.service"}}, ""},
+		{"sudo", "deploy", systemdhost.System{Name: "transient-sudo", Units: []string{"standin-web.service", "standin-db.service"}}, ""},
+		{"NixOS's manager PATH", "root", systemdhost.System{Name: "transient-path", Units: []string{"standin-web.service"}}, "/usr/lib/systemd"},
 	} {
-		t.Run(tc.user, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.managerPath != "" {
+				tg.exec(t, "systemctl set-environment PATH="+tc.managerPath)
+				if unitPath := tg.exec(t, "systemd-run --quiet --wait --pipe /bin/sh -c 'echo $PATH'"); unitPath != tc.managerPath {
+					t.Fatalf("a transient unit's PATH is %q, want %q", unitPath, tc.managerPath)
+				}
+			}
 			toplevel := systemdhost.BuildSystem(t, tc.system)
 			out := tg.deploy(t, tc.user, toplevel, nil)
 			if out["profile"] != toplevel || tg.c.BootDefault() != toplevel {
