@@ -123,7 +123,13 @@ func (a *activation) awaitConfirmed(ctx context.Context, c *remote.Client, check
 		return a.lost(ctx, "confirm", err)
 	}
 	if status != "confirmed" {
-		return a.failure(ctx, c, "confirm", status, errors.New("the host did not take the confirmation in time"))
+		// The supervisor's status says why it did not take the
+		// confirmation (a rollback names its reason): that is the cause.
+		var cause error
+		if len(strings.Fields(status)) < 2 {
+			cause = errors.New("the host did not take the confirmation in time")
+		}
+		return a.failure(ctx, c, "confirm", status, cause)
 	}
 	a.op.Logf("%s confirmed %s", a.target.HostPort(), a.in.Toplevel)
 	return nil
