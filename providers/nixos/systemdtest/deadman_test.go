@@ -114,3 +114,34 @@ func TestProviderKilledMidActivation(t *testing.T) {
 	// The next apply (a new provider) is not held up by the killed one.
 	tg.deploy(t, "root", v2, map[string]any{"confirmTimeout": confirmTimeout})
 }
+
+// TestSupervisorKilledOnTheTarget: the supervisor's unit is killed on the
+// target while the new system activates (systemctl kill: every process of
+// the unit). The apply must not wait out its timeouts for a status that
+// will never come: it reports promptly that the supervisor ended without a
+// result, and what the host runs.
+func TestSupervisorKilledOnTheTarget(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t, "")
+	v1 := systemdhost.BuildSystem(t, systemdhost.System{Name: "killsup-v1", Units: []string{"standin-web.service"}})
+	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "killsup-v2", Units: []string{"standin-web.service"}, Delay: slowActivation})
+	tg.deploy(t, "root", v1, nil)
+
+	result := make(chan error, 1)
+	go func() {
+		// activationTimeout bounds what the deployer would otherwise
+		// wait: activationTimeout + 1 minute, then as long again.
+		_, err := tg.create(t, tg.provider, systemType, tg.systemInputs(t, "root", v2, map[string]any{"confirmTimeout": confirmTimeout, "activationTimeout": 600}))
+		result <- err
+	}()
+	waitFor(t, "the activation of v2 to start", func() bool { return tg.c.ActivationStarted("killsup-v2") })
+	tg.exec(t, "systemctl kill --signal=KILL 'landscaper-activate-*.service'")
+	// Without the check for a gone supervisor the call would end at the
+	// test's own bound on it (callTimeout), with another error.
+	err := <-result
+	if err == nil {
+		t.Fatal("the apply succeeded although its supervisor was killed")
+	}
+	t.Logf("the apply says: %v", err)
+	contains(t, "the error", err.Error(), "the activation supervisor on the target ended without a result", "landscaper-activate-", "the host runs "+v1)
+}
