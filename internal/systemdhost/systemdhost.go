@@ -76,6 +76,8 @@ type Container struct {
 	leader int
 	// console is what the container printed (systemd's boot messages).
 	console *os.File
+	// cgroups are the container's own cgroups, one per hierarchy.
+	cgroups []string
 }
 
 var (
@@ -247,12 +249,22 @@ func boot(ctx context.Context, t testing.TB, rootfs string, opts Options) (*Cont
 	if c.console, err = os.Create(filepath.Join(dir, "console.log")); err != nil {
 		return c, err
 	}
-	c.nspawn = exec.Command("systemd-nspawn", "--boot", "--quiet",
+	if c.cgroups, err = ownCgroups("landscaper-" + name); err != nil {
+		return c, err
+	}
+	// sh puts itself into the container's own cgroups, then becomes
+	// systemd-nspawn.
+	args := []string{"-c", `n=$1; shift
+while [ "$n" -gt 0 ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; n=$((n - 1)); done
+exec "$@"`, "sh", strconv.Itoa(len(c.cgroups))}
+	args = append(args, c.cgroups...)
+	args = append(args, "systemd-nspawn", "--boot", "--quiet",
 		"--directory="+c.Root(), "--machine="+name,
 		// This machine runs no systemd: nothing to register with, and
-		// no scope to make.
+		// no scope to make: the container stays in its own cgroup.
 		"--register=no", "--keep-unit",
 		"--network-veth", "--console=pipe")
+	c.nspawn = exec.Command("/bin/sh", args...)
 	c.nspawn.Stdin = nil
 	c.nspawn.Stdout = c.console
 	c.nspawn.Stderr = c.console
@@ -275,6 +287,9 @@ func boot(ctx context.Context, t testing.TB, rootfs string, opts Options) (*Cont
 		return c, err
 	}
 	if err := c.waitSSH(ctx); err != nil {
+		return c, err
+	}
+	if err := c.waitRunning(ctx); err != nil {
 		return c, err
 	}
 	t.Logf("container %s booted: systemd is its PID 1 (pid %d here), sshd at %s:22", name, c.leader, containerAddr)
@@ -361,7 +376,20 @@ func parentOf(pid int) int {
 // network addresses both ends of the veth pair (the container's end from
 // this machine, with this machine's ip, in the container's namespace).
 func (c *Container) network(ctx context.Context, hostAddr, containerAddr string) error {
-	// nspawn creates the pair before it starts the container's init.
+	// nspawn creates the pair once the container's PID 1 exists, and
+	// moves one end into its namespace: wait for this machine's end.
+	for {
+		if _, err := net.InterfaceByName(c.hostIf); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("network of %s: systemd-nspawn made no interface %s: %w", c.Name, c.hostIf, ctx.Err())
+		case <-c.waited:
+			return fmt.Errorf("systemd-nspawn exited while booting: %v", c.nspawn.ProcessState)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	steps := [][]string{
 		{"ip", "addr", "add", hostAddr + "/30", "dev", c.hostIf},
 		{"ip", "link", "set", c.hostIf, "up"},
@@ -404,6 +432,22 @@ func (c *Container) waitSSH(ctx context.Context) error {
 	}
 }
 
+// waitRunning waits until systemd has finished booting and checks that
+// nothing failed: a test target starts without failed units, which the
+// provider's pre-flight would refuse.
+func (c *Container) waitRunning(ctx context.Context) error {
+	out, err := c.Exec(ctx, `systemctl is-system-running --wait
+systemctl list-units --state=failed --no-legend --plain | while read -r unit rest; do
+	echo "$unit:"
+	journalctl --no-pager -o cat -n 10 -u "$unit"
+done`)
+	state, failed, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	if err != nil || state != "running" {
+		return fmt.Errorf("systemd in %s booted %q, not running (%v); failed units and their logs:\n%s", c.Name, state, err, failed)
+	}
+	return nil
+}
+
 // Exec runs a shell script inside the container (all its namespaces, as
 // root, outside of any unit) and returns its combined output.
 func (c *Container) Exec(ctx context.Context, script string) (string, error) {
@@ -417,9 +461,11 @@ func (c *Container) Exec(ctx context.Context, script string) (string, error) {
 	return string(out), nil
 }
 
-// CutNetwork drops all traffic between this machine and the container
-// (this machine's end of the link goes down); nothing is reset, packets
-// are just lost, as when a cable is pulled.
+// CutNetwork drops all traffic between this machine and the container:
+// the container's end of the link goes down; nothing is reset, packets
+// are just lost, as when a cable is pulled. (Not this machine's end: its
+// route to the container would go with it, and packets to the container
+// would take the default route instead.)
 func (c *Container) CutNetwork(ctx context.Context) error {
 	return c.link(ctx, "down")
 }
@@ -430,8 +476,9 @@ func (c *Container) RestoreNetwork(ctx context.Context) error {
 }
 
 func (c *Container) link(ctx context.Context, state string) error {
-	if out, err := exec.CommandContext(ctx, "ip", "link", "set", c.hostIf, state).CombinedOutput(); err != nil {
-		return fmt.Errorf("set %s %s: %w: %s", c.hostIf, state, err, out)
+	if out, err := exec.CommandContext(ctx, "nsenter", "--target="+strconv.Itoa(c.leader), "--net", "--",
+		"ip", "link", "set", "host0", state).CombinedOutput(); err != nil {
+		return fmt.Errorf("set host0 of %s %s: %w: %s", c.Name, state, err, out)
 	}
 	return nil
 }
@@ -476,6 +523,13 @@ func (c *Container) Close() error {
 	}
 	if c.console != nil {
 		c.console.Close()
+	}
+	if len(c.cgroups) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		if err := removeCgroups(ctx, c.cgroups); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
 	}
 	// nspawn removes the veth pair with the namespace; make sure.
 	if _, err := net.InterfaceByName(c.hostIf); err == nil {
