@@ -31,19 +31,22 @@ type System struct {
 	Units []string
 	// FailingUnits are units whose start fails (ExecStart=/bin/false).
 	FailingUnits []string
-	// Delay is how long the activation takes before it changes anything.
-	Delay time.Duration
+	// Held activations wait, before they change anything, until the test
+	// releases them (Container.Release), so that a test can act while one
+	// runs whatever the machine's speed. A released system activates at
+	// once from then on.
+	Held bool
 }
 
 // switchToConfiguration is the stand-in's bin/switch-to-configuration;
-// @out@, @name@ and @delay@ are filled in by the builder.
+// @out@, @name@ and @held@ are filled in by the builder.
 const switchToConfiguration = `#!/bin/sh
 # NixOS's switch-to-configuration names its programs by store path; the
 # stand-in does not rely on the PATH it is given either.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 self=@out@
 name=@name@
-delay=@delay@
+held=@held@
 action="$1"
 state=/nix/var/standin
 mkdir -p "$state"
@@ -52,7 +55,12 @@ case "$action" in
 test|switch)
 	cat /proc/self/cgroup >"$state/cgroup-$name"
 	date +%s >"$state/started-$name"
-	if [ "$delay" != 0 ]; then sleep "$delay"; fi
+	# Held: wait for the test's release (at most an hour).
+	n=0
+	while [ -n "$held" ] && [ ! -e "$state/release-$name" ] && [ "$n" -lt 72000 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
 	mkdir -p /run/systemd/system
 	for f in /run/systemd/system/standin-*.service; do
 		[ -L "$f" ] || continue
@@ -107,6 +115,10 @@ func (s System) Expression() string {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	held := ""
+	if s.Held {
+		held = "1"
+	}
 	var attrs, writes strings.Builder
 	for i, n := range names {
 		fmt.Fprintf(&attrs, "  unit%d = %s;\n", i, nixString(units[n]))
@@ -118,12 +130,12 @@ func (s System) Expression() string {
   builder = "/bin/sh";
   PATH = "/usr/bin:/bin";
   standinName = %q;
-  delay = %q;
+  held = %q;
   stc = %s;
 %s  args = [ "-c" %s ];
-}`, "nixos-system-standin-systemd-"+s.Name, s.Name, fmt.Sprint(int(s.Delay.Seconds())), nixString(switchToConfiguration), attrs.String(),
+}`, "nixos-system-standin-systemd-"+s.Name, s.Name, held, nixString(switchToConfiguration), attrs.String(),
 		nixString(`mkdir -p $out/bin $out/units
-printf '%s' "$stc" | sed -e "s|@out@|$out|g" -e "s|@name@|$standinName|g" -e "s|@delay@|$delay|g" > $out/bin/switch-to-configuration
+printf '%s' "$stc" | sed -e "s|@out@|$out|g" -e "s|@name@|$standinName|g" -e "s|@held@|$held|g" > $out/bin/switch-to-configuration
 chmod +x $out/bin/switch-to-configuration
 echo 1 > $out/init-interface-version
 `+writes.String()))
@@ -178,6 +190,19 @@ func (c *Container) ActivationCgroup(name string) string {
 // activation started.
 func (c *Container) ActivationStarted(name string) bool {
 	return c.readFile("/nix/var/standin/started-"+name) != ""
+}
+
+// Release lets the held activations of the named stand-in system go on,
+// now and later.
+func (c *Container) Release(t testing.TB, name string) {
+	t.Helper()
+	dir := filepath.Join(c.Root(), "nix", "var", "standin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release-"+name), nil, 0o644); err != nil {
+		t.Fatalf("release the activation of %s: %v", name, err)
+	}
 }
 
 // BootDefault is what the last `switch-to-configuration boot` recorded.

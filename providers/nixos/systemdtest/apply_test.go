@@ -109,7 +109,7 @@ func TestApplyKilledMidActivation(t *testing.T) {
 		}
 	}
 	v1 := systemdhost.BuildSystem(t, systemdhost.System{Name: "apply-v1", Units: []string{"standin-web.service"}})
-	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "apply-v2", Units: []string{"standin-web.service", "standin-new.service"}, Delay: slowActivation})
+	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "apply-v2", Units: []string{"standin-web.service", "standin-new.service"}, Held: true})
 
 	write(v1)
 	if out, code := landscaper(t, bin, dir, "apply", "--auto-approve"); code != 0 {
@@ -138,6 +138,7 @@ func TestApplyKilledMidActivation(t *testing.T) {
 	t.Logf("the killed apply printed:\n%s", out.String())
 	provider := filepath.Join(filepath.Dir(bin), "landscaper-provider-nixos")
 	waitFor(t, "the provider to end with the apply", func() bool { return len(processesOf(provider)) == 0 })
+	tg.c.Release(t, "apply-v2")
 
 	waitFor(t, "the target to roll back on its own", func() bool {
 		return strings.HasPrefix(tg.supervisorStatus(t), "rolled-back")

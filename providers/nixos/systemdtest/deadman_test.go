@@ -4,18 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/landscaper-nix/landscaper/internal/systemdhost"
 	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 
-// The activation of the slow stand-ins takes this long, so that the test
-// can act while it runs; confirmTimeout is the dead-man switch's window.
-const (
-	slowActivation = 3 * time.Second
-	confirmTimeout = 5
-)
+// confirmTimeout is the dead-man switch's window in these tests.
+const confirmTimeout = 5
 
 // TestDeadManSwitchWhenTheConnectionIsCut: the deployer's traffic to the
 // target is dropped while the new system activates (the link goes down;
@@ -26,7 +21,7 @@ func TestDeadManSwitchWhenTheConnectionIsCut(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t, "")
 	v1 := systemdhost.BuildSystem(t, systemdhost.System{Name: "cut-v1", Units: []string{"standin-web.service"}})
-	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "cut-v2", Units: []string{"standin-web.service"}, Delay: slowActivation})
+	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "cut-v2", Units: []string{"standin-web.service"}, Held: true})
 	tg.deploy(t, "root", v1, nil)
 
 	ctx := context.Background()
@@ -40,6 +35,7 @@ func TestDeadManSwitchWhenTheConnectionIsCut(t *testing.T) {
 	if err := tg.c.CutNetwork(ctx); err != nil {
 		t.Fatal(err)
 	}
+	tg.c.Release(t, "cut-v2")
 	waitFor(t, "the target to roll back on its own", func() bool {
 		return strings.HasPrefix(tg.supervisorStatus(t), "rolled-back")
 	})
@@ -73,7 +69,7 @@ func TestProviderKilledMidActivation(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t, "")
 	v1 := systemdhost.BuildSystem(t, systemdhost.System{Name: "kill-v1", Units: []string{"standin-web.service"}})
-	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "kill-v2", Units: []string{"standin-web.service", "standin-new.service"}, Delay: slowActivation})
+	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "kill-v2", Units: []string{"standin-web.service", "standin-new.service"}, Held: true})
 	tg.deploy(t, "root", v1, nil)
 
 	doomed := sdktest.LaunchBinary(t, providerPackage)
@@ -87,6 +83,7 @@ func TestProviderKilledMidActivation(t *testing.T) {
 	if err := <-result; err == nil {
 		t.Fatal("Create returned no error from a killed provider")
 	}
+	tg.c.Release(t, "kill-v2")
 	// The activation goes on without the deployer: v2 becomes current,
 	// then the dead-man switch puts v1 back.
 	waitFor(t, "the target to roll back on its own", func() bool {
@@ -124,7 +121,7 @@ func TestSupervisorKilledOnTheTarget(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t, "")
 	v1 := systemdhost.BuildSystem(t, systemdhost.System{Name: "killsup-v1", Units: []string{"standin-web.service"}})
-	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "killsup-v2", Units: []string{"standin-web.service"}, Delay: slowActivation})
+	v2 := systemdhost.BuildSystem(t, systemdhost.System{Name: "killsup-v2", Units: []string{"standin-web.service"}, Held: true})
 	tg.deploy(t, "root", v1, nil)
 
 	result := make(chan error, 1)
