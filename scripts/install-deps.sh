@@ -54,6 +54,12 @@ packages+=(debootstrap zstd kmod patchelf qemu-utils)
 # python3-grpc-tools makes its stubs from proto/ (make generate, and the
 # test that checks they are current).
 packages+=(python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools)
+# The nixos provider's tests under a real systemd
+# (providers/nixos/systemdtest): systemd-container (systemd-nspawn boots a
+# Debian root with systemd as its PID 1, made by scripts/systemd-rootfs.sh
+# from vm-assets.sh's cached root with debootstrap's packages) and iproute2
+# (the veth link to the container is addressed, and cut, with ip).
+packages+=(systemd-container iproute2)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -123,7 +123,13 @@ func (a *activation) awaitConfirmed(ctx context.Context, c *remote.Client, check
 		return a.lost(ctx, "confirm", err)
 	}
 	if status != "confirmed" {
-		return a.failure(ctx, c, "confirm", status, errors.New("the host did not take the confirmation in time"))
+		// The supervisor's status says why it did not take the
+		// confirmation (a rollback names its reason): that is the cause.
+		var cause error
+		if len(strings.Fields(status)) < 2 {
+			cause = errors.New("the host did not take the confirmation in time")
+		}
+		return a.failure(ctx, c, "confirm", status, cause)
 	}
 	a.op.Logf("%s confirmed %s", a.target.HostPort(), a.in.Toplevel)
 	return nil
@@ -154,18 +160,37 @@ func (a *activation) touch(ctx context.Context, c *remote.Client, names ...strin
 // awaitStatusScript waits on the target, up to 20 s, while the status file
 // ($1) holds one of the other arguments or a rollback is in progress, and
 // prints the status then: the deployer learns of a change within 50 ms
-// without a round trip per look (and the look is the shell's own read,
-// not a program started 20 times a second).
+// without a round trip per look (the look is the shell's own read, not a
+// program started 20 times a second). A pending status while nobody holds
+// the supervisor's lock (it holds it as long as it lives; checked once a
+// second) means the supervisor is gone without a result (killed, or it
+// could not run): that prints "gone <status>". The status is read again
+// after the lock was found free, since a supervisor writes its result
+// before it exits; an absent status counts only once the supervisor was
+// written 10 s ago (it may not have taken the lock yet).
 const awaitStatusScript = `f="$1"
 shift
+dir=${f%/*}
+pending() {
+	for p in "$@"; do if [ "$s" = "$p" ]; then return 0; fi; done
+	case "$s" in rolling-back*) return 0 ;; esac
+	return 1
+}
 i=0
 while [ "$i" -lt 400 ]; do
 	s=
 	{ read -r s <"$f"; } 2>/dev/null
-	pending=0
-	for p in "$@"; do if [ "$s" = "$p" ]; then pending=1; fi; done
-	case "$s" in rolling-back*) pending=1 ;; esac
-	if [ "$pending" = 0 ]; then break; fi
+	pending "$@" || break
+	if [ $((i % 20)) -eq 19 ]; then
+		if [ -n "$s" ] || [ $(($(date +%s) - $(stat -c %Y "$dir/supervisor.sh" 2>/dev/null || date +%s))) -ge 10 ]; then
+			if flock -n /run/landscaper/lock true 2>/dev/null; then
+				s=
+				{ read -r s <"$f"; } 2>/dev/null
+				if pending "$@"; then s="gone $s"; fi
+				break
+			fi
+		fi
+	fi
 	sleep 0.05
 	i=$((i + 1))
 done
@@ -251,6 +276,11 @@ func (a *activation) failure(ctx context.Context, c *remote.Client, step, status
 	if len(fields) == 0 {
 		return &StepError{Host: host, Step: step, Err: cause, Outcome: "the host's state is unknown (no status)"}
 	}
+	if fields[0] == "gone" {
+		return &StepError{Host: host, Step: step,
+			Err:     fmt.Errorf("the activation supervisor on the target ended without a result (killed, or it could not run) while its status was %q; its output: journalctl -u landscaper-activate-%s, or %s/supervisor.log", strings.Join(fields[1:], " "), path.Base(a.dir), a.dir),
+			Outcome: "the host's state is unknown: the host runs " + orNone(a.currentSystem(ctx, c)) + " (it ran " + orNone(a.prev) + " before); its boot default is unchanged"}
+	}
 	reason := ""
 	if len(fields) > 1 {
 		reason = fields[1]
@@ -305,6 +335,18 @@ func (a *activation) describeReason(ctx context.Context, c *remote.Client, reaso
 
 // activationLog is the tail of switch-to-configuration's output.
 func (a *activation) activationLog(ctx context.Context, c *remote.Client) string {
+	return a.read(ctx, c, "read the activation log", "tail -n 20 "+remote.Quote(a.dir+"/activate.log")+" 2>/dev/null || true")
+}
+
+// currentSystem is what /run/current-system points at now, "" when that
+// cannot be read.
+func (a *activation) currentSystem(ctx context.Context, c *remote.Client) string {
+	return a.read(ctx, c, "read the current system", "if [ -e /run/current-system ]; then readlink -f /run/current-system; fi")
+}
+
+// read runs a short command over c, or over a new connection when c is
+// nil, and returns its output, "" on any failure.
+func (a *activation) read(ctx context.Context, c *remote.Client, name, script string) string {
 	if c == nil {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		nc, err := remote.Dial(dctx, a.target)
@@ -317,6 +359,6 @@ func (a *activation) activationLog(ctx context.Context, c *remote.Client) string
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, _ := c.Run(rctx, "read the activation log", "tail -n 20 "+remote.Quote(a.dir+"/activate.log")+" 2>/dev/null || true", nil)
+	res, _ := c.Run(rctx, name, script, nil)
 	return strings.TrimSpace(res.Stdout)
 }

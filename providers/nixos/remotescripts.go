@@ -43,7 +43,11 @@ exit 0
 `
 
 // startScript writes the supervisor (stdin) and its params into $1 and
-// starts it detached from this SSH session.
+// starts it detached from this SSH session. A transient unit gets the
+// manager's environment, not the session's: on NixOS its PATH holds only
+// systemd's own bin directory (no coreutils, no flock), so the session's
+// PATH, in which the pre-flight found what the supervisor runs, is passed
+// on.
 const startScript = `set -eu
 dir="$1"
 params="$2"
@@ -53,7 +57,7 @@ cat >"$dir/supervisor.sh"
 printf '%s\n' "$params" >"$dir/params"
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
 	systemd-run --unit="landscaper-activate-$(basename "$dir")" --collect --no-ask-password --quiet \
-		--service-type=exec -p KillMode=process /bin/sh "$dir/supervisor.sh" "$dir"
+		--service-type=exec -p KillMode=process --setenv=PATH="$PATH" /bin/sh "$dir/supervisor.sh" "$dir"
 else
 	setsid -f /bin/sh "$dir/supervisor.sh" "$dir" </dev/null >"$dir/supervisor.log" 2>&1
 fi
