@@ -162,8 +162,18 @@ func agentOnce(t *testing.T, h *pullHost, s *server, serverKey string) (string, 
 func startAgent(t *testing.T, h *pullHost, s *server, extra ...string) {
 	t.Helper()
 	cmd := agentCommand(t, s, filepath.Join(s.dir.Path, "server.pub"), extra...)
-	if out, err := h.Exec(context.Background(), "setsid -f sh -c "+shq(cmd+" >/run/agent.log 2>&1")); err != nil {
+	// Every descriptor away from Exec's pipe, or Exec waits for the agent.
+	script := "echo $$ > /run/agent.pid; exec " + cmd
+	if out, err := h.Exec(context.Background(), "setsid -f sh -c "+shq(script)+" </dev/null >>/run/agent.log 2>&1"); err != nil {
 		t.Fatalf("start the agent: %v: %s", err, out)
+	}
+}
+
+// stopAgent stops the agent startAgent started.
+func stopAgent(t *testing.T, h *pullHost) {
+	t.Helper()
+	if out, err := h.Exec(context.Background(), `pid=$(cat /run/agent.pid); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done`); err != nil {
+		t.Fatalf("stop the agent: %v: %s", err, out)
 	}
 }
 

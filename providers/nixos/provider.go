@@ -23,6 +23,7 @@ func Provider() *sdk.Provider {
 			"host-key": hostKeyType(),
 			"system":   systemType(),
 			"install":  installType(),
+			"pull":     pullType(),
 		},
 	}
 }

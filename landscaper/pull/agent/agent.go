@@ -29,6 +29,11 @@ import (
 // cycle at once).
 const DefaultInterval = 5 * time.Minute
 
+// maxBackoff caps the wait before the next try after a failed fetch: a
+// host the server does not know yet (its generation is not published)
+// or an unreachable server is tried again at least this often.
+const maxBackoff = 15 * time.Second
+
 // Config says what an agent talks to and where it keeps its state.
 type Config struct {
 	// Server is the pull server's base URL.
@@ -149,7 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-trigger:
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, a.cfg.Interval)
+			backoff = min(backoff*2, a.cfg.Interval, maxBackoff)
 			known, wait = -1, 0
 			continue
 		}
