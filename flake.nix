@@ -19,7 +19,7 @@
       # it without nixpkgs and prints the new value; or set lib.fakeHash,
       # run `nix build .#landscaper` and copy the "got: sha256-..." of the
       # hash mismatch here (README.md, "Installing on NixOS").
-      vendorHash = "sha256-Y93GaU/Mwtgc9b1q1LuFrkYfkNpFnnaBotLMpg3d7SY=";
+      vendorHash = "sha256-Odw+CKuMMtA2JmgvqCpBjMnbZ2AGzdfTVgBlRJLCgdM=";
 
       # The providers: every providers/<name>/cmd/landscaper-provider-<name>,
       # as `make build` finds them.

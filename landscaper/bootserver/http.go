@@ -28,8 +28,14 @@ func (s *Server) newHTTP() *http.Server {
 func (s *Server) httpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" {
-			s.metrics.serveMetrics(w, r)
+			s.metrics.serveMetrics(w, r, s.cfg.ExtraMetrics)
 			return
+		}
+		for prefix, h := range s.cfg.Mounts {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
 		}
 		s.serveFile(w, r)
 	})

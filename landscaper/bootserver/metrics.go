@@ -141,7 +141,7 @@ func (m *metrics) write(w io.Writer) {
 }
 
 // serveMetrics answers GET /metrics.
-func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request, extra []func(io.Writer)) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -152,4 +152,7 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.write(w)
+	for _, write := range extra {
+		write(w)
+	}
 }

@@ -47,6 +47,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -145,6 +146,12 @@ type Config struct {
 	// Open opens the files the server serves. Default os.Open. Tests use
 	// it to see every file the server opens.
 	Open func(path string) (*os.File, error)
+	// Mounts serves other handlers on the HTTP listener: a request whose
+	// path starts with a key (such as "/pull/v1/") goes to its handler,
+	// which logs and counts it itself.
+	Mounts map[string]http.Handler
+	// ExtraMetrics are written at /metrics after the server's own.
+	ExtraMetrics []func(io.Writer)
 }
 
 // Server serves boot entries over TFTP and HTTP. Make one with New, then

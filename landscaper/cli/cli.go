@@ -86,7 +86,9 @@ Commands:
              postgres:// URL or a file)
   providers  show the providers' schemas
   provider   schema | call: drive one provider by hand
-  serve      serve network boot entries over TFTP and HTTP
+  serve      serve network boot entries over TFTP and HTTP (and, with
+             --pull-dir, the pull API)
+  agent      on a pulled host: fetch, activate and report its system
   version    print the version
   help       print this, or "help COMMAND" a command's usage
 
@@ -204,6 +206,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runProvider(ctx, rest, env)
 	case "serve":
 		return runServe(ctx, rest, env)
+	case "agent":
+		return runAgent(ctx, rest, env)
 	case "version":
 		return runVersion(rest, env)
 	case "help":

@@ -4,14 +4,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pullserver"
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 var serveSpec = spec{name: "serve", max: 0, about: `Serve the network boot entries of the pxe-nbp provider over TFTP and HTTP,
-until SIGINT or SIGTERM; then drain the transfers in flight and exit 0.`}
+until SIGINT or SIGTERM; then drain the transfers in flight and exit 0.
+With --pull-dir, the HTTP listener also serves the pull API (/pull/v1/) to
+the hosts nixos.pull publishes systems for (docs/pull.md).`}
 
 // runServe is "landscaper serve": the network boot server for the entries
 // the pxe-nbp provider writes. It serves until SIGINT or SIGTERM, then
@@ -27,6 +34,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&cfg.MaxTransfers, "max-transfers", bootserver.DefaultMaxTransfers, "the most transfers served at once over both protocols; more are refused")
 	fs.IntVar(&cfg.MaxTransfersPerAddress, "max-transfers-per-address", bootserver.DefaultMaxTransfersPerAddress, "the most TFTP transfers one client address may have at once (at most --max-transfers); more are refused")
 	fs.DurationVar(&cfg.TransferTimeout, "transfer-timeout", bootserver.DefaultTransferTimeout, "the longest one transfer may take")
+	pullDir := fs.String("pull-dir", "", "the `directory` of nixos.pull's hosts: serve them the pull API and their binary cache under /pull/v1/ (needs --http-listen)")
 	noColorFlag(fs, &env)
 	if _, err := serveSpec.parse(fs, args, env); err != nil {
 		return err
@@ -47,6 +55,22 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	if _, err := os.Stat(cfg.IPXEDir); err != nil {
 		logger.Warn("iPXE directory not readable; the iPXE binaries are not served (Debian: apt-get install ipxe)", "ipxe_dir", cfg.IPXEDir, "error", err)
+	}
+	if *pullDir != "" {
+		if cfg.HTTPAddr == "" {
+			return &exitError{code: 2, err: fmt.Errorf("--pull-dir needs the HTTP listener (--http-listen)")}
+		}
+		pull, err := pullserver.New(pullserver.Config{Dir: pulldir.Dir{Path: *pullDir}, Logger: logger})
+		if err != nil {
+			return err
+		}
+		cfg.Mounts = map[string]http.Handler{pullserver.Prefix: pull}
+		cfg.ExtraMetrics = append(cfg.ExtraMetrics, pull.WriteMetrics)
+		// Long-polls answer at once when the server stops, so the drain
+		// does not wait for them.
+		stop := context.AfterFunc(ctx, pull.Close)
+		defer stop()
+		logger.Info("pull API enabled", "pull_dir", *pullDir, "server_key", ssh.FingerprintSHA256(pull.PublicKey()), "cache_key", pull.CachePublicKey())
 	}
 	srv, err := bootserver.New(cfg)
 	if err != nil {

@@ -24,6 +24,7 @@ func Provider() *sdk.Provider {
 			"host-key": hostKeyType(),
 			"system":   systemType(pool),
 			"install":  installType(),
+			"pull":     pullType(),
 		},
 	}
 }
