@@ -48,21 +48,53 @@ func checkBinding(t reflect.Type, attrs []resource.Attribute, what string) error
 	return errors.Join(errs...)
 }
 
-// checkGoType checks that a Go type can hold values of an attribute.
+// checkGoType checks that a Go type can hold values of an attribute, and
+// that the structs that hold its declared attribute sets (an object, the
+// elements of a list or map of objects) have a field for each of their
+// attributes.
 func checkGoType(t reflect.Type, a resource.Attribute) error {
-	if a.Type == "object" {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if usesOwnDecoding(t) || t.Kind() == reflect.Interface {
-			return nil
-		}
-		if t.Kind() == reflect.Map {
-			return checkTypeName(t, "map(any)")
-		}
-		return checkBinding(t, a.Attributes, "attribute")
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return checkTypeName(t, a.Type)
+	holding := objectsIn(a)
+	if holding == holdsNoObjects || usesOwnDecoding(t) || t.Kind() == reflect.Interface {
+		return checkTypeName(t, a.Type)
+	}
+	switch holding {
+	case holdsListOfObjects:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return fmt.Errorf("Go type %s cannot hold %s values", t, a.Type)
+		}
+		if err := checkObjectGoType(t.Elem(), a.Attributes); err != nil {
+			return fmt.Errorf("elements: %w", err)
+		}
+		return nil
+	case holdsMapOfObjects:
+		if t.Kind() != reflect.Map || t.Key().Kind() != reflect.String {
+			return fmt.Errorf("Go type %s cannot hold %s values", t, a.Type)
+		}
+		if err := checkObjectGoType(t.Elem(), a.Attributes); err != nil {
+			return fmt.Errorf("values: %w", err)
+		}
+		return nil
+	}
+	return checkObjectGoType(t, a.Attributes)
+}
+
+// checkObjectGoType checks that Go type t holds an attribute set with the
+// declared attributes: a struct with a field for each, or a map or
+// interface that takes any.
+func checkObjectGoType(t reflect.Type, attrs []resource.Attribute) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if usesOwnDecoding(t) || t.Kind() == reflect.Interface {
+		return nil
+	}
+	if t.Kind() == reflect.Map {
+		return checkTypeName(t, "map(any)")
+	}
+	return checkBinding(t, attrs, "attribute")
 }
 
 // checkTypeName checks that Go type t can hold values of the attribute
@@ -148,14 +180,17 @@ func checkAttrs(attrs []resource.Attribute, what string) error {
 			errs = append(errs, fmt.Errorf("%s %q: unknown type %q", what, a.Name, a.Type))
 		}
 		if len(a.Default) > 0 {
-			if d := checkType(a.Type, a.Default, resource.AttrPath(a.Name), nil); len(d) > 0 {
+			if _, d := checkValue(a, a.Default, resource.AttrPath(a.Name), nil); len(d) > 0 {
 				errs = append(errs, fmt.Errorf("%s %q: default: %v", what, a.Name, d.Err()))
 			}
 		}
-		if a.Type == "object" {
+		switch {
+		case objectsIn(a) != holdsNoObjects:
 			if err := checkAttrs(a.Attributes, "attribute"); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q: %w", what, a.Name, err))
 			}
+		case len(a.Attributes) > 0:
+			errs = append(errs, fmt.Errorf("%s %q: declares attributes, but its type %s holds no attribute sets (use object, list(object) or map(object))", what, a.Name, a.Type))
 		}
 	}
 	return errors.Join(errs...)

@@ -48,7 +48,25 @@ func Map(name, elem, description string) Attr {
 
 // Object declares an attribute set with the given attributes.
 func Object(name, description string, attrs ...Attr) Attr {
-	a := attr(name, "object", description)
+	return withAttributes(attr(name, "object", description), attrs)
+}
+
+// ListOfObjects declares a list whose elements are attribute sets with the
+// given attributes: each element is checked against them (unknown names,
+// required ones, types, defaults filled in) with its path, such as
+// name[1].timeout, and decodes into a slice of structs.
+func ListOfObjects(name, description string, attrs ...Attr) Attr {
+	return withAttributes(attr(name, "list(object)", description), attrs)
+}
+
+// MapOfObjects declares an attribute set whose values are attribute sets
+// with the given attributes, checked as ListOfObjects' elements are, at
+// paths such as name."key".mode; it decodes into a map of structs.
+func MapOfObjects(name, description string, attrs ...Attr) Attr {
+	return withAttributes(attr(name, "map(object)", description), attrs)
+}
+
+func withAttributes(a Attr, attrs []Attr) Attr {
 	for _, sub := range attrs {
 		a.Attributes = append(a.Attributes, sub.Attribute)
 	}

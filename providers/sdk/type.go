@@ -284,13 +284,24 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	if mErr != nil {
 		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot encode outputs", "%v", mErr)}}
 	}
-	var sensitive []resource.Path
-	for _, o := range t.Outputs {
-		if o.Attribute.Sensitive {
-			sensitive = append(sensitive, resource.AttrPath(o.Name))
-		}
-	}
-	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: sensitive}}
+	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(attributes(t.Outputs), b)}}
+}
+
+// inputSecrets adds to v's sensitive paths those the type's inputs declare
+// (inside lists and maps of objects too), whether the engine marked them
+// or not.
+func (t *Type[In, Out]) inputSecrets(v resource.Values) resource.Values {
+	return withDeclaredSensitive(v, attributes(t.Inputs))
+}
+
+// outputSecrets is inputSecrets for outputs.
+func (t *Type[In, Out]) outputSecrets(v resource.Values) resource.Values {
+	return withDeclaredSensitive(v, attributes(t.Outputs))
+}
+
+func withDeclaredSensitive(v resource.Values, attrs []resource.Attribute) resource.Values {
+	v.Sensitive = append(v.Sensitive[:len(v.Sensitive):len(v.Sensitive)], resource.DeclaredSensitive(attrs, v.JSON)...)
+	return v
 }
 
 // ErrorAt returns an error about the input at path, for Create, Update,
@@ -330,7 +341,7 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 	if diags.HasError() {
 		return &resource.Result{Diagnostics: diags}, nil
 	}
-	op := newOp(req.Type, req.Name, sink, req.Inputs)
+	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs))
 	out, err := t.Create(ctx, op, in)
 	return op.withWarnings(t.result(out, err)), nil
 }
@@ -350,7 +361,7 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	if t.Update == nil {
 		return keep(resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}), nil
 	}
-	op := newOp(req.Type, req.Name, sink, req.Inputs, req.Prior.Inputs, req.Prior.Outputs)
+	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs), t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
 	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
@@ -365,7 +376,7 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
 	}
 	if t.Delete != nil {
-		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
+		op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
 		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
 			return op.withWarnings(&resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}), nil
