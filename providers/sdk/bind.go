@@ -243,11 +243,71 @@ func (t *Type[In, Out]) check() error {
 	if err := checkAttrs(attributes(t.Outputs), "output"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkRuleDecls(t.Inputs, "input"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkOutputDecls(t.Inputs, t.Outputs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkInputHooks(t.Inputs, sortedKeys(t.SameInput), sortedKeys(t.ReplaceIf)); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkBinding(reflect.TypeFor[In](), attributes(t.Inputs), "input"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := checkBinding(reflect.TypeFor[Out](), attributes(t.Outputs), "output"); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkOutputDecls reports rules declared on outputs (only inputs are
+// judged), KeepPrior on inputs, and KeepPrior naming inputs that are not
+// declared.
+func checkOutputDecls(inputs, outputs []Attr) error {
+	var errs []error
+	declared := map[string]bool{}
+	for _, in := range inputs {
+		declared[in.Name] = true
+		if in.keepPrior {
+			errs = append(errs, fmt.Errorf("input %q: KeepPrior is for outputs", in.Name))
+		}
+	}
+	for _, out := range outputs {
+		if len(out.rules) > 0 {
+			errs = append(errs, fmt.Errorf("output %q: validators judge inputs, not outputs", out.Name))
+		}
+		for _, from := range out.keepFrom {
+			if !declared[from] {
+				errs = append(errs, fmt.Errorf("output %q: KeepPrior names %q, which is not a declared input (declared: %s)", out.Name, from, attrNames(attributes(inputs))))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkInputHooks reports SameInput and ReplaceIf entries for inputs that
+// are not declared, and ReplaceIf entries for inputs that are not
+// ForceNew (their changes never replace).
+func checkInputHooks(inputs []Attr, same, replaceIf []string) error {
+	declared := map[string]Attr{}
+	for _, in := range inputs {
+		declared[in.Name] = in
+	}
+	var errs []error
+	for _, name := range same {
+		if _, ok := declared[name]; !ok {
+			errs = append(errs, fmt.Errorf("SameInput names %q, which is not a declared input (declared: %s)", name, attrNames(attributes(inputs))))
+		}
+	}
+	for _, name := range replaceIf {
+		in, ok := declared[name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("ReplaceIf names %q, which is not a declared input (declared: %s)", name, attrNames(attributes(inputs))))
+		case !in.Attribute.ForceNew:
+			errs = append(errs, fmt.Errorf("ReplaceIf names input %q, which is not ForceNew: its changes never replace", name))
+		}
 	}
 	return errors.Join(errs...)
 }

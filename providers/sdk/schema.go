@@ -17,10 +17,18 @@ import (
 // List, Map or Object and refine it with the methods.
 type Attr struct {
 	resource.Attribute
+	// nested are the declarations of the attributes of an object, or of
+	// each element of a list or map of objects, with their rules.
+	nested []Attr
+	// rules are the attribute's validators (OneOf, Between, Matches).
+	rules []rule
+	// keepPrior and keepFrom are the output's KeepPrior.
+	keepPrior bool
+	keepFrom  []string
 }
 
 func attr(name, typ, description string) Attr {
-	return Attr{resource.Attribute{Name: name, Type: typ, Description: description}}
+	return Attr{Attribute: resource.Attribute{Name: name, Type: typ, Description: description}}
 }
 
 // String declares a string attribute.
@@ -67,9 +75,8 @@ func MapOfObjects(name, description string, attrs ...Attr) Attr {
 }
 
 func withAttributes(a Attr, attrs []Attr) Attr {
-	for _, sub := range attrs {
-		a.Attributes = append(a.Attributes, sub.Attribute)
-	}
+	a.nested = attrs
+	a.Attributes = attributes(attrs)
 	return a
 }
 
@@ -92,10 +99,27 @@ func (a Attr) Default(v any) Attr {
 	return a
 }
 
+// KeepPrior plans this output, on an update, as its recorded value when
+// none of the inputs it comes from (from; none given: it comes from no
+// input, say a token made at create) changed or is unknown: the update
+// must then return that value. On a create or replace it is known only
+// after apply, as any output, and so is an empty recorded value (a state
+// written before the output existed).
+func (a Attr) KeepPrior(from ...string) Attr {
+	a.keepPrior, a.keepFrom = true, from
+	return a
+}
+
+// attributes is the published form of declarations: the rules of each
+// attribute are said in its description, as the schema shows them.
 func attributes(as []Attr) []resource.Attribute {
 	out := make([]resource.Attribute, len(as))
 	for i, a := range as {
 		out[i] = a.Attribute
+		out[i].Description = describeRules(a.Description, a.rules)
+		if len(a.nested) > 0 {
+			out[i].Attributes = attributes(a.nested)
+		}
 	}
 	return out
 }

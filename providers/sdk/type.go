@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -124,7 +125,19 @@ type Type[In, Out any] struct {
 	// Validate checks decoded inputs beyond their declared types. Inputs
 	// at paths in unknown are zero values and must not be judged.
 	Validate func(in In, unknown []resource.Path) resource.Diagnostics
-	// Plan refines the plan the SDK made by comparing inputs.
+	// SameInput holds, by input name, whether an input's recorded and
+	// desired values, spelled differently, mean the same (a MAC address
+	// in another notation): then the input has not changed at all. It is
+	// asked only when both are known.
+	SameInput map[string]func(prior, desired In) bool
+	// ReplaceIf holds, by name of a ForceNew input, whether its change
+	// replaces the resource (the key size that the default meant, spelled
+	// out, does not); a change it lets through updates. Without an entry
+	// every change of a ForceNew input replaces. It is asked only when
+	// both values are known.
+	ReplaceIf map[string]func(prior, desired In) bool
+	// Plan refines the plan the SDK made by comparing inputs and applying
+	// SameInput, ReplaceIf and the outputs' KeepPrior.
 	Plan func(ctx context.Context, p *Plan[In, Out])
 	// Create makes the resource.
 	Create func(ctx context.Context, op *Op, in In) (Out, error)
@@ -166,6 +179,9 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 	obj, diags := checkObject(attributes(t.Inputs), doc, nil, unknown)
 	if diags.HasError() {
 		return in, nil, diags
+	}
+	if d := enforceRules(t.Inputs, obj, nil, unknown, false); d.HasError() {
+		return in, nil, append(diags, d...)
 	}
 	known := make(map[string]json.RawMessage, len(obj))
 	for name, v := range obj {
@@ -232,6 +248,10 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		p.Prior = &prior
 		priorObj, _ := checkObject(attributes(t.Inputs), req.Prior.Inputs.JSON, nil, nil)
 		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
+		if prior.HasOutputs {
+			p.Changed = t.dropSame(p.Changed, prior.Inputs, desired, req.Unknown)
+			p.RequiresReplace = t.keepReplacing(t.dropSame(p.RequiresReplace, prior.Inputs, desired, req.Unknown), prior.Inputs, desired, req.Unknown)
+		}
 		switch {
 		case !prior.HasOutputs:
 			p.Action = resource.ActionCreate
@@ -247,6 +267,9 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		} else {
 			p.UnknownOutputs = t.outputNames()
 		}
+		if p.Action == resource.ActionUpdate {
+			t.keepPriorOutputs(p)
+		}
 	}
 	if t.Plan != nil {
 		t.Plan(ctx, p)
@@ -260,6 +283,49 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		PlannedOutputs: planned, UnknownOutputs: p.UnknownOutputs, Diagnostics: p.Diagnostics,
 		Claims: p.Claims, Details: p.Details,
 	}, nil
+}
+
+// dropSame leaves out of paths the inputs that SameInput says mean the
+// same as recorded.
+func (t *Type[In, Out]) dropSame(paths []resource.Path, prior, desired In, unknown []resource.Path) []resource.Path {
+	return slices.DeleteFunc(paths, func(p resource.Path) bool {
+		same := t.SameInput[p[0].Name]
+		return same != nil && !resource.Covered(p, unknown) && same(prior, desired)
+	})
+}
+
+// keepReplacing leaves out of paths the inputs whose change ReplaceIf
+// lets through as an update.
+func (t *Type[In, Out]) keepReplacing(paths []resource.Path, prior, desired In, unknown []resource.Path) []resource.Path {
+	return slices.DeleteFunc(paths, func(p resource.Path) bool {
+		replaces := t.ReplaceIf[p[0].Name]
+		return replaces != nil && !resource.Covered(p, unknown) && !replaces(prior, desired)
+	})
+}
+
+// keepPriorOutputs plans, for an update, the outputs declared KeepPrior
+// whose inputs did not change as their recorded values.
+func (t *Type[In, Out]) keepPriorOutputs(p *Plan[In, Out]) {
+	prior := structToMap(p.Prior.Outputs)
+	for _, o := range t.Outputs {
+		v := prior[o.Name]
+		if !o.keepPrior || isEmptyJSONValue(v) || slices.ContainsFunc(o.keepFrom, func(in string) bool {
+			return slices.ContainsFunc(p.Changed, func(c resource.Path) bool { return c[0].Name == in })
+		}) {
+			continue
+		}
+		if p.Planned == nil {
+			p.Planned = map[string]any{}
+		}
+		p.Planned[o.Name] = v
+		p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return n == o.Name })
+	}
+}
+
+// isEmptyJSONValue reports whether a decoded JSON value is absent, null or
+// its type's zero value.
+func isEmptyJSONValue(v any) bool {
+	return v == nil || reflect.ValueOf(v).IsZero()
 }
 
 func structToMap(v any) map[string]any {
