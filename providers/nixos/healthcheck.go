@@ -47,15 +47,15 @@ func healthChecksAttr() sdk.Attr {
 	return sdk.ListOfObjects("healthChecks", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`,
 		sdk.String("command", "A shell command run on the target; the check passes when it exits 0. Give command or url, not both."),
 		sdk.String("url", "An http:// or https:// URL fetched from the deployer; the check passes on a 2xx answer. Give command or url, not both."),
-		sdk.Number("timeout", "Seconds one try may take (0.1 to 3600).").Default(10),
-		sdk.Integer("retries", "Tries after the first failed one (0 to 1000).").Default(3),
-		sdk.Number("interval", "Seconds between tries (0 to 3600).").Default(2),
+		sdk.Number("timeout", "Seconds one try may take.").Between(0.1, 3600).Default(10),
+		sdk.Integer("retries", "Tries after the first failed one.").Between(0, 1000).Default(3),
+		sdk.Number("interval", "Seconds between tries.").Between(0, 3600).Default(2),
 	).Default([]any{})
 }
 
-// validateHealthChecks checks what the declared types cannot say: each
-// check has command or url, not both, a usable url and limits in range.
-// Attributes not known yet are not judged.
+// validateHealthChecks checks what the declarations cannot say (the SDK
+// checks types and ranges): each check has command or url, not both, and
+// a usable url. Attributes not known yet are not judged.
 func validateHealthChecks(checks []healthCheckDef, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
 	for i, h := range checks {
@@ -71,20 +71,6 @@ func validateHealthChecks(checks []healthCheckDef, unknown []resource.Path) reso
 		}
 		if known("url") && h.URL != "" && !isHTTPURL(h.URL) {
 			diags = append(diags, resource.Error(at.Attr("url"), "invalid url", "url must be an http:// or https:// URL, got %q", h.URL))
-		}
-		for _, limit := range []struct {
-			attr     string
-			v        float64
-			min, max float64
-			kind     string
-		}{
-			{"timeout", h.Timeout, 0.1, 3600, "a number"},
-			{"retries", float64(h.Retries), 0, 1000, "a whole number"},
-			{"interval", h.Interval, 0, 3600, "a number"},
-		} {
-			if known(limit.attr) && (limit.v < limit.min || limit.v > limit.max) {
-				diags = append(diags, resource.Error(at.Attr(limit.attr), "invalid "+limit.attr, "%s must be %s from %v to %v", limit.attr, limit.kind, limit.min, limit.max))
-			}
 		}
 	}
 	return diags
