@@ -122,15 +122,28 @@ func printSchema(env Env, name string, lp listedProvider, s *resource.ProviderSc
 		ts := s.Types[t]
 		fmt.Fprintf(env.Stdout, "\n  %s.%s: %s\n", name, t, ts.Description)
 		fmt.Fprintln(env.Stdout, "    inputs:")
-		for _, a := range ts.Inputs {
-			fmt.Fprintf(env.Stdout, "      %-18s %-14s %s%s\n", a.Name, a.Type, attrFlags(a), a.Description)
-		}
+		printAttrs(env, ts.Inputs, "      ")
 		fmt.Fprintln(env.Stdout, "    outputs:")
-		for _, a := range ts.Outputs {
-			fmt.Fprintf(env.Stdout, "      %-18s %-14s %s%s\n", a.Name, a.Type, attrFlags(a), a.Description)
-		}
+		printAttrs(env, ts.Outputs, "      ")
 	}
 	fmt.Fprintln(env.Stdout)
+}
+
+// printAttrs prints attributes one a line, and under each the attributes
+// of its object (or of each element of its list or map of objects),
+// indented further and named ".name".
+func printAttrs(env Env, attrs []resource.Attribute, indent string) {
+	for _, a := range attrs {
+		fmt.Fprintf(env.Stdout, "%s%-18s %-14s %s%s\n", indent, a.Name, a.Type, attrFlags(a), a.Description)
+		if len(a.Attributes) > 0 {
+			nested := make([]resource.Attribute, len(a.Attributes))
+			for i, sub := range a.Attributes {
+				sub.Name = "." + sub.Name
+				nested[i] = sub
+			}
+			printAttrs(env, nested, indent+"  ")
+		}
+	}
 }
 
 func attrFlags(a resource.Attribute) string {
@@ -154,27 +167,33 @@ func attrFlags(a resource.Attribute) string {
 }
 
 func schemaJSON(s *resource.ProviderSchema, path string) map[string]any {
-	type attr struct {
-		Name        string          `json:"name"`
-		Type        string          `json:"type"`
-		Required    bool            `json:"required,omitempty"`
-		Default     json.RawMessage `json:"default,omitempty"`
-		Sensitive   bool            `json:"sensitive,omitempty"`
-		ForceNew    bool            `json:"forces_replacement,omitempty"`
-		Description string          `json:"description,omitempty"`
-	}
-	conv := func(as []resource.Attribute) []attr {
-		out := make([]attr, len(as))
-		for i, a := range as {
-			out[i] = attr{a.Name, a.Type, a.Required, a.Default, a.Sensitive, a.ForceNew, a.Description}
-		}
-		return out
-	}
 	types := map[string]any{}
 	for t, ts := range s.Types {
-		types[t] = map[string]any{"description": ts.Description, "inputs": conv(ts.Inputs), "outputs": conv(ts.Outputs)}
+		types[t] = map[string]any{"description": ts.Description, "inputs": attrsJSON(ts.Inputs), "outputs": attrsJSON(ts.Outputs)}
 	}
 	return map[string]any{"name": s.Name, "version": s.Version, "path": path, "types": types}
+}
+
+// attrJSON is an attribute as `provider schema` prints it.
+type attrJSON struct {
+	Name        string          `json:"name"`
+	Type        string          `json:"type"`
+	Required    bool            `json:"required,omitempty"`
+	Default     json.RawMessage `json:"default,omitempty"`
+	Sensitive   bool            `json:"sensitive,omitempty"`
+	ForceNew    bool            `json:"forces_replacement,omitempty"`
+	Description string          `json:"description,omitempty"`
+	// Attributes are those of an object, or of each element of a list or
+	// map of objects.
+	Attributes []attrJSON `json:"attributes,omitempty"`
+}
+
+func attrsJSON(as []resource.Attribute) []attrJSON {
+	out := make([]attrJSON, len(as))
+	for i, a := range as {
+		out[i] = attrJSON{a.Name, a.Type, a.Required, a.Default, a.Sensitive, a.ForceNew, a.Description, attrsJSON(a.Attributes)}
+	}
+	return out
 }
 
 // callRecord is what `provider call` prints and reads back as --prior.

@@ -96,8 +96,8 @@ func (e *Engine) substituteWith(m *member, lookup func(eval.Key) eval.Value) (ev
 	if err != nil {
 		return sub, err
 	}
-	for _, p := range sensitiveInputPaths(m.schema.Inputs, nil) {
-		if _, present := resource.Lookup(sub.JSON, p); present && !resource.Covered(p, sub.Sensitive) {
+	for _, p := range resource.DeclaredSensitive(m.schema.Inputs, sub.JSON) {
+		if !resource.Covered(p, sub.Sensitive) {
 			sub.Sensitive = append(sub.Sensitive, p)
 		}
 	}
@@ -105,22 +105,6 @@ func (e *Engine) substituteWith(m *member, lookup func(eval.Key) eval.Value) (ev
 		e.learnSecretAt(sub.JSON, p)
 	}
 	return sub, nil
-}
-
-// sensitiveInputPaths lists the input paths a schema declares sensitive.
-func sensitiveInputPaths(attrs []resource.Attribute, at resource.Path) []resource.Path {
-	var out []resource.Path
-	for _, a := range attrs {
-		p := at.Attr(a.Name)
-		if a.Sensitive {
-			out = append(out, p)
-			continue
-		}
-		if a.Type == "object" {
-			out = append(out, sensitiveInputPaths(a.Attributes, p)...)
-		}
-	}
-	return out
 }
 
 // knownForNix returns the known, non-sensitive output values: the only ones

@@ -114,7 +114,8 @@ type Attribute struct {
 	Description string
 	// ForceNew: a change of this input replaces the resource.
 	ForceNew bool
-	// Attributes of an object-typed attribute.
+	// Attributes of an object-typed attribute, or of each element of a
+	// list(object) or map(object) one.
 	Attributes []Attribute
 }
 

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
+	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
 
 // healthCheck is one check of a newly activated system: a command run on
@@ -35,89 +32,62 @@ func (h healthCheck) String() string {
 	return h.Command
 }
 
-const (
-	defaultCheckTimeout  = 10
-	defaultCheckRetries  = 3
-	defaultCheckInterval = 2
-)
+// healthCheckDef is one element of the healthChecks input as the user
+// defined it, declared by healthChecksAttr: the SDK has checked its names
+// and types and filled in its defaults.
+type healthCheckDef struct {
+	Command  string  `json:"command"`
+	URL      string  `json:"url"`
+	Timeout  float64 `json:"timeout"`
+	Retries  int     `json:"retries"`
+	Interval float64 `json:"interval"`
+}
 
-var healthCheckKeys = []string{"command", "url", "timeout", "retries", "interval"}
+func healthChecksAttr() sdk.Attr {
+	return sdk.ListOfObjects("healthChecks", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`,
+		sdk.String("command", "A shell command run on the target; the check passes when it exits 0. Give command or url, not both."),
+		sdk.String("url", "An http:// or https:// URL fetched from the deployer; the check passes on a 2xx answer. Give command or url, not both."),
+		sdk.Number("timeout", "Seconds one try may take.").Between(0.1, 3600).Default(10),
+		sdk.Integer("retries", "Tries after the first failed one.").Between(0, 1000).Default(3),
+		sdk.Number("interval", "Seconds between tries.").Between(0, 3600).Default(2),
+	).Default([]any{})
+}
 
-// parseHealthChecks decodes and checks the healthChecks input, naming the
-// element and attribute of each problem.
-func parseHealthChecks(raw []map[string]any) ([]healthCheck, resource.Diagnostics) {
-	var checks []healthCheck
+// validateHealthChecks checks what the declarations cannot say (the SDK
+// checks types and ranges): each check has command or url, not both, and
+// a usable url. Attributes not known yet are not judged.
+func validateHealthChecks(checks []healthCheckDef, unknown []resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
-	for i, m := range raw {
+	for i, h := range checks {
 		at := resource.AttrPath("healthChecks").Index(i)
-		bad := func(attr, summary, format string, args ...any) {
-			p := at
-			if attr != "" {
-				p = at.Attr(attr)
-			}
-			diags = append(diags, resource.Error(p, summary, format, args...))
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if !slices.Contains(healthCheckKeys, k) {
-				bad(k, "unknown health check attribute", "%q is not a health check attribute; known: %s", k, strings.Join(healthCheckKeys, ", "))
+		known := func(attr string) bool { return !resource.Covered(at.Attr(attr), unknown) }
+		if known("command") && known("url") {
+			switch {
+			case h.Command == "" && h.URL == "":
+				diags = append(diags, resource.Error(at, "empty health check", "a health check needs command (run on the target) or url (fetched from the deployer)"))
+			case h.Command != "" && h.URL != "":
+				diags = append(diags, resource.Error(at, "ambiguous health check", "give command or url, not both"))
 			}
 		}
-		h := healthCheck{Timeout: defaultCheckTimeout * time.Second, Retries: defaultCheckRetries, Interval: defaultCheckInterval * time.Second}
-		str := func(k string) string {
-			v, ok := m[k]
-			if !ok || v == nil {
-				return ""
-			}
-			s, ok := v.(string)
-			if !ok {
-				bad(k, "wrong type", "%s must be a string", k)
-			}
-			return s
+		if known("url") && h.URL != "" && !isHTTPURL(h.URL) {
+			diags = append(diags, resource.Error(at.Attr("url"), "invalid url", "url must be an http:// or https:// URL, got %q", h.URL))
 		}
-		num := func(k string, min, max float64, whole bool) (float64, bool) {
-			v, ok := m[k]
-			if !ok || v == nil {
-				return 0, false
-			}
-			f, ok := v.(float64)
-			if !ok || f < min || f > max || (whole && f != math.Trunc(f)) {
-				kind := "a number"
-				if whole {
-					kind = "a whole number"
-				}
-				bad(k, "invalid "+k, "%s must be %s from %v to %v", k, kind, min, max)
-				return 0, false
-			}
-			return f, true
-		}
-		h.Command, h.URL = str("command"), str("url")
-		switch {
-		case h.Command == "" && h.URL == "":
-			bad("", "empty health check", "a health check needs command (run on the target) or url (fetched from the deployer)")
-		case h.Command != "" && h.URL != "":
-			bad("", "ambiguous health check", "give command or url, not both")
-		case h.URL != "":
-			if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				bad("url", "invalid url", "url must be an http:// or https:// URL, got %q", h.URL)
-			}
-		}
-		if f, ok := num("timeout", 0.1, 3600, false); ok {
-			h.Timeout = seconds(f)
-		}
-		if f, ok := num("retries", 0, 1000, true); ok {
-			h.Retries = int(f)
-		}
-		if f, ok := num("interval", 0, 3600, false); ok {
-			h.Interval = seconds(f)
-		}
-		checks = append(checks, h)
 	}
-	return checks, diags
+	return diags
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// healthChecksOf turns valid healthChecks inputs into checks to run.
+func healthChecksOf(inputs []healthCheckDef) []healthCheck {
+	checks := make([]healthCheck, len(inputs))
+	for i, h := range inputs {
+		checks[i] = healthCheck{Command: h.Command, URL: h.URL, Timeout: seconds(h.Timeout), Retries: h.Retries, Interval: seconds(h.Interval)}
+	}
+	return checks
 }
 
 // budget is the longest the checks can take, one after the other.

@@ -18,7 +18,7 @@ type systemInputs struct {
 	HostPublicKey           string           `json:"hostPublicKey"`
 	Toplevel                string           `json:"toplevel"`
 	Action                  string           `json:"action"`
-	HealthChecks            []map[string]any `json:"healthChecks"`
+	HealthChecks            []healthCheckDef `json:"healthChecks"`
 	ConfirmTimeout          float64          `json:"confirmTimeout"`
 	ActivationTimeout       float64          `json:"activationTimeout"`
 	CopyTimeout             float64          `json:"copyTimeout"`
@@ -50,7 +50,7 @@ func systemType(pool *connPool) *sdk.Type[systemInputs, systemOutputs] {
 		sdk.String("hostPublicKey", `The host key the target must present ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking always; no trust on first use.`).Required(),
 		sdk.String("toplevel", "The system's store path (config.system.build.toplevel). Its derivation is built before the apply.").Required(),
 		sdk.String("action", `"switch": activate with test, run the health checks, then make it the boot default; "test": activate and check, leave the boot default; "boot": only make it the boot default.`).Default(actionSwitch),
-		sdk.List("healthChecks", "object", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`).Default([]any{}),
+		healthChecksAttr(),
 		sdk.Number("confirmTimeout", "Seconds the target waits, after activating, for a new SSH connection from the deployer before it re-activates the previous system on its own.").Default(30),
 		sdk.Number("activationTimeout", "Seconds switch-to-configuration may take (the new system's, and the previous one's when rolling back).").Default(600),
 		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(1200),
@@ -99,8 +99,7 @@ func validateSystem(in systemInputs, unknown []resource.Path) resource.Diagnosti
 		diags = append(diags, resource.Error(resource.AttrPath("action"), "invalid action", `action must be "switch", "test" or "boot", got %q`, in.Action))
 	}
 	if known("healthChecks") {
-		_, d := parseHealthChecks(in.HealthChecks)
-		diags = append(diags, d...)
+		diags = append(diags, validateHealthChecks(in.HealthChecks, unknown)...)
 	}
 	if known("reboot") {
 		switch {
@@ -249,10 +248,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 func (e *StepError) RolledBack() bool { return strings.HasPrefix(e.Outcome, "rolled back") }
 
 func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPool) (systemOutputs, error) {
-	checks, diags := parseHealthChecks(in.HealthChecks)
-	if diags.HasError() {
-		return systemOutputs{}, diags.Err()
-	}
+	checks := healthChecksOf(in.HealthChecks)
 	t := in.target()
 	c := pool.take(t)
 	if c == nil {

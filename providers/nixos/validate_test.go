@@ -45,13 +45,20 @@ func TestValidate(t *testing.T) {
 		{"private key garbage", systemType, sys(func(m map[string]any) { m["privateKey"] = "secret-garbage" }), "privateKey", "private key"},
 		{"port out of range", systemType, sys(func(m map[string]any) { m["port"] = 70000 }), "port", "1 to 65535"},
 		{"user with space", systemType, sys(func(m map[string]any) { m["user"] = "a b" }), "user", "login name"},
-		{"health check typo", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "not a health check attribute"},
+		{"health check typo", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "not an attribute of healthChecks[0]"},
 		{"health check empty", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"timeout": 3}} }), "healthChecks[0]", "needs command"},
 		{"health check both", systemType, sys(func(m map[string]any) {
 			m["healthChecks"] = []any{map[string]any{"command": "true", "url": "http://x/"}}
 		}), "healthChecks[0]", "not both"},
 		{"health check bad url", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"url": "ftp://x/"}} }), "healthChecks[0].url", "http://"},
 		{"health check retries", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": "true", "retries": 1.5}} }), "healthChecks[0].retries", "whole number"},
+		{"health check timeout out of range", systemType, sys(func(m map[string]any) {
+			m["healthChecks"] = []any{map[string]any{"command": "true"}, map[string]any{"command": "true", "timeout": 0}}
+		}), "healthChecks[1].timeout", "from 0.1 to 3600"},
+		{"health check command not a string", systemType, sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"command": 3}} }), "healthChecks[0].command", "expected string"},
+		{"health check valid", systemType, sys(func(m map[string]any) {
+			m["healthChecks"] = []any{map[string]any{"url": "https://x/health", "timeout": 0.5, "retries": 0, "interval": 0}}
+		}), "", ""},
 		{"confirm timeout zero", systemType, sys(func(m map[string]any) { m["confirmTimeout"] = 0 }), "confirmTimeout", "more than 0"},
 		{"host key path relative", hostKeyType, hk(func(m map[string]any) { m["hostKeyPath"] = "etc/ssh/key" }), "hostKeyPath", "absolute"},
 		{"boot record relative", hostKeyType, hk(func(m map[string]any) { m["bootRecord"] = "boot/fetched/x" }), "bootRecord", "absolute"},
@@ -111,6 +118,13 @@ func TestValidate(t *testing.T) {
 	diags, _ := h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: systemType, Name: "test",
 		Inputs:  resource.Values{JSON: h.JSON(map[string]any{"address": "10.0.0.5", "privateKey": "", "hostPublicKey": "", "toplevel": ""})},
 		Unknown: []resource.Path{resource.AttrPath("privateKey"), resource.AttrPath("hostPublicKey"), resource.AttrPath("toplevel")}})
+	if diags.HasError() {
+		t.Errorf("unknown inputs judged: %v", diags.Err())
+	}
+	// A health check's url that is not known yet is not judged either.
+	diags, _ = h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: systemType, Name: "test",
+		Inputs:  resource.Values{JSON: h.JSON(sys(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"url": nil}} }))},
+		Unknown: []resource.Path{resource.AttrPath("healthChecks").Index(0).Attr("url")}})
 	if diags.HasError() {
 		t.Errorf("unknown inputs judged: %v", diags.Err())
 	}

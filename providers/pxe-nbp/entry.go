@@ -79,10 +79,23 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 			sdk.String("version", "ID of the entry's version in the boot directory: a hash of its content."),
 			sdk.String("fetchRecord", "With files: the directory where the boot server records which client fetched this version's script (the only one it serves the extra archive to), who got the archive and who was refused; give it to nixos.host-key's bootRecord. Empty without files."),
 			sdk.String("installedRecord", "Where the machine's installation is recorded in the boot directory (installed/<mac>.json); give it to nixos.install's bootInstalledRecord. While it exists the boot server sends the machine to its disk instead of this entry."),
-			sdk.String("owner", "The token with which this member owns the MAC's entry in the boot directory (recorded in owners/<mac>.json); another deployment writing an entry for the same MAC there is refused."),
+			// An update keeps the member's token; a new entry gets a new one.
+			sdk.String("owner", "The token with which this member owns the MAC's entry in the boot directory (recorded in owners/<mac>.json); another deployment writing an entry for the same MAC there is refused.").KeepPrior(),
 		},
 		Validate: validateEntry,
-		Plan:     planEntry,
+		// Another notation of the same MAC, or the same boot directory
+		// spelled differently, is the same entry.
+		SameInput: map[string]func(prior, desired entryInputs) bool{
+			"mac": func(prior, desired entryInputs) bool {
+				a, errA := bootentry.NormalizeMAC(prior.MAC)
+				b, errB := bootentry.NormalizeMAC(desired.MAC)
+				return errA == nil && errB == nil && a == b
+			},
+			"bootDir": func(prior, desired entryInputs) bool {
+				return filepath.Clean(prior.BootDir) == filepath.Clean(desired.BootDir)
+			},
+		},
+		Plan: planEntry,
 		Create: func(ctx context.Context, op *sdk.Op, in entryInputs) (entryOutputs, error) {
 			token, err := bootentry.NewToken()
 			if err != nil {
@@ -335,39 +348,12 @@ func outputs(bootDir, mac, version string, hasExtra bool) entryOutputs {
 // version.
 var contentInputs = []string{"kernel", "initrd", "cmdline", "files"}
 
-// planEntry ignores changes of notation in mac and bootDir (they name the
-// same entry, so nothing is replaced) and changes of inputs that make the
-// same entry, fills in the outputs known at plan time, and plans an update
+// planEntry ignores changes of inputs that make the same entry (the SDK
+// ignores changes of notation in mac and bootDir: SameInput), fills in
+// the outputs known at plan time, and plans an update
 // when the entry on disk is not the one recorded (Read refreshed the
 // version) even if no input changed.
 func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
-	if p.Prior != nil && p.Prior.HasOutputs {
-		same := map[string]bool{}
-		if !p.IsUnknown("mac") {
-			a, errA := bootentry.NormalizeMAC(p.Prior.Inputs.MAC)
-			b, errB := bootentry.NormalizeMAC(p.Desired.MAC)
-			same["mac"] = errA == nil && errB == nil && a == b
-		}
-		if !p.IsUnknown("bootDir") {
-			same["bootDir"] = filepath.Clean(p.Prior.Inputs.BootDir) == filepath.Clean(p.Desired.BootDir)
-		}
-		drop := func(ps []resource.Path) []resource.Path {
-			return slices.DeleteFunc(ps, func(q resource.Path) bool { return len(q) == 1 && same[q[0].Name] })
-		}
-		if p.Action == resource.ActionReplace || p.Action == resource.ActionUpdate {
-			p.Changed, p.RequiresReplace = drop(p.Changed), drop(p.RequiresReplace)
-			switch {
-			case len(p.RequiresReplace) > 0:
-				p.Action = resource.ActionReplace
-			case len(p.Changed) > 0:
-				p.Action = resource.ActionUpdate
-			default:
-				p.Action = resource.ActionNoop
-				p.UnknownOutputs = nil
-				p.Planned = map[string]any{"mac": p.Prior.Outputs.MAC, "scriptPath": p.Prior.Outputs.ScriptPath, "version": p.Prior.Outputs.Version, "fetchRecord": p.Prior.Outputs.FetchRecord, "owner": p.Prior.Outputs.Owner, "installedRecord": p.Prior.Outputs.Installed}
-			}
-		}
-	}
 	if p.Planned == nil {
 		p.Planned = map[string]any{}
 	}
@@ -383,11 +369,6 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	}
 	p.Planned["mac"], p.Planned["scriptPath"] = mac, bootentry.ScriptPath(mac)
 	known("mac", "scriptPath")
-	if p.Prior != nil && p.Prior.Outputs.Owner != "" && p.Action == resource.ActionUpdate {
-		// An update keeps the member's token; a new entry gets a new one.
-		p.Planned["owner"] = p.Prior.Outputs.Owner
-		known("owner")
-	}
 	if !p.IsUnknown("bootDir") {
 		// One machine, one entry: two members for the same MAC (in any
 		// notation) would overwrite and prune each other's versions.

@@ -48,21 +48,53 @@ func checkBinding(t reflect.Type, attrs []resource.Attribute, what string) error
 	return errors.Join(errs...)
 }
 
-// checkGoType checks that a Go type can hold values of an attribute.
+// checkGoType checks that a Go type can hold values of an attribute, and
+// that the structs that hold its declared attribute sets (an object, the
+// elements of a list or map of objects) have a field for each of their
+// attributes.
 func checkGoType(t reflect.Type, a resource.Attribute) error {
-	if a.Type == "object" {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if usesOwnDecoding(t) || t.Kind() == reflect.Interface {
-			return nil
-		}
-		if t.Kind() == reflect.Map {
-			return checkTypeName(t, "map(any)")
-		}
-		return checkBinding(t, a.Attributes, "attribute")
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return checkTypeName(t, a.Type)
+	holding := objectsIn(a)
+	if holding == holdsNoObjects || usesOwnDecoding(t) || t.Kind() == reflect.Interface {
+		return checkTypeName(t, a.Type)
+	}
+	switch holding {
+	case holdsListOfObjects:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return fmt.Errorf("Go type %s cannot hold %s values", t, a.Type)
+		}
+		if err := checkObjectGoType(t.Elem(), a.Attributes); err != nil {
+			return fmt.Errorf("elements: %w", err)
+		}
+		return nil
+	case holdsMapOfObjects:
+		if t.Kind() != reflect.Map || t.Key().Kind() != reflect.String {
+			return fmt.Errorf("Go type %s cannot hold %s values", t, a.Type)
+		}
+		if err := checkObjectGoType(t.Elem(), a.Attributes); err != nil {
+			return fmt.Errorf("values: %w", err)
+		}
+		return nil
+	}
+	return checkObjectGoType(t, a.Attributes)
+}
+
+// checkObjectGoType checks that Go type t holds an attribute set with the
+// declared attributes: a struct with a field for each, or a map or
+// interface that takes any.
+func checkObjectGoType(t reflect.Type, attrs []resource.Attribute) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if usesOwnDecoding(t) || t.Kind() == reflect.Interface {
+		return nil
+	}
+	if t.Kind() == reflect.Map {
+		return checkTypeName(t, "map(any)")
+	}
+	return checkBinding(t, attrs, "attribute")
 }
 
 // checkTypeName checks that Go type t can hold values of the attribute
@@ -148,14 +180,17 @@ func checkAttrs(attrs []resource.Attribute, what string) error {
 			errs = append(errs, fmt.Errorf("%s %q: unknown type %q", what, a.Name, a.Type))
 		}
 		if len(a.Default) > 0 {
-			if d := checkType(a.Type, a.Default, resource.AttrPath(a.Name), nil); len(d) > 0 {
+			if _, d := checkValue(a, a.Default, resource.AttrPath(a.Name), nil); len(d) > 0 {
 				errs = append(errs, fmt.Errorf("%s %q: default: %v", what, a.Name, d.Err()))
 			}
 		}
-		if a.Type == "object" {
+		switch {
+		case objectsIn(a) != holdsNoObjects:
 			if err := checkAttrs(a.Attributes, "attribute"); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q: %w", what, a.Name, err))
 			}
+		case len(a.Attributes) > 0:
+			errs = append(errs, fmt.Errorf("%s %q: declares attributes, but its type %s holds no attribute sets (use object, list(object) or map(object))", what, a.Name, a.Type))
 		}
 	}
 	return errors.Join(errs...)
@@ -208,11 +243,71 @@ func (t *Type[In, Out]) check() error {
 	if err := checkAttrs(attributes(t.Outputs), "output"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkRuleDecls(t.Inputs, "input"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkOutputDecls(t.Inputs, t.Outputs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkInputHooks(t.Inputs, sortedKeys(t.SameInput), sortedKeys(t.ReplaceIf)); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkBinding(reflect.TypeFor[In](), attributes(t.Inputs), "input"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := checkBinding(reflect.TypeFor[Out](), attributes(t.Outputs), "output"); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkOutputDecls reports rules declared on outputs (only inputs are
+// judged), KeepPrior on inputs, and KeepPrior naming inputs that are not
+// declared.
+func checkOutputDecls(inputs, outputs []Attr) error {
+	var errs []error
+	declared := map[string]bool{}
+	for _, in := range inputs {
+		declared[in.Name] = true
+		if in.keepPrior {
+			errs = append(errs, fmt.Errorf("input %q: KeepPrior is for outputs", in.Name))
+		}
+	}
+	for _, out := range outputs {
+		if len(out.rules) > 0 {
+			errs = append(errs, fmt.Errorf("output %q: validators judge inputs, not outputs", out.Name))
+		}
+		for _, from := range out.keepFrom {
+			if !declared[from] {
+				errs = append(errs, fmt.Errorf("output %q: KeepPrior names %q, which is not a declared input (declared: %s)", out.Name, from, attrNames(attributes(inputs))))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkInputHooks reports SameInput and ReplaceIf entries for inputs that
+// are not declared, and ReplaceIf entries for inputs that are not
+// ForceNew (their changes never replace).
+func checkInputHooks(inputs []Attr, same, replaceIf []string) error {
+	declared := map[string]Attr{}
+	for _, in := range inputs {
+		declared[in.Name] = in
+	}
+	var errs []error
+	for _, name := range same {
+		if _, ok := declared[name]; !ok {
+			errs = append(errs, fmt.Errorf("SameInput names %q, which is not a declared input (declared: %s)", name, attrNames(attributes(inputs))))
+		}
+	}
+	for _, name := range replaceIf {
+		in, ok := declared[name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("ReplaceIf names %q, which is not a declared input (declared: %s)", name, attrNames(attributes(inputs))))
+		case !in.Attribute.ForceNew:
+			errs = append(errs, fmt.Errorf("ReplaceIf names input %q, which is not ForceNew: its changes never replace", name))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -19,7 +19,7 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 	obj := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(doc)) > 0 && !isNull(doc) {
 		if err := json.Unmarshal(doc, &obj); err != nil {
-			return nil, resource.Diagnostics{resource.Error(at, "expected an attribute set", "got %s", DescribeJSON(doc))}
+			return nil, resource.Diagnostics{resource.Error(at, "wrong type", "expected an attribute set, got %s", DescribeJSON(doc))}
 		}
 	}
 	declared := make(map[string]resource.Attribute, len(attrs))
@@ -33,7 +33,7 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 	sort.Strings(names)
 	for _, name := range names {
 		if _, ok := declared[name]; !ok {
-			diags = append(diags, resource.Error(at.Attr(name), "unknown input", "%q is not an input of this resource type; known inputs: %s", name, attrNames(attrs)))
+			diags = append(diags, unknownName(at, name, attrs))
 		}
 	}
 	for _, a := range attrs {
@@ -62,16 +62,95 @@ func checkObject(attrs []resource.Attribute, doc json.RawMessage, at resource.Pa
 	return obj, diags
 }
 
+// unknownName is the error about an attribute set's name that is not
+// declared: an input of the resource type when at is the top, an
+// attribute of the set at at otherwise.
+func unknownName(at resource.Path, name string, attrs []resource.Attribute) resource.Diagnostic {
+	if len(at) == 0 {
+		return resource.Error(at.Attr(name), "unknown input", "%q is not an input of this resource type; known inputs: %s", name, attrNames(attrs))
+	}
+	return resource.Error(at.Attr(name), "unknown input", "%q is not an attribute of %s; known attributes: %s", name, at, attrNames(attrs))
+}
+
+// checkValue checks one value against its declaration and returns it with
+// the defaults of the attribute sets in it filled in.
 func checkValue(a resource.Attribute, v json.RawMessage, p resource.Path, unknown []resource.Path) (json.RawMessage, resource.Diagnostics) {
 	if resource.Covered(p, unknown) {
 		return v, nil
 	}
-	if a.Type == "object" {
+	switch objectsIn(a) {
+	case holdsObject:
 		obj, diags := checkObject(a.Attributes, v, p, unknown)
 		b, _ := json.Marshal(obj)
 		return b, diags
+	case holdsListOfObjects:
+		return checkObjectList(a, v, p, unknown)
+	case holdsMapOfObjects:
+		return checkObjectMap(a, v, p, unknown)
 	}
 	return v, checkType(a.Type, v, p, unknown)
+}
+
+// objectHolding says where an attribute holds attribute sets whose
+// attributes are declared.
+type objectHolding int
+
+const (
+	holdsNoObjects objectHolding = iota
+	holdsObject
+	holdsListOfObjects
+	holdsMapOfObjects
+)
+
+// objectsIn says where attribute a holds declared attribute sets. An
+// object always declares its attributes (none: it takes none); a list or
+// map of objects declares them only when it has any, and without them
+// takes elements of any attributes (decoding into a struct still refuses
+// names it has no field for).
+func objectsIn(a resource.Attribute) objectHolding {
+	switch {
+	case a.Type == "object":
+		return holdsObject
+	case a.Type == "list(object)" && len(a.Attributes) > 0:
+		return holdsListOfObjects
+	case a.Type == "map(object)" && len(a.Attributes) > 0:
+		return holdsMapOfObjects
+	}
+	return holdsNoObjects
+}
+
+// checkObjectList checks each element of a list(object) against the
+// element's declared attributes, at paths such as name[1].timeout.
+func checkObjectList(a resource.Attribute, v json.RawMessage, p resource.Path, unknown []resource.Path) (json.RawMessage, resource.Diagnostics) {
+	var items []json.RawMessage
+	if t := bytes.TrimSpace(v); len(t) == 0 || t[0] != '[' || json.Unmarshal(t, &items) != nil {
+		return v, checkType(a.Type, v, p, unknown)
+	}
+	var diags resource.Diagnostics
+	for i, item := range items {
+		fixed, d := checkValue(resource.Attribute{Type: "object", Attributes: a.Attributes}, item, p.Index(i), unknown)
+		items[i] = fixed
+		diags = append(diags, d...)
+	}
+	b, _ := json.Marshal(items)
+	return b, diags
+}
+
+// checkObjectMap checks each value of a map(object) against the declared
+// attributes, at paths such as name."key".mode.
+func checkObjectMap(a resource.Attribute, v json.RawMessage, p resource.Path, unknown []resource.Path) (json.RawMessage, resource.Diagnostics) {
+	var items map[string]json.RawMessage
+	if t := bytes.TrimSpace(v); len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &items) != nil {
+		return v, checkType(a.Type, v, p, unknown)
+	}
+	var diags resource.Diagnostics
+	for _, k := range sortedKeys(items) {
+		fixed, d := checkValue(resource.Attribute{Type: "object", Attributes: a.Attributes}, items[k], p.Key(k), unknown)
+		items[k] = fixed
+		diags = append(diags, d...)
+	}
+	b, _ := json.Marshal(items)
+	return b, diags
 }
 
 func checkType(typ string, v json.RawMessage, p resource.Path, unknown []resource.Path) resource.Diagnostics {

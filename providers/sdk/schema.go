@@ -17,10 +17,18 @@ import (
 // List, Map or Object and refine it with the methods.
 type Attr struct {
 	resource.Attribute
+	// nested are the declarations of the attributes of an object, or of
+	// each element of a list or map of objects, with their rules.
+	nested []Attr
+	// rules are the attribute's validators (OneOf, Between, Matches).
+	rules []rule
+	// keepPrior and keepFrom are the output's KeepPrior.
+	keepPrior bool
+	keepFrom  []string
 }
 
 func attr(name, typ, description string) Attr {
-	return Attr{resource.Attribute{Name: name, Type: typ, Description: description}}
+	return Attr{Attribute: resource.Attribute{Name: name, Type: typ, Description: description}}
 }
 
 // String declares a string attribute.
@@ -48,10 +56,27 @@ func Map(name, elem, description string) Attr {
 
 // Object declares an attribute set with the given attributes.
 func Object(name, description string, attrs ...Attr) Attr {
-	a := attr(name, "object", description)
-	for _, sub := range attrs {
-		a.Attributes = append(a.Attributes, sub.Attribute)
-	}
+	return withAttributes(attr(name, "object", description), attrs)
+}
+
+// ListOfObjects declares a list whose elements are attribute sets with the
+// given attributes: each element is checked against them (unknown names,
+// required ones, types, defaults filled in) with its path, such as
+// name[1].timeout, and decodes into a slice of structs.
+func ListOfObjects(name, description string, attrs ...Attr) Attr {
+	return withAttributes(attr(name, "list(object)", description), attrs)
+}
+
+// MapOfObjects declares an attribute set whose values are attribute sets
+// with the given attributes, checked as ListOfObjects' elements are, at
+// paths such as name."key".mode; it decodes into a map of structs.
+func MapOfObjects(name, description string, attrs ...Attr) Attr {
+	return withAttributes(attr(name, "map(object)", description), attrs)
+}
+
+func withAttributes(a Attr, attrs []Attr) Attr {
+	a.nested = attrs
+	a.Attributes = attributes(attrs)
 	return a
 }
 
@@ -74,10 +99,27 @@ func (a Attr) Default(v any) Attr {
 	return a
 }
 
+// KeepPrior plans this output, on an update, as its recorded value when
+// none of the inputs it comes from (from; none given: it comes from no
+// input, say a token made at create) changed or is unknown: the update
+// must then return that value. On a create or replace it is known only
+// after apply, as any output, and so is an empty recorded value (a state
+// written before the output existed).
+func (a Attr) KeepPrior(from ...string) Attr {
+	a.keepPrior, a.keepFrom = true, from
+	return a
+}
+
+// attributes is the published form of declarations: the rules of each
+// attribute are said in its description, as the schema shows them.
 func attributes(as []Attr) []resource.Attribute {
 	out := make([]resource.Attribute, len(as))
 	for i, a := range as {
 		out[i] = a.Attribute
+		out[i].Description = describeRules(a.Description, a.rules)
+		if len(a.nested) > 0 {
+			out[i].Attributes = attributes(a.nested)
+		}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -124,7 +125,19 @@ type Type[In, Out any] struct {
 	// Validate checks decoded inputs beyond their declared types. Inputs
 	// at paths in unknown are zero values and must not be judged.
 	Validate func(in In, unknown []resource.Path) resource.Diagnostics
-	// Plan refines the plan the SDK made by comparing inputs.
+	// SameInput holds, by input name, whether an input's recorded and
+	// desired values, spelled differently, mean the same (a MAC address
+	// in another notation): then the input has not changed at all. It is
+	// asked only when both are known.
+	SameInput map[string]func(prior, desired In) bool
+	// ReplaceIf holds, by name of a ForceNew input, whether its change
+	// replaces the resource (the key size that the default meant, spelled
+	// out, does not); a change it lets through updates. Without an entry
+	// every change of a ForceNew input replaces. It is asked only when
+	// both values are known.
+	ReplaceIf map[string]func(prior, desired In) bool
+	// Plan refines the plan the SDK made by comparing inputs and applying
+	// SameInput, ReplaceIf and the outputs' KeepPrior.
 	Plan func(ctx context.Context, p *Plan[In, Out])
 	// Create makes the resource.
 	Create func(ctx context.Context, op *Op, in In) (Out, error)
@@ -166,6 +179,9 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 	obj, diags := checkObject(attributes(t.Inputs), doc, nil, unknown)
 	if diags.HasError() {
 		return in, nil, diags
+	}
+	if d := enforceRules(t.Inputs, obj, nil, unknown, false); d.HasError() {
+		return in, nil, append(diags, d...)
 	}
 	known := make(map[string]json.RawMessage, len(obj))
 	for name, v := range obj {
@@ -232,6 +248,10 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		p.Prior = &prior
 		priorObj, _ := checkObject(attributes(t.Inputs), req.Prior.Inputs.JSON, nil, nil)
 		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
+		if prior.HasOutputs {
+			p.Changed = t.dropSame(p.Changed, prior.Inputs, desired, req.Unknown)
+			p.RequiresReplace = t.keepReplacing(t.dropSame(p.RequiresReplace, prior.Inputs, desired, req.Unknown), prior.Inputs, desired, req.Unknown)
+		}
 		switch {
 		case !prior.HasOutputs:
 			p.Action = resource.ActionCreate
@@ -247,6 +267,9 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		} else {
 			p.UnknownOutputs = t.outputNames()
 		}
+		if p.Action == resource.ActionUpdate {
+			t.keepPriorOutputs(p)
+		}
 	}
 	if t.Plan != nil {
 		t.Plan(ctx, p)
@@ -260,6 +283,49 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		PlannedOutputs: planned, UnknownOutputs: p.UnknownOutputs, Diagnostics: p.Diagnostics,
 		Claims: p.Claims, Details: p.Details,
 	}, nil
+}
+
+// dropSame leaves out of paths the inputs that SameInput says mean the
+// same as recorded.
+func (t *Type[In, Out]) dropSame(paths []resource.Path, prior, desired In, unknown []resource.Path) []resource.Path {
+	return slices.DeleteFunc(paths, func(p resource.Path) bool {
+		same := t.SameInput[p[0].Name]
+		return same != nil && !resource.Covered(p, unknown) && same(prior, desired)
+	})
+}
+
+// keepReplacing leaves out of paths the inputs whose change ReplaceIf
+// lets through as an update.
+func (t *Type[In, Out]) keepReplacing(paths []resource.Path, prior, desired In, unknown []resource.Path) []resource.Path {
+	return slices.DeleteFunc(paths, func(p resource.Path) bool {
+		replaces := t.ReplaceIf[p[0].Name]
+		return replaces != nil && !resource.Covered(p, unknown) && !replaces(prior, desired)
+	})
+}
+
+// keepPriorOutputs plans, for an update, the outputs declared KeepPrior
+// whose inputs did not change as their recorded values.
+func (t *Type[In, Out]) keepPriorOutputs(p *Plan[In, Out]) {
+	prior := structToMap(p.Prior.Outputs)
+	for _, o := range t.Outputs {
+		v := prior[o.Name]
+		if !o.keepPrior || isEmptyJSONValue(v) || slices.ContainsFunc(o.keepFrom, func(in string) bool {
+			return slices.ContainsFunc(p.Changed, func(c resource.Path) bool { return c[0].Name == in })
+		}) {
+			continue
+		}
+		if p.Planned == nil {
+			p.Planned = map[string]any{}
+		}
+		p.Planned[o.Name] = v
+		p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return n == o.Name })
+	}
+}
+
+// isEmptyJSONValue reports whether a decoded JSON value is absent, null or
+// its type's zero value.
+func isEmptyJSONValue(v any) bool {
+	return v == nil || reflect.ValueOf(v).IsZero()
 }
 
 func structToMap(v any) map[string]any {
@@ -284,13 +350,24 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	if mErr != nil {
 		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot encode outputs", "%v", mErr)}}
 	}
-	var sensitive []resource.Path
-	for _, o := range t.Outputs {
-		if o.Attribute.Sensitive {
-			sensitive = append(sensitive, resource.AttrPath(o.Name))
-		}
-	}
-	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: sensitive}}
+	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(attributes(t.Outputs), b)}}
+}
+
+// inputSecrets adds to v's sensitive paths those the type's inputs declare
+// (inside lists and maps of objects too), whether the engine marked them
+// or not.
+func (t *Type[In, Out]) inputSecrets(v resource.Values) resource.Values {
+	return withDeclaredSensitive(v, attributes(t.Inputs))
+}
+
+// outputSecrets is inputSecrets for outputs.
+func (t *Type[In, Out]) outputSecrets(v resource.Values) resource.Values {
+	return withDeclaredSensitive(v, attributes(t.Outputs))
+}
+
+func withDeclaredSensitive(v resource.Values, attrs []resource.Attribute) resource.Values {
+	v.Sensitive = append(v.Sensitive[:len(v.Sensitive):len(v.Sensitive)], resource.DeclaredSensitive(attrs, v.JSON)...)
+	return v
 }
 
 // ErrorAt returns an error about the input at path, for Create, Update,
@@ -330,7 +407,7 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 	if diags.HasError() {
 		return &resource.Result{Diagnostics: diags}, nil
 	}
-	op := newOp(req.Type, req.Name, sink, req.Inputs)
+	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs))
 	out, err := t.Create(ctx, op, in)
 	return op.withWarnings(t.result(out, err)), nil
 }
@@ -350,7 +427,7 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 	if t.Update == nil {
 		return keep(resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}), nil
 	}
-	op := newOp(req.Type, req.Name, sink, req.Inputs, req.Prior.Inputs, req.Prior.Outputs)
+	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs), t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
 	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
@@ -365,7 +442,7 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
 	}
 	if t.Delete != nil {
-		op := newOp(req.Type, req.Name, sink, req.Prior.Inputs, req.Prior.Outputs)
+		op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
 		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
 			return op.withWarnings(&resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}), nil

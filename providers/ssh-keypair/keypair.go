@@ -39,15 +39,23 @@ func keypairType() *sdk.Type[keypairInputs, keypairOutputs] {
 		},
 		Outputs: []sdk.Attr{
 			sdk.String("publicKey", `The public key as an authorized_keys line, "ssh-ed25519 AAAA... comment", without a newline.`),
-			sdk.String("privateKey", "The private key in OpenSSH format (-----BEGIN OPENSSH PRIVATE KEY-----), unencrypted.").Sensitive(),
-			sdk.String("fingerprint", `The SHA256 fingerprint as ssh-keygen -l prints it, "SHA256:..."`),
+			// The private key holds the comment; the key material changes
+			// only with a replacement.
+			sdk.String("privateKey", "The private key in OpenSSH format (-----BEGIN OPENSSH PRIVATE KEY-----), unencrypted.").Sensitive().KeepPrior("comment"),
+			sdk.String("fingerprint", `The SHA256 fingerprint as ssh-keygen -l prints it, "SHA256:..."`).KeepPrior(),
 		},
 		Validate: validateKeypair,
-		Plan:     planKeypair,
-		Create:   createKeypair,
-		Update:   updateKeypair,
-		Delete:   deleteKeypair,
-		Read:     readKeypair,
+		// The default size spelled out (or left out again) is the same key.
+		ReplaceIf: map[string]func(prior, desired keypairInputs) bool{
+			"bits": func(prior, desired keypairInputs) bool {
+				return prior.Algorithm != desired.Algorithm || effectiveBits(prior) != effectiveBits(desired)
+			},
+		},
+		Plan:   planKeypair,
+		Create: createKeypair,
+		Update: updateKeypair,
+		Delete: deleteKeypair,
+		Read:   readKeypair,
 	}
 }
 
@@ -107,45 +115,23 @@ func effectiveBits(in keypairInputs) int {
 	return 0
 }
 
-// planKeypair refines the SDK's plan. Spelling out a size that is the
-// default already (rsa with bits = 4096 instead of none) is the same key,
-// so it does not replace it. An update (a comment change) keeps the key:
-// the fingerprint is known at plan time, and so is the new public key line
-// when the comment is known; the private key is written anew (its file
-// holds the comment too), so it is known only when the comment stays.
+// planKeypair plans, for an update, the public key line: the recorded
+// key with the new comment. The SDK keeps the fingerprint and, with the
+// comment unchanged, the private key (KeepPrior), and lets the default
+// size spelled out through as an update (ReplaceIf).
 func planKeypair(_ context.Context, p *sdk.Plan[keypairInputs, keypairOutputs]) {
-	if p.Prior == nil || !p.Prior.HasOutputs {
+	if p.Action != resource.ActionUpdate || p.IsUnknown("comment") {
 		return
 	}
-	bits := resource.AttrPath("bits")
-	if p.Action == resource.ActionReplace && !p.IsUnknown("bits") && !p.IsUnknown("algorithm") &&
-		p.Desired.Algorithm == p.Prior.Inputs.Algorithm &&
-		effectiveBits(p.Desired) == effectiveBits(p.Prior.Inputs) {
-		p.RequiresReplace = slices.DeleteFunc(p.RequiresReplace, func(q resource.Path) bool { return q.String() == bits.String() })
-		if len(p.RequiresReplace) == 0 {
-			p.Action = resource.ActionUpdate
-		}
-	}
-	if p.Action != resource.ActionUpdate {
+	line, err := withComment(p.Prior.Outputs.PublicKey, p.Desired.Comment)
+	if err != nil {
 		return
 	}
-	prior := p.Prior.Outputs
-	p.Planned = map[string]any{"fingerprint": prior.Fingerprint}
-	p.UnknownOutputs = nil
-	if p.IsUnknown("comment") {
-		p.UnknownOutputs = append(p.UnknownOutputs, "publicKey", "privateKey")
-		return
+	if p.Planned == nil {
+		p.Planned = map[string]any{}
 	}
-	if line, err := withComment(prior.PublicKey, p.Desired.Comment); err == nil {
-		p.Planned["publicKey"] = line
-	} else {
-		p.UnknownOutputs = append(p.UnknownOutputs, "publicKey")
-	}
-	if p.Desired.Comment == p.Prior.Inputs.Comment {
-		p.Planned["privateKey"] = prior.PrivateKey
-	} else {
-		p.UnknownOutputs = append(p.UnknownOutputs, "privateKey")
-	}
+	p.Planned["publicKey"] = line
+	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return n == "publicKey" })
 }
 
 // createKeypair generates the key material.

@@ -369,7 +369,8 @@ type Attribute struct {
 	Description string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	// A change of this input replaces the resource instead of updating it.
 	ForceNew bool `protobuf:"varint,7,opt,name=force_new,json=forceNew,proto3" json:"force_new,omitempty"`
-	// Attributes of an object-typed attribute.
+	// Attributes of an object-typed attribute, or of each element of a
+	// list(object) or map(object) one.
 	Attributes    []*Attribute `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
