@@ -43,8 +43,12 @@ type healthCheckDef struct {
 	Interval float64 `json:"interval"`
 }
 
-func healthChecksAttr() sdk.Attr {
-	return sdk.ListOfObjects("healthChecks", `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`,
+// systemChecksDoc describes nixos.system's healthChecks.
+const systemChecksDoc = `Checks of the activated system, in order: { command = "..."; } runs on the target (passes on exit 0), { url = "http://..."; } is fetched from the deployer (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`
+
+// healthChecksAttr declares a healthChecks input described by doc.
+func healthChecksAttr(doc string) sdk.Attr {
+	return sdk.ListOfObjects("healthChecks", doc,
 		sdk.String("command", "A shell command run on the target; the check passes when it exits 0. Give command or url, not both."),
 		sdk.String("url", "An http:// or https:// URL fetched from the deployer; the check passes on a 2xx answer. Give command or url, not both."),
 		sdk.Number("timeout", "Seconds one try may take.").Between(0.1, 3600).Default(10),

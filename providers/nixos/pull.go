@@ -28,7 +28,7 @@ type pullInputs struct {
 	PullDir           string                     `json:"pullDir"`
 	HostPublicKey     string                     `json:"hostPublicKey"`
 	Toplevel          string                     `json:"toplevel"`
-	HealthChecks      []map[string]any           `json:"healthChecks"`
+	HealthChecks      []healthCheckDef           `json:"healthChecks"`
 	ConfirmTimeout    float64                    `json:"confirmTimeout"`
 	ActivationTimeout float64                    `json:"activationTimeout"`
 	Secrets           map[string]json.RawMessage `json:"secrets"`
@@ -66,7 +66,7 @@ func pullType() *sdk.Type[pullInputs, pullOutputs] {
 			sdk.String("pullDir", "The pull directory landscaper serve --pull-dir serves (on this machine). A change replaces the member.").Required().ForceNew(),
 			sdk.String("hostPublicKey", `The host's ed25519 SSH host key ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey): the host signs its requests with it, and its secrets are sealed to it. A change replaces the member.`).Required().ForceNew(),
 			sdk.String("toplevel", "The system's store path (config.system.build.toplevel), built before the apply; the server's binary cache serves its closure to this host only.").Required(),
-			sdk.List("healthChecks", "object", `Checks the agent runs after activating, in order: { command = "..."; } runs on the host (passes on exit 0), { url = "http://..."; } is fetched by the agent (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`).Default([]any{}),
+			healthChecksAttr(`Checks the agent runs after activating, in order: { command = "..."; } runs on the host (passes on exit 0), { url = "http://..."; } is fetched by the agent (passes on 2xx); each with timeout (seconds, 10), retries (3) and interval (seconds, 2).`),
 			sdk.Number("confirmTimeout", "Seconds the host has, after activating, to reach the server over a new connection; else it re-activates its previous system on its own.").Default(30),
 			sdk.Number("activationTimeout", "Seconds switch-to-configuration may take on the host.").Default(600),
 			secrets,
@@ -108,8 +108,7 @@ func validatePull(in pullInputs, unknown []resource.Path) resource.Diagnostics {
 		diags = append(diags, resource.Error(resource.AttrPath("toplevel"), "invalid toplevel", "toplevel must be a store path such as /nix/store/...-nixos-system-..., got %q", in.Toplevel))
 	}
 	if known("healthChecks") {
-		_, d := parseHealthChecks(in.HealthChecks)
-		diags = append(diags, d...)
+		diags = append(diags, validateHealthChecks(in.HealthChecks, unknown)...)
 	}
 	if known("secrets") {
 		_, d := parsePullSecrets(in.Secrets, unknown)
@@ -184,10 +183,7 @@ func planPull(_ context.Context, p *sdk.Plan[pullInputs, pullOutputs]) {
 // (a GC root in the pull directory), publishes the next generation and,
 // with wait, waits for the host's report of it.
 func publishPull(ctx context.Context, op *sdk.Op, in pullInputs) (pullOutputs, error) {
-	checks, diags := parseHealthChecks(in.HealthChecks)
-	if diags.HasError() {
-		return pullOutputs{}, diags.Err()
-	}
+	checks := healthChecksOf(in.HealthChecks)
 	secrets, diags := parsePullSecrets(in.Secrets, nil)
 	if diags.HasError() {
 		return pullOutputs{}, diags.Err()

@@ -50,7 +50,7 @@ func systemType(pool *connPool) *sdk.Type[systemInputs, systemOutputs] {
 		sdk.String("hostPublicKey", `The host key the target must present ("ssh-ed25519 AAAA...", e.g. nixos.host-key's hostPublicKey). Strict host key checking always; no trust on first use.`).Required(),
 		sdk.String("toplevel", "The system's store path (config.system.build.toplevel). Its derivation is built before the apply.").Required(),
 		sdk.String("action", `"switch": activate with test, run the health checks, then make it the boot default; "test": activate and check, leave the boot default; "boot": only make it the boot default.`).Default(actionSwitch),
-		healthChecksAttr(),
+		healthChecksAttr(systemChecksDoc),
 		sdk.Number("confirmTimeout", "Seconds the target waits, after activating, for a new SSH connection from the deployer before it re-activates the previous system on its own.").Default(30),
 		sdk.Number("activationTimeout", "Seconds switch-to-configuration may take (the new system's, and the previous one's when rolling back).").Default(600),
 		sdk.Number("copyTimeout", "Seconds the closure copy (nix copy) may take.").Default(1200),
