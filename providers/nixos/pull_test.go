@@ -52,7 +52,7 @@ func TestValidatePull(t *testing.T) {
 		{"secret mode setuid", in(func(m map[string]any) {
 			m["secrets"] = map[string]any{"/run/keys/db": map[string]any{"contents": secretText, "mode": "4755"}}
 		}), `secrets."/run/keys/db".mode`, "only permission bits"},
-		{"health check typo", in(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "not a health check attribute"},
+		{"health check typo", in(func(m map[string]any) { m["healthChecks"] = []any{map[string]any{"comand": "true"}} }), "healthChecks[0].comand", "is not an attribute of healthChecks[0]"},
 		{"wait timeout zero", in(func(m map[string]any) { m["waitTimeout"] = 0 }), "waitTimeout", "more than 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
