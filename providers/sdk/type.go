@@ -37,8 +37,9 @@ type Plan[In, Out any] struct {
 	Action          resource.Action
 	Changed         []resource.Path
 	RequiresReplace []resource.Path
-	// Planned holds outputs known already; by default the prior outputs for
-	// a no-op and nothing otherwise.
+	// Planned holds outputs known already, by name; by default the prior
+	// outputs for a no-op and nothing otherwise. SetKnown and SetUnknown
+	// change it and UnknownOutputs together, with the values typed as Out.
 	Planned map[string]any
 	// UnknownOutputs lists outputs known only after apply; by default all
 	// of them unless the action is a no-op.
@@ -53,6 +54,9 @@ type Plan[In, Out any] struct {
 	// a sensitive value). Without it, Details are not wanted.
 	Describe bool
 	Details  *resource.ChangeDetails
+
+	// outputNames are the type's declared outputs, for SetKnown.
+	outputNames []string
 }
 
 // IsUnknown reports whether the desired input at path is not known yet.
@@ -247,7 +251,7 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 	if diags.HasError() {
 		return &resource.PlanResponse{Diagnostics: diags}, nil
 	}
-	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags, Describe: req.Describe}
+	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags, Describe: req.Describe, outputNames: t.outputNames()}
 	if req.Prior == nil {
 		p.Action = resource.ActionCreate
 		p.UnknownOutputs = t.outputNames()
