@@ -61,6 +61,12 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
 		rec.ClearPending(name)
 	}
 	e.settled = nil
+	for _, name := range e.upgraded {
+		if r := e.state.Resources[name]; r != nil {
+			rec.SetResource(name, r)
+		}
+	}
+	e.upgraded = nil
 	summary := &Summary{}
 	err := e.applyRounds(ctx, rec, plan, summary)
 	if len(e.rollouts) > 0 {
@@ -310,9 +316,12 @@ func (r *applyRun) pendingFor(c *Change, inputs json.RawMessage, sensitive []res
 		inputs, sensitive = c.Prior.Inputs, c.Prior.SensitiveInputs
 	}
 	p := &state.Pending{Operation: op, Type: c.Type, Provider: c.Provider, ProviderPath: r.e.declared[c.Provider], Inputs: inputs, SensitiveInputs: sensitive, Since: time.Now().UTC()}
+	if s, ok := r.e.schemas[c.Type]; ok {
+		p.SchemaVersion = s.Version
+	}
 	if op == state.OpDelete && c.Prior != nil {
 		p.Type, p.Provider, p.ProviderPath = c.Prior.Type, c.Prior.Provider, c.Prior.ProviderPath
-		p.Inputs, p.SensitiveInputs = c.Prior.Inputs, c.Prior.SensitiveInputs
+		p.Inputs, p.SensitiveInputs, p.SchemaVersion = c.Prior.Inputs, c.Prior.SensitiveInputs, c.Prior.SchemaVersion
 	}
 	return p
 }
@@ -474,7 +483,7 @@ func (r *applyRun) record(m *member, c *Change, sub eval.Substituted, res *resou
 		Type: m.typ, Provider: m.provider, ProviderPath: r.e.declared[m.provider],
 		Inputs: sub.JSON, SensitiveInputs: sub.Sensitive,
 		Outputs: res.Outputs.JSON, SensitiveOutputs: sensitiveOutputs(m.schema, res.Outputs.Sensitive),
-		Private: res.Private, Dependencies: m.deps, Tainted: tainted,
+		Private: res.Private, SchemaVersion: res.SchemaVersion, Dependencies: m.deps, Tainted: tainted,
 	}
 	r.e.learnSecrets(rec)
 	r.rec.SetResource(m.path, rec)
@@ -531,7 +540,7 @@ func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub
 		e.mu.Lock()
 		prior := *e.state.Resources[m.path]
 		e.mu.Unlock()
-		prior.Outputs, prior.Private = res.Outputs.JSON, res.Private
+		prior.Outputs, prior.Private, prior.SchemaVersion = res.Outputs.JSON, res.Private, res.SchemaVersion
 		r.rec.SetResource(m.path, &prior)
 	case res.HasState:
 		// A create that failed half way: keep what it made, and replace it

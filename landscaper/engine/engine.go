@@ -115,6 +115,10 @@ type Engine struct {
 	// settled lists members whose interrupted operations were settled in
 	// memory; an apply writes the result even when it changes nothing else.
 	settled []string
+	// upgraded lists members whose records the providers upgraded to a
+	// newer schema version while refreshing; an apply writes them even
+	// when it changes nothing else.
+	upgraded []string
 	// refreshedOnly holds, for PlanRefreshOnly, the records that refreshing
 	// changed (nil: the member is gone), for SaveRefresh to write.
 	refreshedOnly map[string]*state.Resource
@@ -122,11 +126,12 @@ type Engine struct {
 
 // HasUnsaved reports whether the state in memory holds something the
 // recorded state does not, with nothing to apply: interrupted operations
-// settled, or dependencies that changed. Apply saves it.
+// settled, records upgraded by their providers, or dependencies that
+// changed. Apply saves it.
 func (e *Engine) HasUnsaved() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.settled) > 0 {
+	if len(e.settled) > 0 || len(e.upgraded) > 0 {
 		return true
 	}
 	for p, m := range e.members {

@@ -718,9 +718,10 @@ func (e *Engine) planDeletions(uncertain bool) []*Change {
 
 func recordToState(r *state.Resource) *resource.State {
 	return &resource.State{
-		Inputs:  resource.Values{JSON: r.Inputs, Sensitive: r.SensitiveInputs},
-		Outputs: resource.Values{JSON: r.Outputs, Sensitive: r.SensitiveOutputs},
-		Private: r.Private,
+		Inputs:        resource.Values{JSON: r.Inputs, Sensitive: r.SensitiveInputs},
+		Outputs:       resource.Values{JSON: r.Outputs, Sensitive: r.SensitiveOutputs},
+		Private:       r.Private,
+		SchemaVersion: r.SchemaVersion,
 	}
 }
 

@@ -26,7 +26,7 @@ func (e *Engine) recoverPending(ctx context.Context) error {
 	for _, name := range names {
 		p := e.state.Pending[name]
 		prior := e.state.Resources[name]
-		rec := &state.Resource{Type: p.Type, Provider: p.Provider, ProviderPath: p.ProviderPath, Inputs: p.Inputs, SensitiveInputs: p.SensitiveInputs}
+		rec := &state.Resource{Type: p.Type, Provider: p.Provider, ProviderPath: p.ProviderPath, Inputs: p.Inputs, SensitiveInputs: p.SensitiveInputs, SchemaVersion: p.SchemaVersion}
 		if prior != nil && prior.Type == p.Type {
 			rec = prior
 		}
@@ -47,10 +47,10 @@ func (e *Engine) recoverPending(ctx context.Context) error {
 		}
 		switch {
 		case resp.Exists:
-			adopted := *rec
-			adopted.Outputs, adopted.SensitiveOutputs, adopted.Private = resp.Outputs.JSON, resp.Outputs.Sensitive, resp.Private
+			adopted := *upgradedRecord(rec, resp.UpgradedPrior)
+			adopted.Outputs, adopted.SensitiveOutputs, adopted.Private, adopted.SchemaVersion = resp.Outputs.JSON, resp.Outputs.Sensitive, resp.Private, resp.SchemaVersion
 			if len(adopted.Outputs) == 0 {
-				adopted.Outputs = rec.Outputs
+				adopted.Outputs = upgradedRecord(rec, resp.UpgradedPrior).Outputs
 			}
 			e.state.Resources[name] = &adopted
 			e.learnSecrets(&adopted)
@@ -145,19 +145,42 @@ func (e *Engine) applyRefresh(results refreshed) ([]string, error) {
 			delete(e.state.Resources, res.name)
 			continue
 		}
-		if len(res.resp.Outputs.JSON) > 0 && !jsonSame(res.resp.Outputs.JSON, r.Outputs) {
-			updated := *r
-			updated.Outputs, updated.SensitiveOutputs, updated.Private = res.resp.Outputs.JSON, res.resp.Outputs.Sensitive, res.resp.Private
+		// Drift is what differs from the record as the provider
+		// upgraded it, if it did: an upgrade changes no resource.
+		before := upgradedRecord(r, res.resp.UpgradedPrior)
+		if before != r {
+			e.state.Resources[res.name] = before
+			e.upgraded = append(e.upgraded, res.name)
+			e.learnSecrets(before)
+			e.emit(Event{Kind: EventInfo, Member: res.name, Type: r.Type, Message: fmt.Sprintf("the provider upgraded the recorded state from schema version %d to %d", r.SchemaVersion, before.SchemaVersion)})
+		}
+		if len(res.resp.Outputs.JSON) > 0 && !jsonSame(res.resp.Outputs.JSON, before.Outputs) {
+			updated := *before
+			updated.Outputs, updated.SensitiveOutputs, updated.Private, updated.SchemaVersion = res.resp.Outputs.JSON, res.resp.Outputs.Sensitive, res.resp.Private, res.resp.SchemaVersion
 			e.state.Resources[res.name] = &updated
 			e.learnSecrets(&updated)
 			line := fmt.Sprintf("%s (%s) changed outside landscaper", res.name, r.Type)
-			if d := outputChanges(r, &updated); d != "" {
+			if d := outputChanges(before, &updated); d != "" {
 				line += ": " + e.redact.Redact(d)
 			}
 			drift = append(drift, line)
 		}
 	}
 	return drift, errors.Join(errs...)
+}
+
+// upgradedRecord is rec with the state a provider upgraded it to (its
+// inputs, outputs, private data and schema version), or rec itself when
+// the provider upgraded nothing.
+func upgradedRecord(rec *state.Resource, up *resource.State) *state.Resource {
+	if up == nil {
+		return rec
+	}
+	updated := *rec
+	updated.Inputs, updated.SensitiveInputs = up.Inputs.JSON, up.Inputs.Sensitive
+	updated.Outputs, updated.SensitiveOutputs = up.Outputs.JSON, up.Outputs.Sensitive
+	updated.Private, updated.SchemaVersion = up.Private, up.SchemaVersion
+	return &updated
 }
 
 // maxDriftValue bounds each value a drift line shows.

@@ -69,7 +69,7 @@ func (e *Engine) SaveRefresh(ctx context.Context) (*RefreshSummary, error) {
 	e.mu.Lock()
 	refreshed := e.refreshedOnly
 	sum := &RefreshSummary{Settled: e.settled}
-	e.refreshedOnly, e.settled = nil, nil
+	e.refreshedOnly, e.settled, e.upgraded = nil, nil, nil
 	e.mu.Unlock()
 	rec := state.NewRecorder(e.opts.Backend, e.state)
 	for _, name := range sum.Settled {

@@ -35,6 +35,7 @@ func sampleResource(i int) *Resource {
 		Private:          []byte{0, 1, 2, byte(i)},
 		Dependencies:     []string{"a", "b"},
 		Tainted:          i%2 == 1,
+		SchemaVersion:    int64(i),
 	}
 }
 
@@ -116,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 	s := mustRead(t, f)
 	s.Resources["file.a"] = sampleResource(1)
 	s.Resources["file.b"] = sampleResource(2)
-	s.Pending["file.c"] = &Pending{Operation: OpUpdate, Type: "local.file", Provider: "builtin", Inputs: json.RawMessage(`{"x":[1,2,{"y":null}]}`), Since: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	s.Pending["file.c"] = &Pending{Operation: OpUpdate, Type: "local.file", Provider: "builtin", Inputs: json.RawMessage(`{"x":[1,2,{"y":null}]}`), Since: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), SchemaVersion: 3}
 	want := s.Clone()
 	mustWrite(t, f, s)
 	want.Serial = 1
@@ -680,5 +681,35 @@ func TestFieldNamesDifferingOnlyByCaseAreRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "should be spelled") {
 			t.Errorf("%s: got %v, want a refusal naming the misspelt field", doc, err)
 		}
+	}
+}
+
+// TestRecordsWithoutSchemaVersion checks that a state recorded before
+// schema versions existed still reads, its records at version 0, and that
+// a version is read as recorded.
+func TestRecordsWithoutSchemaVersion(t *testing.T) {
+	tests := []struct {
+		name        string
+		resource    string
+		pending     string
+		wantVersion int64
+	}{
+		{"recorded before versions", `{"type":"kv.entry","provider":"kv","inputs":{},"outputs":{}}`, `{"operation":"create","type":"kv.entry","provider":"kv","inputs":{},"since":"2024-05-01T12:00:00Z"}`, 0},
+		{"recorded at version 2", `{"type":"kv.entry","provider":"kv","inputs":{},"outputs":{},"schemaVersion":2}`, `{"operation":"create","type":"kv.entry","provider":"kv","inputs":{},"since":"2024-05-01T12:00:00Z","schemaVersion":2}`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := `{"version":1,"lineage":"6f1c0a3e-9d1b-4c7e-8a5f-6d2b1c9e7a43","serial":4,"resources":{"a":` + tt.resource + `},"pending":{"b":` + tt.pending + `}}`
+			s, err := Parse([]byte(doc))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := s.Resources["a"].SchemaVersion; got != tt.wantVersion {
+				t.Errorf("resource at schema version %d, want %d", got, tt.wantVersion)
+			}
+			if got := s.Pending["b"].SchemaVersion; got != tt.wantVersion {
+				t.Errorf("pending create at schema version %d, want %d", got, tt.wantVersion)
+			}
+		})
 	}
 }

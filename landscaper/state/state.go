@@ -55,6 +55,11 @@ type Resource struct {
 	Outputs          json.RawMessage `json:"outputs"`
 	SensitiveOutputs []resource.Path `json:"sensitiveOutputs,omitempty"`
 	Private          []byte          `json:"private,omitempty"`
+	// SchemaVersion is the version of the resource type's schema the
+	// provider recorded Inputs, Outputs and Private with; absent (0) in
+	// states recorded before versions existed. The provider upgrades
+	// older records when it is handed them.
+	SchemaVersion int64 `json:"schemaVersion,omitempty"`
 	// Dependencies are the members whose outputs this one's inputs used
 	// when it was last applied; deletion runs in reverse of them.
 	Dependencies []string `json:"dependencies,omitempty"`
@@ -85,6 +90,10 @@ type Pending struct {
 	Inputs          json.RawMessage `json:"inputs"`
 	SensitiveInputs []resource.Path `json:"sensitiveInputs,omitempty"`
 	Since           time.Time       `json:"since"`
+	// SchemaVersion is, for a create, the type's schema version the
+	// inputs were sent with, so that settling an interrupted create asks
+	// the provider in the shape it knows them.
+	SchemaVersion int64 `json:"schemaVersion,omitempty"`
 }
 
 // LockInfo says who holds the writer lock.

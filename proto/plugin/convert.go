@@ -105,14 +105,14 @@ func stateToProto(s *resource.State) *resourcev1.State {
 	if s == nil {
 		return nil
 	}
-	return &resourcev1.State{Inputs: valuesToProto(s.Inputs), Outputs: valuesToProto(s.Outputs), Private: s.Private}
+	return &resourcev1.State{Inputs: valuesToProto(s.Inputs), Outputs: valuesToProto(s.Outputs), Private: s.Private, SchemaVersion: s.SchemaVersion}
 }
 
 func stateFromProto(s *resourcev1.State) *resource.State {
 	if s == nil {
 		return nil
 	}
-	return &resource.State{Inputs: valuesFromProto(s.Inputs), Outputs: valuesFromProto(s.Outputs), Private: s.Private}
+	return &resource.State{Inputs: valuesFromProto(s.Inputs), Outputs: valuesFromProto(s.Outputs), Private: s.Private, SchemaVersion: s.SchemaVersion}
 }
 
 func attrsToProto(as []resource.Attribute) []*resourcev1.Attribute {
@@ -149,7 +149,7 @@ func schemaToProto(s *resource.ProviderSchema) *resourcev1.GetSchemaResponse {
 		Diagnostics:   diagsToProto(s.Diagnostics),
 	}
 	for name, t := range s.Types {
-		out.ResourceTypes[name] = &resourcev1.ResourceSchema{Description: t.Description, Inputs: attrsToProto(t.Inputs), Outputs: attrsToProto(t.Outputs)}
+		out.ResourceTypes[name] = &resourcev1.ResourceSchema{Description: t.Description, Inputs: attrsToProto(t.Inputs), Outputs: attrsToProto(t.Outputs), Version: t.Version}
 	}
 	return out
 }
@@ -161,15 +161,29 @@ func schemaFromProto(s *resourcev1.GetSchemaResponse) *resource.ProviderSchema {
 		Diagnostics: diagsFromProto(s.Diagnostics),
 	}
 	for name, t := range s.ResourceTypes {
-		out.Types[name] = &resource.TypeSchema{Description: t.Description, Inputs: attrsFromProto(t.Inputs), Outputs: attrsFromProto(t.Outputs)}
+		out.Types[name] = &resource.TypeSchema{Description: t.Description, Inputs: attrsFromProto(t.Inputs), Outputs: attrsFromProto(t.Outputs), Version: t.Version}
 	}
 	return out
 }
 
 func resultToProto(r *resource.Result) *resourcev1.Result {
-	return &resourcev1.Result{HasState: r.HasState, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}
+	return &resourcev1.Result{HasState: r.HasState, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics), SchemaVersion: r.SchemaVersion}
 }
 
 func resultFromProto(r *resourcev1.Result) *resource.Result {
-	return &resource.Result{HasState: r.HasState, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics)}
+	return &resource.Result{HasState: r.HasState, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics), SchemaVersion: r.SchemaVersion}
+}
+
+func readResponseToProto(r *resource.ReadResponse) *resourcev1.ReadResponse {
+	return &resourcev1.ReadResponse{
+		Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics),
+		SchemaVersion: r.SchemaVersion, UpgradedPrior: stateToProto(r.UpgradedPrior),
+	}
+}
+
+func readResponseFromProto(r *resourcev1.ReadResponse) *resource.ReadResponse {
+	return &resource.ReadResponse{
+		Exists: r.Exists, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics),
+		SchemaVersion: r.SchemaVersion, UpgradedPrior: stateFromProto(r.UpgradedPrior),
+	}
 }

@@ -185,7 +185,7 @@ func (s *grpcServer) Read(ctx context.Context, req *resourcev1.ReadRequest) (res
 	if err != nil {
 		return nil, err
 	}
-	resp = &resourcev1.ReadResponse{Exists: r.Exists, Outputs: valuesToProto(r.Outputs), Private: r.Private, Diagnostics: diagsToProto(r.Diagnostics)}
+	resp = readResponseToProto(r)
 	return fitRead(req.Type, req.Name, req.Prior, resp), nil
 }
 
@@ -348,7 +348,7 @@ func (c *grpcClient) Read(ctx context.Context, req resource.ReadRequest) (*resou
 		return nil, err
 	}
 	r = fitRead(req.Type, req.Name, preq.Prior, r)
-	return &resource.ReadResponse{Exists: r.Exists, Outputs: valuesFromProto(r.Outputs), Private: r.Private, Diagnostics: diagsFromProto(r.Diagnostics)}, nil
+	return readResponseFromProto(r), nil
 }
 
 var _ resource.Preparer = (*grpcClient)(nil)

@@ -159,8 +159,8 @@ func fitOperation(op, typ, name string, inputs, priorInputs *resourcev1.Values, 
 }
 
 // fitRead applies fitResult to a read's response: the engine records its
-// outputs (or keeps the recorded ones when it reports none) and its
-// private data. One that does not fit becomes an error.
+// outputs (or keeps the recorded ones when it reports none), its private
+// data and, from a state the provider upgraded, the upgraded inputs. One that does not fit becomes an error.
 func fitRead(typ, name string, prior *resourcev1.State, resp *resourcev1.ReadResponse) *resourcev1.ReadResponse {
 	if resp == nil || !resp.Exists || diagsFromProto(resp.Diagnostics).HasError() {
 		return resp
@@ -169,7 +169,11 @@ func fitRead(typ, name string, prior *resourcev1.State, resp *resourcev1.ReadRes
 	if len(outputs.GetJson()) == 0 {
 		outputs = prior.GetOutputs()
 	}
-	d := fitResult("read", typ, name, prior.GetInputs(), prior.GetInputs(), outputs, resp.Private)
+	recorded := prior.GetInputs()
+	if up := resp.GetUpgradedPrior(); up != nil {
+		recorded = up.GetInputs()
+	}
+	d := fitResult("read", typ, name, recorded, recorded, outputs, resp.Private)
 	if d == nil {
 		return resp
 	}

@@ -81,6 +81,9 @@ type TypeSchema struct {
 	Description string
 	Inputs      []Attribute
 	Outputs     []Attribute
+	// Version is the version of the shape in which the provider records
+	// the type's state (0 until it first changes it); see State.SchemaVersion.
+	Version int64
 }
 
 // Input returns the input attribute with the given name.
@@ -130,6 +133,11 @@ type State struct {
 	Inputs  Values
 	Outputs Values
 	Private []byte
+	// SchemaVersion is the version of the type's schema the provider
+	// wrote the state with (0 for state recorded before versions
+	// existed). A provider upgrades older state before it uses it and
+	// refuses state newer than it knows.
+	SchemaVersion int64
 }
 
 // ValidateRequest asks whether desired inputs are acceptable.
@@ -241,6 +249,10 @@ type Result struct {
 	Outputs     Values
 	Private     []byte
 	Diagnostics Diagnostics
+	// SchemaVersion is the schema version of the state the result
+	// carries: the type's for what the provider wrote, the prior's for a
+	// prior state kept as it was.
+	SchemaVersion int64
 }
 
 // ReadRequest asks what exists now. For a resource whose create was
@@ -257,4 +269,10 @@ type ReadResponse struct {
 	Outputs     Values
 	Private     []byte
 	Diagnostics Diagnostics
+	// SchemaVersion is the schema version of Outputs and Private.
+	SchemaVersion int64
+	// UpgradedPrior is the recorded state upgraded to SchemaVersion when
+	// the provider upgraded it (nil otherwise): the engine records its
+	// inputs, and compares Outputs with its outputs to find drift.
+	UpgradedPrior *State
 }

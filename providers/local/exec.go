@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,16 +143,11 @@ func planExec(_ context.Context, p *sdk.Plan[execInputs, execOutputs]) {
 	}
 	if p.Action == resource.ActionNoop && p.Prior != nil && p.Prior.Outputs.Dir != "" && p.Prior.Outputs.Dir != dir {
 		p.Action = resource.ActionUpdate
-		p.Planned = nil
-		p.UnknownOutputs = []string{"stdout"}
+		p.SetUnknown("stdout")
 		p.Diagnostics = append(p.Diagnostics, resource.Diagnostic{Severity: resource.SeverityWarning,
 			Summary: fmt.Sprintf("the command ran in %s, and the deployment's directory is %s now: it runs again there", p.Prior.Outputs.Dir, dir)})
 	}
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	p.Planned["dir"] = dir
-	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "dir" })
+	p.SetKnown(execOutputs{Dir: dir}, "dir")
 }
 
 func runExec(ctx context.Context, op *sdk.Op, in execInputs) (execOutputs, error) {

@@ -168,22 +168,14 @@ func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
 			}
 		}
 	}
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	p.Planned["sha256"] = want
-	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "sha256" })
+	p.SetKnown(fileOutputs{SHA256: want}, "sha256")
 }
 
 // planPath makes the planned path known, and replaces a file recorded at
 // another path than name gives now (a relative name in a deployment that
 // moved, say).
 func planPath(p *sdk.Plan[fileInputs, fileOutputs], abs string) {
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	p.Planned["path"] = abs
-	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(name string) bool { return name == "path" })
+	p.SetKnown(fileOutputs{Path: abs}, "path")
 	if p.Prior == nil || !p.Prior.HasOutputs || p.Prior.Outputs.Path == "" || p.Prior.Outputs.Path == abs {
 		return
 	}

@@ -217,9 +217,7 @@ func planInstall(ctx context.Context, p *sdk.Plan[installInputs, installOutputs]
 			p.Changed = keep(p.Changed)
 			if len(p.Changed) == 0 {
 				p.Action = resource.ActionNoop
-				p.UnknownOutputs = nil
-				p.Planned = map[string]any{"toplevel": p.Prior.Outputs.Toplevel, "installedAt": p.Prior.Outputs.InstalledAt,
-					"diskoScript": p.Prior.Outputs.DiskoScript, "hostPublicKey": p.Prior.Outputs.HostPublicKey}
+				p.SetKnown(p.Prior.Outputs, "toplevel", "installedAt", "diskoScript", "hostPublicKey")
 			}
 		}
 	}

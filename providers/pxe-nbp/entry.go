@@ -354,12 +354,6 @@ var contentInputs = []string{"kernel", "initrd", "cmdline", "files"}
 // when the entry on disk is not the one recorded (Read refreshed the
 // version) even if no input changed.
 func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	known := func(names ...string) {
-		p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return slices.Contains(names, n) })
-	}
 	if p.IsUnknown("mac") {
 		return
 	}
@@ -367,14 +361,12 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	if err != nil {
 		return
 	}
-	p.Planned["mac"], p.Planned["scriptPath"] = mac, bootentry.ScriptPath(mac)
-	known("mac", "scriptPath")
+	p.SetKnown(entryOutputs{MAC: mac, ScriptPath: bootentry.ScriptPath(mac)}, "mac", "scriptPath")
 	if !p.IsUnknown("bootDir") {
 		// One machine, one entry: two members for the same MAC (in any
 		// notation) would overwrite and prune each other's versions.
 		p.Claims = append(p.Claims, fmt.Sprintf("boot entry of MAC %s in %s", mac, filepath.Clean(p.Desired.BootDir)))
-		p.Planned["installedRecord"] = bootentry.InstalledPath(filepath.Clean(p.Desired.BootDir), mac)
-		known("installedRecord")
+		p.SetKnown(entryOutputs{Installed: bootentry.InstalledPath(filepath.Clean(p.Desired.BootDir), mac)}, "installedRecord")
 		// Nor may two deployments share one: an entry another owner holds
 		// is refused now rather than at apply.
 		token := ""
@@ -409,11 +401,9 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	if err != nil {
 		return
 	}
-	p.Planned["version"] = want
-	known("version")
+	p.SetKnown(entryOutputs{Version: want}, "version")
 	if !p.IsUnknown("bootDir") {
-		p.Planned["fetchRecord"] = outputs(p.Desired.BootDir, mac, want, len(extra) > 0).FetchRecord
-		known("fetchRecord")
+		p.SetKnown(outputs(p.Desired.BootDir, mac, want, len(extra) > 0), "fetchRecord")
 	}
 	if p.Prior == nil || !p.Prior.HasOutputs {
 		return

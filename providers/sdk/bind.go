@@ -237,6 +237,9 @@ func (t *Type[In, Out]) check() error {
 	if t.Create == nil {
 		errs = append(errs, errors.New("it has no Create"))
 	}
+	if err := t.checkVersion(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkAttrs(attributes(t.Inputs), "input"); err != nil {
 		errs = append(errs, err)
 	}

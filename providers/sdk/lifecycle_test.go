@@ -52,8 +52,7 @@ func boxProvider(broken string) *sdk.Provider {
 		Outputs: []sdk.Attr{sdk.String("label", "")},
 		Plan: func(_ context.Context, p *sdk.Plan[boxInputs, boxOutputs]) {
 			if p.Action == resource.ActionCreate {
-				p.Planned = map[string]any{"label": "box " + p.Desired.Name}
-				p.UnknownOutputs = nil
+				p.SetKnown(boxOutputs{Label: "box " + p.Desired.Name}, "label")
 			}
 			if broken == "never a no-op" && p.Action == resource.ActionNoop {
 				p.Action = resource.ActionUpdate

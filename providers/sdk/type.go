@@ -37,8 +37,9 @@ type Plan[In, Out any] struct {
 	Action          resource.Action
 	Changed         []resource.Path
 	RequiresReplace []resource.Path
-	// Planned holds outputs known already; by default the prior outputs for
-	// a no-op and nothing otherwise.
+	// Planned holds outputs known already, by name; by default the prior
+	// outputs for a no-op and nothing otherwise. SetKnown and SetUnknown
+	// change it and UnknownOutputs together, with the values typed as Out.
 	Planned map[string]any
 	// UnknownOutputs lists outputs known only after apply; by default all
 	// of them unless the action is a no-op.
@@ -53,6 +54,9 @@ type Plan[In, Out any] struct {
 	// a sensitive value). Without it, Details are not wanted.
 	Describe bool
 	Details  *resource.ChangeDetails
+
+	// outputNames are the type's declared outputs, for SetKnown.
+	outputNames []string
 }
 
 // IsUnknown reports whether the desired input at path is not known yet.
@@ -152,6 +156,17 @@ type Type[In, Out any] struct {
 	// ahead of time (prior is nil for a new resource); nil means there is
 	// nothing to prepare. It must not change what the resource is.
 	Prepare func(ctx context.Context, prior *State[In, Out], in In) error
+	// Version is the version of the shape of the type's recorded state
+	// (In, Out and Private): 0 at first, one more each time a change to
+	// them would misread state recorded before. The state records the
+	// version it was written with.
+	Version int
+	// Upgrade turns state recorded at version from into the shape of
+	// version from+1; the SDK calls it once per version between the
+	// recorded one and Version, before Plan, Read, Update, Delete and
+	// Prepare see the state. Required when Version is above 0. State
+	// recorded at a version newer than Version is refused.
+	Upgrade func(ctx context.Context, from int, prior RawState) (RawState, error)
 }
 
 // Resource is a resource type the SDK can serve; *Type is one.
@@ -170,7 +185,7 @@ type Resource interface {
 var _ Resource = (*Type[struct{}, struct{}])(nil)
 
 func (t *Type[In, Out]) schema() *resource.TypeSchema {
-	return &resource.TypeSchema{Description: t.Description, Inputs: attributes(t.Inputs), Outputs: attributes(t.Outputs)}
+	return &resource.TypeSchema{Description: t.Description, Inputs: attributes(t.Inputs), Outputs: attributes(t.Outputs), Version: int64(t.Version)}
 }
 
 // decode checks inputs against the schema and decodes them.
@@ -236,17 +251,21 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 	if diags.HasError() {
 		return &resource.PlanResponse{Diagnostics: diags}, nil
 	}
-	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags, Describe: req.Describe}
+	p := &Plan[In, Out]{Desired: desired, Unknown: req.Unknown, Diagnostics: diags, Describe: req.Describe, outputNames: t.outputNames()}
 	if req.Prior == nil {
 		p.Action = resource.ActionCreate
 		p.UnknownOutputs = t.outputNames()
 	} else {
-		prior, err := t.decodeState(*req.Prior)
+		recorded, _, err := t.upgrade(ctx, req.Type, *req.Prior)
+		if err != nil {
+			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
+		}
+		prior, err := t.decodeState(recorded)
 		if err != nil {
 			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
 		}
 		p.Prior = &prior
-		priorObj, _ := checkObject(attributes(t.Inputs), req.Prior.Inputs.JSON, nil, nil)
+		priorObj, _ := checkObject(attributes(t.Inputs), recorded.Inputs.JSON, nil, nil)
 		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
 		if prior.HasOutputs {
 			p.Changed = t.dropSame(p.Changed, prior.Inputs, desired, req.Unknown)
@@ -350,7 +369,7 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	if mErr != nil {
 		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot encode outputs", "%v", mErr)}}
 	}
-	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(attributes(t.Outputs), b)}}
+	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(attributes(t.Outputs), b)}, SchemaVersion: int64(t.Version)}
 }
 
 // inputSecrets adds to v's sensitive paths those the type's inputs declare
@@ -415,19 +434,23 @@ func (t *Type[In, Out]) create(ctx context.Context, req resource.CreateRequest, 
 func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, sink resource.EventSink) (*resource.Result, error) {
 	in, _, diags := t.decode(req.Inputs.JSON, nil)
 	if diags.HasError() {
-		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags}, nil
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags, SchemaVersion: req.Prior.SchemaVersion}, nil
 	}
 	keep := func(diags resource.Diagnostics) *resource.Result {
-		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags}
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: diags, SchemaVersion: req.Prior.SchemaVersion}
 	}
-	prior, err := t.decodeState(req.Prior)
+	recorded, _, err := t.upgrade(ctx, req.Type, req.Prior)
+	if err != nil {
+		return keep(errorDiagnostics(err)), nil
+	}
+	prior, err := t.decodeState(recorded)
 	if err != nil {
 		return keep(errorDiagnostics(err)), nil
 	}
 	if t.Update == nil {
 		return keep(resource.Diagnostics{resource.Error(nil, "resource type cannot be updated in place", "%s", req.Type)}), nil
 	}
-	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs), t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
+	op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Inputs), t.inputSecrets(recorded.Inputs), t.outputSecrets(recorded.Outputs))
 	out, err := t.Update(ctx, op, prior, in)
 	if err != nil {
 		// The resource is as it was: keep the prior state with the error.
@@ -437,15 +460,23 @@ func (t *Type[In, Out]) update(ctx context.Context, req resource.UpdateRequest, 
 }
 
 func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, sink resource.EventSink) (*resource.Result, error) {
-	prior, err := t.decodeState(req.Prior)
+	// A failed delete keeps the state as it was recorded.
+	keep := func(err error) *resource.Result {
+		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err), SchemaVersion: req.Prior.SchemaVersion}
+	}
+	recorded, _, err := t.upgrade(ctx, req.Type, req.Prior)
 	if err != nil {
-		return &resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		return keep(err), nil
+	}
+	prior, err := t.decodeState(recorded)
+	if err != nil {
+		return keep(err), nil
 	}
 	if t.Delete != nil {
-		op := newOp(req.Type, req.Name, sink, t.inputSecrets(req.Prior.Inputs), t.outputSecrets(req.Prior.Outputs))
+		op := newOp(req.Type, req.Name, sink, t.inputSecrets(recorded.Inputs), t.outputSecrets(recorded.Outputs))
 		op.Replacing = req.Replacing
 		if err := t.Delete(ctx, op, prior); err != nil {
-			return op.withWarnings(&resource.Result{HasState: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}), nil
+			return op.withWarnings(keep(err)), nil
 		}
 		return op.withWarnings(&resource.Result{}), nil
 	}
@@ -453,24 +484,36 @@ func (t *Type[In, Out]) delete(ctx context.Context, req resource.DeleteRequest, 
 }
 
 func (t *Type[In, Out]) read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
-	prior, err := t.decodeState(req.Prior)
+	// A failed read leaves the recorded state as it is.
+	keep := func(err error) *resource.ReadResponse {
+		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err), SchemaVersion: req.Prior.SchemaVersion}
+	}
+	recorded, upgraded, err := t.upgrade(ctx, req.Type, req.Prior)
 	if err != nil {
-		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		return keep(err), nil
+	}
+	prior, err := t.decodeState(recorded)
+	if err != nil {
+		return keep(err), nil
+	}
+	resp := &resource.ReadResponse{Exists: prior.HasOutputs, Outputs: recorded.Outputs, Private: recorded.Private, SchemaVersion: recorded.SchemaVersion}
+	if upgraded {
+		resp.UpgradedPrior = &recorded
 	}
 	if t.Read == nil {
 		// Nothing to look at: a resource whose create was interrupted is
 		// taken as absent, anything recorded as present.
-		return &resource.ReadResponse{Exists: prior.HasOutputs, Outputs: req.Prior.Outputs, Private: req.Prior.Private}, nil
+		return resp, nil
 	}
 	out, exists, err := t.Read(ctx, prior)
 	if err != nil {
-		return &resource.ReadResponse{Exists: true, Outputs: req.Prior.Outputs, Private: req.Prior.Private, Diagnostics: errorDiagnostics(err)}, nil
+		return keep(err), nil
 	}
 	if !exists {
 		return &resource.ReadResponse{}, nil
 	}
-	r := t.result(out, nil)
-	return &resource.ReadResponse{Exists: true, Outputs: r.Outputs, Private: req.Prior.Private}, nil
+	resp.Exists, resp.Outputs = true, t.result(out, nil).Outputs
+	return resp, nil
 }
 
 func (t *Type[In, Out]) prepare(ctx context.Context, req resource.PrepareRequest) resource.Diagnostics {
@@ -483,7 +526,11 @@ func (t *Type[In, Out]) prepare(ctx context.Context, req resource.PrepareRequest
 	}
 	var prior *State[In, Out]
 	if req.Prior != nil {
-		st, err := t.decodeState(*req.Prior)
+		recorded, _, err := t.upgrade(ctx, req.Type, *req.Prior)
+		if err != nil {
+			return errorDiagnostics(err)
+		}
+		st, err := t.decodeState(recorded)
 		if err != nil {
 			return errorDiagnostics(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -127,11 +126,7 @@ func planKeypair(_ context.Context, p *sdk.Plan[keypairInputs, keypairOutputs]) 
 	if err != nil {
 		return
 	}
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	p.Planned["publicKey"] = line
-	p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return n == "publicKey" })
+	p.SetKnown(keypairOutputs{PublicKey: line}, "publicKey")
 }
 
 // createKeypair generates the key material.

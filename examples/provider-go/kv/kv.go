@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -135,32 +134,22 @@ func validate(in Inputs, unknown []resource.Path) resource.Diagnostics {
 // kept on a no-op; and a value changed behind Landscaper's back (Read
 // refreshed the recorded sha256) makes a no-op an update.
 func plan(_ context.Context, p *sdk.Plan[Inputs, Outputs]) {
-	if p.Planned == nil {
-		p.Planned = map[string]any{}
-	}
-	known := func(name string) {
-		p.UnknownOutputs = slices.DeleteFunc(p.UnknownOutputs, func(n string) bool { return n == name })
-	}
 	if !p.IsUnknown("store") && !p.IsUnknown("key") {
-		p.Planned["path"] = entryPath(p.Desired)
-		known("path")
+		p.SetKnown(Outputs{Path: entryPath(p.Desired)}, "path")
 	}
 	if p.IsUnknown("value") {
 		return
 	}
 	want := hash(p.Desired.Value)
-	p.Planned["sha256"] = want
-	known("sha256")
+	p.SetKnown(Outputs{SHA256: want}, "sha256")
 	if p.Prior != nil && p.Prior.HasOutputs && p.Prior.Outputs.SHA256 != want && p.Action == resource.ActionNoop {
 		p.Action = resource.ActionUpdate
 		p.Changed = append(p.Changed, resource.AttrPath("value"))
-		delete(p.Planned, "revision")
-		p.UnknownOutputs = append(p.UnknownOutputs, "revision")
+		p.SetUnknown("revision")
 	}
 	if p.Action == resource.ActionUpdate {
 		// An update keeps the token.
-		p.Planned["token"] = p.Prior.Outputs.Token
-		known("token")
+		p.SetKnown(p.Prior.Outputs, "token")
 	}
 }
 

@@ -464,10 +464,15 @@ func (x *Attribute) GetAttributes() []*Attribute {
 
 // ResourceSchema describes one resource type.
 type ResourceSchema struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Description   string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
-	Inputs        []*Attribute           `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	Outputs       []*Attribute           `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Description string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	Inputs      []*Attribute           `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Outputs     []*Attribute           `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// The version of the type's schema: the shape in which the provider
+	// records inputs, outputs and private data. It starts at 0; a provider
+	// raises it when it changes that shape, and upgrades state recorded at
+	// an older version before it uses it.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -521,6 +526,13 @@ func (x *ResourceSchema) GetOutputs() []*Attribute {
 		return x.Outputs
 	}
 	return nil
+}
+
+func (x *ResourceSchema) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type GetSchemaRequest struct {
@@ -688,7 +700,12 @@ type State struct {
 	Inputs  *Values                `protobuf:"bytes,1,opt,name=inputs,proto3" json:"inputs,omitempty"`
 	Outputs *Values                `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	// Opaque provider data, handed back unchanged.
-	Private       []byte `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
+	Private []byte `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
+	// The schema version the provider wrote this state with
+	// (Result.schema_version, ReadResponse.schema_version); 0 for state
+	// recorded before versions existed. A provider upgrades older state
+	// before it uses it and refuses newer state.
+	SchemaVersion int64 `protobuf:"varint,4,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -742,6 +759,13 @@ func (x *State) GetPrivate() []byte {
 		return x.Private
 	}
 	return nil
+}
+
+func (x *State) GetSchemaVersion() int64 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
 }
 
 type ValidateRequest struct {
@@ -1428,10 +1452,14 @@ type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the result carries a resource state. False after a delete, or
 	// after a create that made nothing.
-	HasState      bool          `protobuf:"varint,1,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
-	Outputs       *Values       `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
-	Private       []byte        `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
-	Diagnostics   []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	HasState    bool          `protobuf:"varint,1,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	Outputs     *Values       `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	Private     []byte        `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
+	Diagnostics []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// The schema version of the state the result carries: the type's
+	// version for what the provider wrote, the prior state's version for
+	// a prior state it kept unchanged.
+	SchemaVersion int64 `protobuf:"varint,5,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1492,6 +1520,13 @@ func (x *Result) GetDiagnostics() []*Diagnostic {
 		return x.Diagnostics
 	}
 	return nil
+}
+
+func (x *Result) GetSchemaVersion() int64 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
 }
 
 // Event is one message of an operation's stream.
@@ -1791,9 +1826,16 @@ type ReadResponse struct {
 	// False when the resource no longer exists.
 	Exists bool `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
 	// The resource as it is now. The engine keeps the recorded inputs.
-	Outputs       *Values       `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
-	Private       []byte        `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
-	Diagnostics   []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	Outputs     *Values       `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	Private     []byte        `protobuf:"bytes,3,opt,name=private,proto3" json:"private,omitempty"`
+	Diagnostics []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// The schema version of outputs and private.
+	SchemaVersion int64 `protobuf:"varint,5,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	// The recorded state upgraded to schema_version, when the provider
+	// upgraded it (the prior's schema_version was older): the engine then
+	// records its inputs and compares outputs with its outputs, so an
+	// upgrade is not taken for a change made outside Landscaper.
+	UpgradedPrior *State `protobuf:"bytes,6,opt,name=upgraded_prior,json=upgradedPrior,proto3" json:"upgraded_prior,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1852,6 +1894,20 @@ func (x *ReadResponse) GetPrivate() []byte {
 func (x *ReadResponse) GetDiagnostics() []*Diagnostic {
 	if x != nil {
 		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *ReadResponse) GetSchemaVersion() int64 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+func (x *ReadResponse) GetUpgradedPrior() *State {
+	if x != nil {
+		return x.UpgradedPrior
 	}
 	return nil
 }
@@ -2000,11 +2056,12 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\tforce_new\x18\a \x01(\bR\bforceNew\x12A\n" +
 	"\n" +
 	"attributes\x18\b \x03(\v2!.landscaper.resource.v1.AttributeR\n" +
-	"attributes\"\xaa\x01\n" +
+	"attributes\"\xc4\x01\n" +
 	"\x0eResourceSchema\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x129\n" +
 	"\x06inputs\x18\x02 \x03(\v2!.landscaper.resource.v1.AttributeR\x06inputs\x12;\n" +
-	"\aoutputs\x18\x03 \x03(\v2!.landscaper.resource.v1.AttributeR\aoutputs\"\x12\n" +
+	"\aoutputs\x18\x03 \x03(\v2!.landscaper.resource.v1.AttributeR\aoutputs\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x12\n" +
 	"\x10GetSchemaRequest\"\xf8\x02\n" +
 	"\x11GetSchemaResponse\x12#\n" +
 	"\rprovider_name\x18\x01 \x01(\tR\fproviderName\x12)\n" +
@@ -2016,11 +2073,12 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2&.landscaper.resource.v1.ResourceSchemaR\x05value:\x028\x01\"a\n" +
 	"\x06Values\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\fR\x04json\x12C\n" +
-	"\tsensitive\x18\x02 \x03(\v2%.landscaper.resource.v1.AttributePathR\tsensitive\"\x93\x01\n" +
+	"\tsensitive\x18\x02 \x03(\v2%.landscaper.resource.v1.AttributePathR\tsensitive\"\xba\x01\n" +
 	"\x05State\x126\n" +
 	"\x06inputs\x18\x01 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\x06inputs\x128\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\aoutputs\x12\x18\n" +
-	"\aprivate\x18\x03 \x01(\fR\aprivate\"\xb2\x01\n" +
+	"\aprivate\x18\x03 \x01(\fR\aprivate\x12%\n" +
+	"\x0eschema_version\x18\x04 \x01(\x03R\rschemaVersion\"\xb2\x01\n" +
 	"\x0fValidateRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
@@ -2066,12 +2124,13 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"@\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1a\n" +
-	"\bfraction\x18\x02 \x01(\x01R\bfraction\"\xbf\x01\n" +
+	"\bfraction\x18\x02 \x01(\x01R\bfraction\"\xe6\x01\n" +
 	"\x06Result\x12\x1b\n" +
 	"\thas_state\x18\x01 \x01(\bR\bhasState\x128\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\aoutputs\x12\x18\n" +
 	"\aprivate\x18\x03 \x01(\fR\aprivate\x12D\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"\xbf\x01\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\x12%\n" +
+	"\x0eschema_version\x18\x05 \x01(\x03R\rschemaVersion\"\xbf\x01\n" +
 	"\x05Event\x123\n" +
 	"\x03log\x18\x01 \x01(\v2\x1f.landscaper.resource.v1.LogLineH\x00R\x03log\x12>\n" +
 	"\bprogress\x18\x02 \x01(\v2 .landscaper.resource.v1.ProgressH\x00R\bprogress\x128\n" +
@@ -2086,12 +2145,14 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\vReadRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
-	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\"\xc0\x01\n" +
+	"\x05prior\x18\x03 \x01(\v2\x1d.landscaper.resource.v1.StateR\x05prior\"\xad\x02\n" +
 	"\fReadResponse\x12\x16\n" +
 	"\x06exists\x18\x01 \x01(\bR\x06exists\x128\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x1e.landscaper.resource.v1.ValuesR\aoutputs\x12\x18\n" +
 	"\aprivate\x18\x03 \x01(\fR\aprivate\x12D\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\"\xa5\x01\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\".landscaper.resource.v1.DiagnosticR\vdiagnostics\x12%\n" +
+	"\x0eschema_version\x18\x05 \x01(\x03R\rschemaVersion\x12D\n" +
+	"\x0eupgraded_prior\x18\x06 \x01(\v2\x1d.landscaper.resource.v1.StateR\rupgradedPrior\"\xa5\x01\n" +
 	"\x0ePrepareRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
@@ -2205,31 +2266,32 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	10, // 34: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
 	9,  // 35: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
 	4,  // 36: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	10, // 37: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 38: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
-	4,  // 39: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	6,  // 40: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
-	7,  // 41: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
-	11, // 42: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
-	13, // 43: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
-	16, // 44: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
-	17, // 45: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
-	18, // 46: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
-	26, // 47: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
-	28, // 48: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
-	8,  // 49: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
-	12, // 50: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
-	14, // 51: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
-	23, // 52: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
-	24, // 53: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
-	25, // 54: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
-	27, // 55: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
-	29, // 56: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
-	49, // [49:57] is the sub-list for method output_type
-	41, // [41:49] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	10, // 37: landscaper.resource.v1.ReadResponse.upgraded_prior:type_name -> landscaper.resource.v1.State
+	10, // 38: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 39: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
+	4,  // 40: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	6,  // 41: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
+	7,  // 42: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
+	11, // 43: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
+	13, // 44: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
+	16, // 45: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
+	17, // 46: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
+	18, // 47: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
+	26, // 48: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
+	28, // 49: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
+	8,  // 50: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
+	12, // 51: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
+	14, // 52: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
+	23, // 53: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
+	24, // 54: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
+	25, // 55: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
+	27, // 56: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
+	29, // 57: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
+	50, // [50:58] is the sub-list for method output_type
+	42, // [42:50] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_landscaper_resource_v1_resource_proto_init() }

@@ -246,7 +246,7 @@ func (s *server) outputs(typ string, v resource.Values) (json.RawMessage, error)
 }
 
 func (s *server) update(ctx context.Context, req *wire.UpdateResourceRequest) (json.RawMessage, error) {
-	typ, _, err := s.typeFor(req.Resource.Type)
+	typ, ts, err := s.typeFor(req.Resource.Type)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,9 @@ func (s *server) update(ctx context.Context, req *wire.UpdateResourceRequest) (j
 	if err != nil {
 		return nil, err
 	}
-	prior := &resource.State{Inputs: resource.Values{JSON: priorInputs}}
+	// NixOps4 records no schema version: what it recorded is taken as
+	// written by this provider, at the type's version, and not upgraded.
+	prior := &resource.State{Inputs: resource.Values{JSON: priorInputs}, SchemaVersion: ts.Version}
 	if len(req.Resource.OutputProperties) > 0 {
 		if prior.Outputs.JSON, err = object(typ+": resource.outputProperties", req.Resource.OutputProperties); err != nil {
 			return nil, err

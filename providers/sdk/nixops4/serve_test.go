@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,6 +56,12 @@ func testProvider() *sdk.Provider {
 			sdk.String("text", "").Required(),
 		},
 		Outputs: []sdk.Attr{sdk.String("path", ""), sdk.Integer("length", ""), sdk.Integer("version", "")},
+		// NixOps4 records no schema version: what it sends back was
+		// written at the current one and must not be upgraded.
+		Version: 1,
+		Upgrade: func(context.Context, int, sdk.RawState) (sdk.RawState, error) {
+			return sdk.RawState{}, errors.New("state sent by NixOps4 was upgraded")
+		},
 		Create: func(_ context.Context, op *sdk.Op, in noteIn) (noteOut, error) {
 			op.Logf("writing %s", in.Name)
 			return write(in, 1)

@@ -98,7 +98,7 @@ func (h *Harness) Create(typ string, inputs any) (*resource.State, *Events) {
 	if r.Diagnostics.HasError() {
 		h.t.Fatalf("Create %s: %v", typ, r.Diagnostics.Err())
 	}
-	return &resource.State{Inputs: in, Outputs: r.Outputs, Private: r.Private}, ev
+	return &resource.State{Inputs: in, Outputs: r.Outputs, Private: r.Private, SchemaVersion: r.SchemaVersion}, ev
 }
 
 // Update updates a resource and returns its new state.
@@ -113,7 +113,7 @@ func (h *Harness) Update(typ string, prior *resource.State, inputs any) (*resour
 	if r.Diagnostics.HasError() {
 		h.t.Fatalf("Update %s: %v", typ, r.Diagnostics.Err())
 	}
-	return &resource.State{Inputs: in, Outputs: r.Outputs, Private: r.Private}, ev
+	return &resource.State{Inputs: in, Outputs: r.Outputs, Private: r.Private, SchemaVersion: r.SchemaVersion}, ev
 }
 
 // Delete deletes a resource.

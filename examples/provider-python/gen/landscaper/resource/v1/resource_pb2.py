@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='landscaper/resource/v1/resource.proto',
   package='landscaper.resource.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x8c\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"y\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xd2\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x10\n\x08\x64\x65scribe\x18\x06 \x01(\x08\"\xef\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\x12\x36\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32%.landscaper.resource.v1.ChangeDetails\"=\n\rChangeDetails\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\x96\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x99\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xe5\x05\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
+  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x9d\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"\x91\x01\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x16\n\x0eschema_version\x18\x04 \x01(\x03\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xd2\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x10\n\x08\x64\x65scribe\x18\x06 \x01(\x08\"\xef\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\x12\x36\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32%.landscaper.resource.v1.ChangeDetails\"=\n\rChangeDetails\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\xae\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\xe8\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\x12\x35\n\x0eupgraded_prior\x18\x06 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xe5\x05\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
 )
 
 _SEVERITY = _descriptor.EnumDescriptor(
@@ -44,8 +44,8 @@ _SEVERITY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3527,
-  serialized_end=3605,
+  serialized_start=3672,
+  serialized_end=3750,
 )
 _sym_db.RegisterEnumDescriptor(_SEVERITY)
 
@@ -83,8 +83,8 @@ _ACTION = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3607,
-  serialized_end=3733,
+  serialized_start=3752,
+  serialized_end=3878,
 )
 _sym_db.RegisterEnumDescriptor(_ACTION)
 
@@ -340,6 +340,13 @@ _RESOURCESCHEMA = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='version', full_name='landscaper.resource.v1.ResourceSchema.version', index=3,
+      number=4, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -353,7 +360,7 @@ _RESOURCESCHEMA = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=584,
-  serialized_end=724,
+  serialized_end=741,
 )
 
 
@@ -376,8 +383,8 @@ _GETSCHEMAREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=726,
-  serialized_end=744,
+  serialized_start=743,
+  serialized_end=761,
 )
 
 
@@ -414,8 +421,8 @@ _GETSCHEMARESPONSE_RESOURCETYPESENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=960,
-  serialized_end=1052,
+  serialized_start=977,
+  serialized_end=1069,
 )
 
 _GETSCHEMARESPONSE = _descriptor.Descriptor(
@@ -465,8 +472,8 @@ _GETSCHEMARESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=747,
-  serialized_end=1052,
+  serialized_start=764,
+  serialized_end=1069,
 )
 
 
@@ -503,8 +510,8 @@ _VALUES = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1054,
-  serialized_end=1134,
+  serialized_start=1071,
+  serialized_end=1151,
 )
 
 
@@ -536,6 +543,13 @@ _STATE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='schema_version', full_name='landscaper.resource.v1.State.schema_version', index=3,
+      number=4, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -548,8 +562,8 @@ _STATE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1136,
-  serialized_end=1257,
+  serialized_start=1154,
+  serialized_end=1299,
 )
 
 
@@ -600,8 +614,8 @@ _VALIDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1260,
-  serialized_end=1409,
+  serialized_start=1302,
+  serialized_end=1451,
 )
 
 
@@ -631,8 +645,8 @@ _VALIDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1411,
-  serialized_end=1486,
+  serialized_start=1453,
+  serialized_end=1528,
 )
 
 
@@ -697,8 +711,8 @@ _PLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1489,
-  serialized_end=1699,
+  serialized_start=1531,
+  serialized_end=1741,
 )
 
 
@@ -777,8 +791,8 @@ _PLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1702,
-  serialized_end=2069,
+  serialized_start=1744,
+  serialized_end=2111,
 )
 
 
@@ -822,8 +836,8 @@ _CHANGEDETAILS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2071,
-  serialized_end=2132,
+  serialized_start=2113,
+  serialized_end=2174,
 )
 
 
@@ -867,8 +881,8 @@ _CREATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2134,
-  serialized_end=2225,
+  serialized_start=2176,
+  serialized_end=2267,
 )
 
 
@@ -919,8 +933,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2228,
-  serialized_end=2365,
+  serialized_start=2270,
+  serialized_end=2407,
 )
 
 
@@ -971,8 +985,8 @@ _DELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2367,
-  serialized_end=2475,
+  serialized_start=2409,
+  serialized_end=2517,
 )
 
 
@@ -1002,8 +1016,8 @@ _LOGLINE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2477,
-  serialized_end=2500,
+  serialized_start=2519,
+  serialized_end=2542,
 )
 
 
@@ -1040,8 +1054,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2502,
-  serialized_end=2547,
+  serialized_start=2544,
+  serialized_end=2589,
 )
 
 
@@ -1080,6 +1094,13 @@ _RESULT = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='schema_version', full_name='landscaper.resource.v1.Result.schema_version', index=4,
+      number=5, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1092,8 +1113,8 @@ _RESULT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2550,
-  serialized_end=2700,
+  serialized_start=2592,
+  serialized_end=2766,
 )
 
 
@@ -1140,8 +1161,8 @@ _EVENT = _descriptor.Descriptor(
       name='event', full_name='landscaper.resource.v1.Event.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2703,
-  serialized_end=2871,
+  serialized_start=2769,
+  serialized_end=2937,
 )
 
 
@@ -1171,8 +1192,8 @@ _CREATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2873,
-  serialized_end=2935,
+  serialized_start=2939,
+  serialized_end=3001,
 )
 
 
@@ -1202,8 +1223,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2937,
-  serialized_end=2999,
+  serialized_start=3003,
+  serialized_end=3065,
 )
 
 
@@ -1233,8 +1254,8 @@ _DELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3001,
-  serialized_end=3063,
+  serialized_start=3067,
+  serialized_end=3129,
 )
 
 
@@ -1278,8 +1299,8 @@ _READREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3065,
-  serialized_end=3152,
+  serialized_start=3131,
+  serialized_end=3218,
 )
 
 
@@ -1318,6 +1339,20 @@ _READRESPONSE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='schema_version', full_name='landscaper.resource.v1.ReadResponse.schema_version', index=4,
+      number=5, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='upgraded_prior', full_name='landscaper.resource.v1.ReadResponse.upgraded_prior', index=5,
+      number=6, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1330,8 +1365,8 @@ _READRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3155,
-  serialized_end=3308,
+  serialized_start=3221,
+  serialized_end=3453,
 )
 
 
@@ -1382,8 +1417,8 @@ _PREPAREREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3311,
-  serialized_end=3449,
+  serialized_start=3456,
+  serialized_end=3594,
 )
 
 
@@ -1413,8 +1448,8 @@ _PREPARERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3451,
-  serialized_end=3525,
+  serialized_start=3596,
+  serialized_end=3670,
 )
 
 _ATTRIBUTEPATH.fields_by_name['steps'].message_type = _PATHSTEP
@@ -1474,6 +1509,7 @@ _DELETERESPONSE.fields_by_name['event'].message_type = _EVENT
 _READREQUEST.fields_by_name['prior'].message_type = _STATE
 _READRESPONSE.fields_by_name['outputs'].message_type = _VALUES
 _READRESPONSE.fields_by_name['diagnostics'].message_type = _DIAGNOSTIC
+_READRESPONSE.fields_by_name['upgraded_prior'].message_type = _STATE
 _PREPAREREQUEST.fields_by_name['prior'].message_type = _STATE
 _PREPAREREQUEST.fields_by_name['inputs'].message_type = _VALUES
 _PREPARERESPONSE.fields_by_name['diagnostics'].message_type = _DIAGNOSTIC
@@ -1725,8 +1761,8 @@ _PROVIDERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=3736,
-  serialized_end=4477,
+  serialized_start=3881,
+  serialized_end=4622,
   methods=[
   _descriptor.MethodDescriptor(
     name='GetSchema',
