@@ -24,7 +24,9 @@ echo "profile=$(resolve /nix/var/nix/profiles/system)"
 echo "booted=$(resolve /run/booted-system)"
 if [ -n "$new" ]; then
 	if [ "$2" = preflight ]; then
-		if nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
+		# A path that is not there is not valid: only one that is there
+		# needs nix-store to say whether it is complete and registered.
+		if [ -e "$new" ] && nix-store --check-validity "$new" 2>/dev/null; then echo present=1; else echo present=0; fi
 	fi
 	for f in kernel initrd kernel-modules; do
 		if [ -e "/run/booted-system/$f" ] || [ -e "$new/$f" ]; then
