@@ -15,13 +15,21 @@ var supervisorScript string
 // times per host and apply, and each program started costs the target
 // about a millisecond of CPU.
 const probeScript = `new="$1"
+# resolve KEY LINK prints KEY=where LINK leads ("" when nowhere); a
+# directory is resolved by cd -P in this shell, which starts no process.
 resolve() {
-	if [ -d "$1" ]; then (cd -P "$1" 2>/dev/null && pwd -P)
-	elif [ -e "$1" ]; then readlink -f "$1" 2>/dev/null; fi
+	if [ -d "$2" ] && cd -P "$2" 2>/dev/null; then
+		printf '%s=%s\n' "$1" "$PWD"
+		cd /
+	elif [ -e "$2" ]; then
+		printf '%s=%s\n' "$1" "$(readlink -f "$2" 2>/dev/null)"
+	else
+		printf '%s=\n' "$1"
+	fi
 }
-echo "current=$(resolve /run/current-system)"
-echo "profile=$(resolve /nix/var/nix/profiles/system)"
-echo "booted=$(resolve /run/booted-system)"
+resolve current /run/current-system
+resolve profile /nix/var/nix/profiles/system
+resolve booted /run/booted-system
 if [ -n "$new" ]; then
 	if [ "$2" = preflight ]; then
 		# A path that is not there is not valid: only one that is there
