@@ -136,7 +136,14 @@ func runCheck(ctx context.Context, c *remote.Client, h healthCheck) error {
 		_, err := c.Run(ctx, "health check", h.Command, nil)
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
+	return FetchHealthURL(ctx, h.URL)
+}
+
+// FetchHealthURL is a URL health check: it passes on a 2xx answer (the
+// body is read, up to 1 MiB, and dropped). The pull agent runs its URL
+// checks with it too.
+func FetchHealthURL(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
