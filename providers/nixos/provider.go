@@ -21,10 +21,11 @@ func Provider() *sdk.Provider {
 		Name:    Name,
 		Version: Version,
 		Types: map[string]sdk.Resource{
-			"host-key": hostKeyType(),
-			"system":   systemType(pool),
-			"install":  installType(),
-			"pull":     pullType(),
+			"host-key":  hostKeyType(),
+			"system":    systemType(pool),
+			"install":   installType(),
+			"pull":      pullType(),
+			"pull-role": pullRoleType(),
 		},
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -183,36 +182,18 @@ func planPull(_ context.Context, p *sdk.Plan[pullInputs, pullOutputs]) {
 // (a GC root in the pull directory), publishes the next generation and,
 // with wait, waits for the host's report of it.
 func publishPull(ctx context.Context, op *sdk.Op, in pullInputs) (pullOutputs, error) {
-	checks := healthChecksOf(in.HealthChecks)
-	secrets, diags := parsePullSecrets(in.Secrets, nil)
-	if diags.HasError() {
-		return pullOutputs{}, diags.Err()
-	}
 	key, err := pulldir.ParseHostKey(in.HostPublicKey)
 	if err != nil {
 		return pullOutputs{}, err
 	}
-	abs, err := filepath.Abs(in.PullDir)
+	dir, err := pullDirOf(in.PullDir)
 	if err != nil {
-		return pullOutputs{}, fmt.Errorf("pullDir: %w", err)
+		return pullOutputs{}, err
 	}
-	dir := pulldir.Dir{Path: abs}
 	id := pulldir.HostID(key)
-	want := pulldir.Desired{Toplevel: in.Toplevel, ConfirmTimeout: in.ConfirmTimeout, ActivationTimeout: in.ActivationTimeout}
-	for _, h := range checks {
-		want.HealthChecks = append(want.HealthChecks, pulldir.HealthCheck{Command: h.Command, URL: h.URL, Timeout: h.Timeout.Seconds(), Retries: h.Retries, Interval: h.Interval.Seconds()})
-	}
-	paths := make([]string, 0, len(secrets))
-	for p := range secrets {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		sealed, err := pullsecret.Seal(key, []byte(secrets[p].Contents))
-		if err != nil {
-			return pullOutputs{}, fmt.Errorf("secret %s: %w", p, err)
-		}
-		want.Secrets = append(want.Secrets, pulldir.Secret{Path: p, Mode: secrets[p].Mode, Age: sealed})
+	want := desiredOf(in.Toplevel, in.HealthChecks, in.ConfirmTimeout, in.ActivationTimeout)
+	if want.Secrets, err = sealSecrets(in.Secrets, func(b []byte) (string, error) { return pullsecret.Seal(key, b) }); err != nil {
+		return pullOutputs{}, err
 	}
 	// The host directory must exist for the GC root; Publish makes it.
 	published, err := dir.Publish(key, want)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 
@@ -47,7 +48,12 @@ type Config struct {
 	StateDir string
 	// Interval is the long-poll's wait (DefaultInterval when zero).
 	Interval time.Duration
-	Logger   *slog.Logger
+	// Role, with EnrollToken, enrolls the host in a role of
+	// nixos.pull-role when the server does not know it yet; the token
+	// also opens the role's secrets.
+	Role        string
+	EnrollToken string
+	Logger      *slog.Logger
 }
 
 // Agent is a configured agent.
@@ -55,7 +61,9 @@ type Agent struct {
 	cfg      Config
 	client   *pullclient.Client
 	identity age.Identity
-	log      *slog.Logger
+	// roleIdentity opens the role's secrets; nil without a role.
+	roleIdentity age.Identity
+	log          *slog.Logger
 }
 
 // New reads the host key and makes the agent.
@@ -68,6 +76,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("agent: no state directory")
+	}
+	if (cfg.Role == "") != (cfg.EnrollToken == "") {
+		return nil, errors.New("agent: a role needs its enrollment token, and a token its role")
 	}
 	pem, err := os.ReadFile(cfg.HostKeyPath)
 	if err != nil {
@@ -88,7 +99,30 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state directory: %w", err)
 	}
-	return &Agent{cfg: cfg, client: client, identity: identity, log: cfg.Logger}, nil
+	a := &Agent{cfg: cfg, client: client, identity: identity, log: cfg.Logger}
+	if cfg.Role != "" {
+		if err := pulldir.ValidRole(cfg.Role); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		if a.roleIdentity, err = pullsecret.RoleIdentity(cfg.EnrollToken); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// desired fetches the desired generation; a host the server does not
+// know enrolls in its role, when it has one, and asks again.
+func (a *Agent) desired(ctx context.Context, known int64, wait time.Duration) (pullapi.DesiredAnswer, error) {
+	answer, err := a.client.Desired(ctx, known, wait)
+	if err == nil || a.cfg.Role == "" || !pullclient.IsUnknownHost(err) {
+		return answer, err
+	}
+	if err := a.client.Enroll(ctx, a.cfg.Role, a.cfg.EnrollToken); err != nil {
+		return answer, err
+	}
+	a.log.Info("enrolled in role "+a.cfg.Role, "host", a.ID())
+	return a.client.Desired(ctx, known, wait)
 }
 
 // ID is the host's ID on the server.
@@ -97,7 +131,7 @@ func (a *Agent) ID() string { return a.client.ID() }
 // Once runs one cycle and reports whether the host runs its desired
 // generation at its end.
 func (a *Agent) Once(ctx context.Context) (bool, error) {
-	answer, err := a.client.Desired(ctx, -1, 0)
+	answer, err := a.desired(ctx, -1, 0)
 	if err != nil {
 		a.sendPending(ctx)
 		return false, err
@@ -127,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		pctx, cancel := context.WithCancel(ctx)
 		done := make(chan result, 1)
 		go func() {
-			ans, err := a.client.Desired(pctx, known, wait)
+			ans, err := a.desired(pctx, known, wait)
 			done <- result{ans, err}
 		}()
 		var r result

@@ -160,7 +160,7 @@ func (a *Agent) writeSecrets(secrets []pulldir.Secret) error {
 		if err != nil {
 			return fmt.Errorf("secret %s: %w", s.Path, err)
 		}
-		data, err := pullsecret.Open(a.identity, s.Age)
+		data, err := a.openSecret(s.Age)
 		if err != nil {
 			return fmt.Errorf("secret %s: %w", s.Path, err)
 		}
@@ -176,4 +176,12 @@ func (a *Agent) writeSecrets(secrets []pulldir.Secret) error {
 		a.log.Info("wrote a secret", "path", f.path, "mode", fmt.Sprintf("%04o", f.mode))
 	}
 	return nil
+}
+
+// openSecret opens a sealed secret with the host key, or the role's token.
+func (a *Agent) openSecret(sealed string) ([]byte, error) {
+	if a.roleIdentity != nil {
+		return pullsecret.Open(a.identity, sealed, a.roleIdentity)
+	}
+	return pullsecret.Open(a.identity, sealed)
 }

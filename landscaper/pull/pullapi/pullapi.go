@@ -27,3 +27,12 @@ type DesiredAnswer struct {
 	// form, for the host's trusted-public-keys.
 	CachePublicKey string `json:"cachePublicKey"`
 }
+
+// EnrollPath is where a machine enrolls in a role (POST, EnrollRequest).
+func EnrollPath(role string) string { return Prefix + "roles/" + role + "/enroll" }
+
+// EnrollRequest is the body of an enrollment: the proof that the
+// machine holds the role's token (pullauth.EnrollProof).
+type EnrollRequest struct {
+	Proof string `json:"proof"`
+}

@@ -155,3 +155,26 @@ func (c *Client) Report(ctx context.Context, r pulldir.Report) error {
 	resp.Body.Close()
 	return nil
 }
+
+// Enroll makes the host a host of the role, proving with the role's
+// token (which is not sent: only a proof made with it). A host already
+// in the role is enrolled again without error.
+func (c *Client) Enroll(ctx context.Context, role, token string) error {
+	body, err := json.Marshal(pullapi.EnrollRequest{Proof: pullauth.EnrollProof(pullauth.EnrollKey(token), role, c.ID())})
+	if err != nil {
+		return err
+	}
+	resp, _, err := c.Do(ctx, nil, http.MethodPost, pullapi.EnrollPath(role), body)
+	if err != nil {
+		return fmt.Errorf("enroll in role %s: %w", role, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// IsUnknownHost reports whether err is the server's refusal of a host it
+// does not know (not declared, not enrolled yet).
+func IsUnknownHost(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == http.StatusForbidden && strings.Contains(se.Body, "unknown host")
+}

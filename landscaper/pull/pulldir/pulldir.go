@@ -15,6 +15,7 @@
 //	DIR/hosts/<id>/system          a GC root of the desired system
 //	DIR/hosts/<id>/reports/*.json  its last reports (Report), oldest first by name
 //	DIR/nonces/<minute>/<id>-<nonce>  nonces of signed requests, for a while
+//	DIR/roles/<role>/...           roles of machines that enroll (roles.go)
 package pulldir
 
 import (
@@ -165,6 +166,9 @@ func (d Dir) Known(id string) bool {
 func (d Dir) Publish(hostKey ssh.PublicKey, want Desired) (Desired, error) {
 	id := HostID(hostKey)
 	dir := d.hostDir(id)
+	if role, ok := d.HostRole(id); ok {
+		return Desired{}, fmt.Errorf("pull dir: host %s enrolled in role %s; a host is either declared or enrolled", id, role)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "reports"), 0o755); err != nil {
 		return Desired{}, fmt.Errorf("pull dir: make the directory of host %s: %w", id, err)
 	}
@@ -180,43 +184,42 @@ func (d Dir) Publish(hostKey ssh.PublicKey, want Desired) (Desired, error) {
 		want.Generation = prev.Generation + 1
 	}
 	want.PublishedAt = time.Now().UTC().Format(time.RFC3339Nano)
-	b, err := json.MarshalIndent(want, "", "  ")
-	if err != nil {
-		return Desired{}, err
-	}
-	// Secrets are encrypted, but only the host and the server need them.
-	if err := writeFile(filepath.Join(dir, "desired.json"), append(b, '\n'), 0o640); err != nil {
+	if err := writeDesired(filepath.Join(dir, "desired.json"), want); err != nil {
 		return Desired{}, err
 	}
 	return want, nil
 }
 
 // Desired reads the host's desired generation; false when none was
-// published.
+// published. A host enrolled in a role gets its own desired.json while a
+// rollout put one there, else its role's.
 func (d Dir) Desired(id string) (Desired, bool, error) {
-	var want Desired
 	if !ValidID(id) {
-		return want, false, fmt.Errorf("pull dir: %q is no host ID", id)
+		return Desired{}, false, fmt.Errorf("pull dir: %q is no host ID", id)
 	}
-	p := filepath.Join(d.hostDir(id), "desired.json")
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return want, false, nil
+	want, ok, err := readDesired(filepath.Join(d.hostDir(id), "desired.json"))
+	if ok || err != nil {
+		return want, ok, err
 	}
-	if err != nil {
-		return want, false, fmt.Errorf("pull dir: read %s: %w", p, err)
+	if role, isCattle := d.HostRole(id); isCattle {
+		return d.RoleDesired(role)
 	}
-	if err := json.Unmarshal(b, &want); err != nil {
-		return want, false, fmt.Errorf("pull dir: decode %s: %w", p, err)
-	}
-	return want, true, nil
+	return want, false, nil
 }
 
 // DesiredStamp is a cheap token that changes whenever the host's desired
 // generation is written again (size, modification time and inode of the
-// file): long-polls compare it without reading the file.
+// files it comes from): long-polls compare it without reading them.
 func (d Dir) DesiredStamp(id string) string {
-	st, err := os.Stat(filepath.Join(d.hostDir(id), "desired.json"))
+	stamp := fileStamp(filepath.Join(d.hostDir(id), "desired.json"))
+	if role, isCattle := d.HostRole(id); isCattle {
+		stamp += "/" + fileStamp(filepath.Join(d.roleDir(role), "desired.json"))
+	}
+	return stamp
+}
+
+func fileStamp(p string) string {
+	st, err := os.Stat(p)
 	if err != nil {
 		return ""
 	}

@@ -1,10 +1,14 @@
 // Package pullsecret seals the secrets of a pulled host to its SSH host
-// key with age (ssh-ed25519 recipients), so the pull directory and the
-// server hold them only encrypted, and opens them on the host.
+// key with age (ssh-ed25519 recipients), and a role's secrets to the
+// role's enrollment token, so the pull directory and the server hold them
+// only encrypted, and opens them on the host.
 package pullsecret
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path"
@@ -22,20 +26,24 @@ func Seal(hostKey ssh.PublicKey, plaintext []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("seal a secret to the host key: %w", err)
 	}
+	return seal(r, plaintext)
+}
+
+func seal(r age.Recipient, plaintext []byte) (string, error) {
 	var buf bytes.Buffer
 	aw := armor.NewWriter(&buf)
 	w, err := age.Encrypt(aw, r)
+	if err == nil {
+		_, err = w.Write(plaintext)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = aw.Close()
+	}
 	if err != nil {
-		return "", fmt.Errorf("seal a secret to the host key: %w", err)
-	}
-	if _, err := w.Write(plaintext); err != nil {
-		return "", fmt.Errorf("seal a secret to the host key: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("seal a secret to the host key: %w", err)
-	}
-	if err := aw.Close(); err != nil {
-		return "", fmt.Errorf("seal a secret to the host key: %w", err)
+		return "", fmt.Errorf("seal a secret: %w", err)
 	}
 	return buf.String(), nil
 }
@@ -50,9 +58,10 @@ func Identity(privateKey []byte) (age.Identity, error) {
 	return id, nil
 }
 
-// Open decrypts an armored secret with the host's identity.
-func Open(id age.Identity, sealed string) ([]byte, error) {
-	r, err := age.Decrypt(armor.NewReader(strings.NewReader(sealed)), id)
+// Open decrypts an armored secret with the host's identity, or with any
+// of them (the host key's, its role's).
+func Open(id age.Identity, sealed string, more ...age.Identity) ([]byte, error) {
+	r, err := age.Decrypt(armor.NewReader(strings.NewReader(sealed)), append([]age.Identity{id}, more...)...)
 	if err != nil {
 		return nil, fmt.Errorf("open a secret with the host key: %w", err)
 	}
@@ -76,4 +85,42 @@ func CheckPath(p string) error {
 		return fmt.Errorf("%q: holds a NUL or a newline", p)
 	}
 	return nil
+}
+
+// A role's secrets are sealed to its enrollment token: every machine
+// that enrolls with the token can open them, and the pull directory (which
+// keeps only the token's enrollment key) and the server cannot. The age
+// passphrase is derived from the token, so it is as strong as the token;
+// scrypt's work factor is low, as a passphrase of 256 derived bits needs
+// no stretching.
+
+// roleWorkFactor is scrypt's log2 N for role secrets.
+const roleWorkFactor = 12
+
+func rolePassphrase(token string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("landscaper-pull-v1 role secrets"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SealForRole encrypts plaintext to the role's token and returns it
+// armored.
+func SealForRole(token string, plaintext []byte) (string, error) {
+	r, err := age.NewScryptRecipient(rolePassphrase(token))
+	if err != nil {
+		return "", fmt.Errorf("seal a secret to the role's token: %w", err)
+	}
+	r.SetWorkFactor(roleWorkFactor)
+	return seal(r, plaintext)
+}
+
+// RoleIdentity is the age identity that opens what SealForRole sealed
+// with the same token.
+func RoleIdentity(token string) (age.Identity, error) {
+	id, err := age.NewScryptIdentity(rolePassphrase(token))
+	if err != nil {
+		return nil, fmt.Errorf("the role's token as an age identity: %w", err)
+	}
+	id.SetMaxWorkFactor(roleWorkFactor)
+	return id, nil
 }

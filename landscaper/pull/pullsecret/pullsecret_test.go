@@ -70,3 +70,41 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleSecrets: a role's secret opens with its token, alone or beside
+// the host key's identity, and with nothing else.
+func TestRoleSecrets(t *testing.T) {
+	const token = "a-role-token-0123456789"
+	sealed, err := SealForRole(token, []byte("role secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sealed, "role secret") || strings.Contains(sealed, token) {
+		t.Fatal("the sealed secret holds the plaintext or the token")
+	}
+	_, priv := key(t)
+	hostID, err := Identity(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleID, err := RoleIdentity(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongRole, err := RoleIdentity(token + "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Open(hostID, sealed, roleID); err != nil || string(got) != "role secret" {
+		t.Fatalf("open with the host key and the role's token: %q, %v", got, err)
+	}
+	if got, err := Open(roleID, sealed); err != nil || string(got) != "role secret" {
+		t.Fatalf("open with the role's token: %q, %v", got, err)
+	}
+	if _, err := Open(hostID, sealed); err == nil {
+		t.Fatal("the host key alone opened a role's secret")
+	}
+	if _, err := Open(hostID, sealed, wrongRole); err == nil {
+		t.Fatal("another token opened the role's secret")
+	}
+}

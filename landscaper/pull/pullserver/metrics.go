@@ -23,9 +23,13 @@ const (
 	refusedUnknownHost  = "unknown-host"
 	refusedNotInClosure = "not-in-closure"
 	refusedBadRequest   = "bad-request"
+	// Enrollment in a role (serveEnroll).
+	refusedUnknownRole       = "unknown-role"
+	refusedBadToken          = "bad-token"
+	refusedEnrolledElsewhere = "enrolled-elsewhere"
 )
 
-var refusals = []string{refusedUnsigned, refusedBadKey, refusedBadSignature, refusedStale, refusedReplay, refusedOtherHost, refusedUnknownHost, refusedNotInClosure, refusedBadRequest}
+var refusals = []string{refusedUnsigned, refusedBadKey, refusedBadSignature, refusedStale, refusedReplay, refusedOtherHost, refusedUnknownHost, refusedNotInClosure, refusedBadRequest, refusedUnknownRole, refusedBadToken, refusedEnrolledElsewhere}
 
 // refusalOf is the outcome of a request whose signature was refused, or
 // "error" when the check itself failed.

@@ -15,6 +15,7 @@
 //	hosts/<id>/cache/nix-cache-info       GET: the binary cache's info
 //	hosts/<id>/cache/<hash>.narinfo       GET: a path of the host's closure
 //	hosts/<id>/cache/nar/<hash>.nar       GET: its NAR, uncompressed
+//	roles/<role>/enroll                   POST: a machine enrolls in a role
 package pullserver
 
 import (
@@ -142,6 +143,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Log(r.Context(), level, "pull request", "remote", r.RemoteAddr, "host", req.host, "endpoint", req.endpoint, "path", r.URL.Path, "outcome", req.outcome, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	if role, isEnroll := enrollRole(rest); ok && isEnroll && !strings.Contains(r.URL.EscapedPath(), "%") {
+		s.serveEnroll(w, r, req, role)
+		return
+	}
 	id, sub, ok2 := strings.Cut(strings.TrimPrefix(rest, "hosts/"), "/")
 	if !ok || !strings.HasPrefix(rest, "hosts/") || !ok2 || !pulldir.ValidID(id) || strings.Contains(r.URL.EscapedPath(), "%") {
 		req.outcome = refusedBadRequest
@@ -181,6 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case sub == "desired" && r.Method == http.MethodGet:
+		s.cfg.Dir.MarkSeen(caller.ID, time.Now())
 		s.serveDesired(w, r, req, caller)
 	case sub == "report" && r.Method == http.MethodPost:
 		s.serveReport(w, req, caller, body)
