@@ -3,8 +3,8 @@ package pullserver
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 	"time"
