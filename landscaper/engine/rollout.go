@@ -137,20 +137,23 @@ func (e *Engine) applyDeps(path string) []string {
 
 // tolerates reports whether node may start although dep failed: dep is in
 // the batch before node's in their rollout (and node does not use it
-// otherwise), and that batch has no more failures than the rollout allows.
+// otherwise), and the batches before node's have no more failures, all
+// together, than the rollout's budget allows.
 func (e *Engine) tolerates(node, dep string, failed map[string]bool) bool {
 	pos, ok := e.rolloutIndex[node]
 	if !ok || pos.batch == 0 || slices.Contains(e.depsOf(node), dep) {
 		return false
 	}
-	prev := batches(pos.rollout)[pos.batch-1]
-	if !slices.Contains(prev, dep) {
+	all := batches(pos.rollout)
+	if !slices.Contains(all[pos.batch-1], dep) {
 		return false
 	}
 	n := 0
-	for _, m := range prev {
-		if failed[m] {
-			n++
+	for _, batch := range all[:pos.batch] {
+		for _, m := range batch {
+			if failed[m] {
+				n++
+			}
 		}
 	}
 	return n <= pos.rollout.MaxFailures
@@ -168,7 +171,7 @@ func (e *Engine) notReachedBecause(node, dep string) string {
 	if !ok || failedAt.rollout != pos.rollout || failedAt.batch >= pos.batch {
 		return ""
 	}
-	return fmt.Sprintf("not reached: rollout %s stopped after batch %d (%s failed; at most %d may fail per batch); left as it was",
+	return fmt.Sprintf("not reached: rollout %s stopped after batch %d (%s failed; at most %d may fail in the rollout); left as it was",
 		pos.rollout.Name, failedAt.batch+1, dep, pos.rollout.MaxFailures)
 }
 

@@ -141,9 +141,15 @@ func agentCommand(t *testing.T, s *server, serverKey string, extra ...string) st
 // output and exit code.
 func agentOnce(t *testing.T, h *pullHost, s *server, serverKey string) (string, int) {
 	t.Helper()
+	return agentOnceArgs(t, h, s, serverKey)
+}
+
+// agentOnceArgs is agentOnce with more arguments.
+func agentOnceArgs(t *testing.T, h *pullHost, s *server, serverKey string, extra ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	out, err := h.Exec(ctx, agentCommand(t, s, serverKey, "--once")+" 2>&1")
+	out, err := h.Exec(ctx, agentCommand(t, s, serverKey, append([]string{"--once"}, extra...)...)+" 2>&1")
 	if ctx.Err() != nil {
 		t.Fatalf("the agent did not finish within %s:\n%s", agentTimeout, out)
 	}

@@ -317,7 +317,7 @@ func renderRollouts(w io.Writer, plan *engine.Plan, st Style) {
 		if len(r.Batches) > 0 {
 			size = len(r.Batches[0])
 		}
-		fmt.Fprintf(w, "  %s\n", st.Bold(fmt.Sprintf("# rollout %s: %d batches of %d, one after the other; stops when more than %d of a batch fail", r.Name, len(r.Batches), size, r.MaxFailures)))
+		fmt.Fprintf(w, "  %s\n", st.Bold(fmt.Sprintf("# rollout %s: %d batches of %d, one after the other; stops when more than %d of its members have failed", r.Name, len(r.Batches), size, r.MaxFailures)))
 		for i, b := range r.Batches {
 			var names []string
 			for _, m := range b {
