@@ -236,4 +236,3 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
-
