@@ -77,8 +77,8 @@ FUZZ_TARGETS := \
 	./landscaper/ui FuzzRenderPlanHidesSecrets \
 	./landscaper/bootserver FuzzParseName \
 	./landscaper/bootserver FuzzMachineScript \
-	./providers/pxe-nbp/bootentry FuzzNormalizeMAC \
-	./providers/pxe-nbp/bootentry FuzzCheckCmdline \
+	./formats/bootentry FuzzNormalizeMAC \
+	./formats/bootentry FuzzCheckCmdline \
 	./providers/pxe-nbp/cpio FuzzWriter
 
 fuzz:

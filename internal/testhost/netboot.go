@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // BootOptions say where a stand-in machine finds its network boot entry.

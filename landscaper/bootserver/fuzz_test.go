@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // canonicalName is the name the server gives to what r asks for.

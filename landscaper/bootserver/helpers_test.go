@@ -24,7 +24,7 @@ import (
 
 	"github.com/pin/tftp/v3"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // fixture is a running server on loopback with a temporary boot directory.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // An installed machine (its installation recorded beside the entries) gets

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // kind is what a client asked for.

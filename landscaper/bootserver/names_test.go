@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // TestScriptPathContract: the script path the pxe-nbp provider reports

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // bootScript is boot.ipxe, the script every machine may start from: it

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 func TestBootScript(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // A version's extra archive (extra.cpio) holds that machine's secrets,

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // The two clients of these tests. The whole of 127/8 is loopback on

@@ -60,7 +60,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // Defaults for the zero values of Config.

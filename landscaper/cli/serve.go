@@ -9,10 +9,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullserver"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 var serveSpec = spec{name: "serve", max: 0, about: `Serve the network boot entries of the pxe-nbp provider over TFTP and HTTP,

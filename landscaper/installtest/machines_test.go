@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 // machineMembers are the members landscaper.modules.machines declares for

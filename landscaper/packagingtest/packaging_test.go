@@ -33,8 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 const nixTimeout = 2 * time.Minute

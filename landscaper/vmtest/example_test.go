@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 // applyTimeout bounds one landscaper command of the example: an

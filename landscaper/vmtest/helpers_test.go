@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/cpio"
 )
 

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 )
 
 // The machine, and another client on the boot network: the whole of

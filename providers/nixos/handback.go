@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
 

@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
 

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 

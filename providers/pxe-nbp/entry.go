@@ -13,8 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/proto/resource"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/cpio"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/proto/resource"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	pxenbp "github.com/landscaper-nix/landscaper/providers/pxe-nbp"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 

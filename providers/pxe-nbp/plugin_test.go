@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/proto/resource"
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
 	"github.com/landscaper-nix/landscaper/providers/sdk/sdktest"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 // newRecord puts an entry with an extra archive and returns its fetch

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/providers/pxe-nbp/bootentry"
+	"github.com/landscaper-nix/landscaper/formats/bootentry"
 )
 
 const mac = "52:54:00:12:34:56"
