@@ -115,6 +115,20 @@ func NormalizeMAC(s string) (string, error) {
 	return hw.String(), nil
 }
 
+// DefaultKey names the default entry: what a machine without an entry of
+// its own boots (the installer of a role of interchangeable machines,
+// say), in place of the MAC in file names and URLs.
+const DefaultKey = "default"
+
+// NormalizeKey is NormalizeMAC, and accepts DefaultKey (in any case) for
+// the default entry.
+func NormalizeKey(s string) (string, error) {
+	if strings.EqualFold(strings.TrimSpace(s), DefaultKey) {
+		return DefaultKey, nil
+	}
+	return NormalizeMAC(s)
+}
+
 func isHex(s string) bool {
 	for _, r := range s {
 		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
@@ -166,7 +180,7 @@ func (s Store) versionsDir(mac string) string {
 // canonical returns the entry as Put stores it: MAC normalised, no nil
 // initrd list, HasExtra set from extra.
 func canonical(e Entry, extra []byte) (Entry, error) {
-	mac, err := NormalizeMAC(e.MAC)
+	mac, err := NormalizeKey(e.MAC)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -379,7 +393,7 @@ func (s Store) prune(mac, keep, previous string) {
 
 // Get returns the current version of a MAC's entry, or ErrNotFound.
 func (s Store) Get(mac string) (*Version, error) {
-	mac, err := NormalizeMAC(mac)
+	mac, err := NormalizeKey(mac)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +413,7 @@ var versionRe = regexp.MustCompile(`^[0-9a-f]{20}$`)
 // A version whose entry.json cannot be parsed, or is for another MAC, is
 // ErrDamaged.
 func (s Store) GetVersion(mac, id string) (*Version, error) {
-	mac, err := NormalizeMAC(mac)
+	mac, err := NormalizeKey(mac)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +463,7 @@ func (v *Version) ContentID() (string, error) {
 // Delete removes a MAC's entry and all its versions. Deleting what is gone
 // succeeds.
 func (s Store) Delete(mac string) error {
-	mac, err := NormalizeMAC(mac)
+	mac, err := NormalizeKey(mac)
 	if err != nil {
 		return err
 	}
@@ -473,7 +487,7 @@ func (s Store) List() ([]string, error) {
 	}
 	var macs []string
 	for _, e := range entries {
-		if mac, err := NormalizeMAC(e.Name()); err == nil {
+		if mac, err := NormalizeKey(e.Name()); err == nil {
 			macs = append(macs, mac)
 		}
 	}

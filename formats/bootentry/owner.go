@@ -61,7 +61,7 @@ func (s Store) ownerPath(mac string) string {
 // Owner returns the owner of mac's entry, or ErrNotFound when none is
 // recorded (an entry written before owners existed has none).
 func (s Store) Owner(mac string) (*Owner, error) {
-	mac, err := NormalizeMAC(mac)
+	mac, err := NormalizeKey(mac)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s Store) checkOwner(mac, token string) error {
 // PutOwned is Put for the owner o: refused with an *OwnedError when
 // another owner holds the MAC's entry; otherwise o becomes its owner.
 func (s Store) PutOwned(e Entry, extra []byte, o Owner) (*Version, error) {
-	mac, err := NormalizeMAC(e.MAC)
+	mac, err := NormalizeKey(e.MAC)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (s Store) PutOwned(e Entry, extra []byte, o Owner) (*Version, error) {
 // is left alone (an *OwnedError); an entry without a recorded owner is
 // deleted.
 func (s Store) DeleteOwned(mac, token string) error {
-	mac, err := NormalizeMAC(mac)
+	mac, err := NormalizeKey(mac)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -90,6 +91,15 @@ func (s *Server) resolve(req request, rec *record) (*content, error) {
 // a machine without an entry on to its next boot device.
 func (s *Server) machineScript(mac string, rec *record) (*content, error) {
 	v, err := s.store.Get(mac)
+	if errors.Is(err, bootentry.ErrNotFound) && mac != bootentry.DefaultKey {
+		// A machine without an entry of its own boots the default entry,
+		// if the deployment made one; else it goes on to its next boot
+		// device.
+		v, err = s.store.Get(bootentry.DefaultKey)
+		if err == nil {
+			rec.attrs = append(rec.attrs, slog.Bool("default_entry", true))
+		}
+	}
 	if errors.Is(err, bootentry.ErrNotFound) {
 		c := scriptContent(renderNoEntryScript(mac))
 		c.mac, c.noEntry = mac, true
@@ -97,6 +107,15 @@ func (s *Server) machineScript(mac string, rec *record) (*content, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: read boot entry of %s: %w", errInternal, mac, err)
+	}
+	if v.MAC == bootentry.DefaultKey {
+		b, err := renderMachineScript(v, s.base)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errInternal, err)
+		}
+		c := scriptContent(b)
+		c.mac, c.version = v.MAC, v.ID
+		return c, nil
 	}
 	if in, err := s.store.Installed(mac); err == nil {
 		c := scriptContent(renderInstalledScript(mac, in.Toplevel))

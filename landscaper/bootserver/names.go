@@ -87,7 +87,7 @@ func parseName(raw string) (request, error) {
 	case len(segs) == 1 && ipxeBinaries[segs[0]]:
 		return request{kind: kindIPXE, binary: segs[0]}, nil
 	case len(segs) == 2 && segs[0] == "machine" && strings.HasSuffix(segs[1], ".ipxe"):
-		mac, err := bootentry.NormalizeMAC(strings.TrimSuffix(segs[1], ".ipxe"))
+		mac, err := bootentry.NormalizeKey(strings.TrimSuffix(segs[1], ".ipxe"))
 		if err != nil {
 			return request{}, errUnknownName
 		}
@@ -100,7 +100,7 @@ func parseName(raw string) (request, error) {
 
 // parseVersionName parses <mac>/<version>/<file> of a version's file.
 func parseVersionName(segs []string) (request, error) {
-	mac, err := bootentry.NormalizeMAC(segs[0])
+	mac, err := bootentry.NormalizeKey(segs[0])
 	if err != nil || !versionRe.MatchString(segs[1]) {
 		return request{}, errUnknownName
 	}

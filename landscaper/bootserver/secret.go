@@ -65,7 +65,7 @@ func (rec *record) fetchEvent(kind string) bootentry.FetchEvent {
 // written is logged, and the archive is then refused.
 func (s *Server) noteScript(v *bootentry.Version, rec *record) {
 	dir := v.FetchDir()
-	if dir == "" {
+	if dir == "" || v.MAC == bootentry.DefaultKey {
 		return
 	}
 	ev := rec.fetchEvent(bootentry.EventScript)
@@ -116,6 +116,15 @@ func (s *Server) guardArchive(v *bootentry.Version, rec *record) error {
 	}
 	if addr == "" {
 		return refuse(refusedRecord, true, fmt.Sprintf("the client address %q cannot be read", rec.remote))
+	}
+	if v.MAC == bootentry.DefaultKey {
+		// The default entry's archive is for every machine without an
+		// entry (a role's enrollment token, say): served to anyone,
+		// and written down.
+		if err := bootentry.AppendEvent(dir, rec.fetchEvent(bootentry.EventServed)); err != nil {
+			return refuse(refusedRecord, true, "the serving cannot be recorded: "+err.Error())
+		}
+		return nil
 	}
 	sealedAt, sealed, err := bootentry.SealedAt(dir)
 	if err != nil {

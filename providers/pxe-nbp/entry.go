@@ -66,7 +66,7 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 	return &sdk.Type[entryInputs, entryOutputs]{
 		Description: "A network boot entry for one machine, served by landscaper serve: kernel, initrds, kernel command line and files for that machine alone.",
 		Inputs: []sdk.Attr{
-			sdk.String("mac", "The machine's MAC address, in any common notation (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456, 01-52-54-00-12-34-56). A change replaces the entry.").Required().ForceNew(),
+			sdk.String("mac", "The machine's MAC address, in any common notation (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456, 01-52-54-00-12-34-56), or \"default\" for the default entry: what every machine without an entry of its own boots (its files go to every such machine). A change replaces the entry.").Required().ForceNew(),
 			sdk.String("kernel", "Absolute path of the kernel image, usually a store path (.../bzImage).").Required(),
 			sdk.List("initrd", "string", "Absolute paths of the initrds, in the order they are loaded.").Default([]string{}),
 			sdk.String("cmdline", "The kernel command line. No newlines or other control characters, no ${...}.").Default(""),
@@ -74,7 +74,7 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 			sdk.String("bootDir", "The boot directory the boot server reads. A change replaces the entry.").Default(bootentry.DefaultDir).ForceNew(),
 		},
 		Outputs: []sdk.Attr{
-			sdk.String("mac", "The MAC address, normalised: lowercase with colons."),
+			sdk.String("mac", "The MAC address, normalised: lowercase with colons (\"default\" for the default entry)."),
 			sdk.String("scriptPath", "URL path, relative to the boot server's root, of this machine's iPXE script (machine/<mac-with-hyphens>.ipxe)."),
 			sdk.String("version", "ID of the entry's version in the boot directory: a hash of its content."),
 			sdk.String("fetchRecord", "With files: the directory where the boot server records which client fetched this version's script (the only one it serves the extra archive to), who got the archive and who was refused; give it to nixos.host-key's bootRecord. Empty without files."),
@@ -87,8 +87,8 @@ func entryType() *sdk.Type[entryInputs, entryOutputs] {
 		// spelled differently, is the same entry.
 		SameInput: map[string]func(prior, desired entryInputs) bool{
 			"mac": func(prior, desired entryInputs) bool {
-				a, errA := bootentry.NormalizeMAC(prior.MAC)
-				b, errB := bootentry.NormalizeMAC(desired.MAC)
+				a, errA := bootentry.NormalizeKey(prior.MAC)
+				b, errB := bootentry.NormalizeKey(desired.MAC)
 				return errA == nil && errB == nil && a == b
 			},
 			"bootDir": func(prior, desired entryInputs) bool {
@@ -126,7 +126,7 @@ func validateEntry(in entryInputs, unknown []resource.Path) resource.Diagnostics
 	var diags resource.Diagnostics
 	known := func(p resource.Path) bool { return !resource.Covered(p, unknown) }
 	if p := resource.AttrPath("mac"); known(p) {
-		if _, err := bootentry.NormalizeMAC(in.MAC); err != nil {
+		if _, err := bootentry.NormalizeKey(in.MAC); err != nil {
 			diags = append(diags, resource.Error(p, "invalid MAC address", "%v", err))
 		}
 	}
@@ -308,7 +308,7 @@ func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []b
 // buildEntry makes the entry and the extra archive that inputs describe.
 // Inputs must be known and valid.
 func buildEntry(in entryInputs) (bootentry.Entry, []byte, error) {
-	mac, err := bootentry.NormalizeMAC(in.MAC)
+	mac, err := bootentry.NormalizeKey(in.MAC)
 	if err != nil {
 		return bootentry.Entry{}, nil, err
 	}
@@ -357,7 +357,7 @@ func planEntry(_ context.Context, p *sdk.Plan[entryInputs, entryOutputs]) {
 	if p.IsUnknown("mac") {
 		return
 	}
-	mac, err := bootentry.NormalizeMAC(p.Desired.MAC)
+	mac, err := bootentry.NormalizeKey(p.Desired.MAC)
 	if err != nil {
 		return
 	}
@@ -506,7 +506,7 @@ func writeEntry(ctx context.Context, op *sdk.Op, in entryInputs, token string) (
 // longer boots from the network into it. An entry that is gone already
 // is a success.
 func deleteEntry(ctx context.Context, op *sdk.Op, prior sdk.State[entryInputs, entryOutputs]) error {
-	mac, err := bootentry.NormalizeMAC(prior.Inputs.MAC)
+	mac, err := bootentry.NormalizeKey(prior.Inputs.MAC)
 	if err != nil {
 		// Such inputs never made an entry.
 		return nil
@@ -538,7 +538,7 @@ func deleteEntry(ctx context.Context, op *sdk.Op, prior sdk.State[entryInputs, e
 // create that was interrupted, the entry exists only if it is the one
 // these inputs make.
 func readEntry(ctx context.Context, prior sdk.State[entryInputs, entryOutputs]) (entryOutputs, bool, error) {
-	mac, err := bootentry.NormalizeMAC(prior.Inputs.MAC)
+	mac, err := bootentry.NormalizeKey(prior.Inputs.MAC)
 	if err != nil {
 		return entryOutputs{}, false, nil
 	}

@@ -696,3 +696,39 @@ func TestFetchRecordIsNotDrift(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultEntry: mac = "default" (any case) makes the default entry,
+// under entries/default, with its outputs known at plan time; a delete
+// removes it.
+func TestDefaultEntry(t *testing.T) {
+	h := newHarness(t)
+	b := makeBootFiles(t)
+	dir := t.TempDir()
+	in := with(b.inputs(dir), "mac", "Default", "files", map[string]any{"/etc/landscaper/enroll-token": file("token-0123456789abcdef\n", "0400")})
+	if diags := validate(t, h, in); diags.HasError() {
+		t.Fatalf("validate: %v", diags.Err())
+	}
+	plan := h.Plan(typ, nil, in)
+	if plan.Diagnostics.HasError() || plan.Action != resource.ActionCreate {
+		t.Fatalf("plan = %v, %v", plan.Action, plan.Diagnostics.Err())
+	}
+	s, _ := h.Create(typ, in)
+	out := sdktest.Outputs(t, s)
+	if out["mac"] != bootentry.DefaultKey || out["scriptPath"] != "machine/default.ipxe" {
+		t.Fatalf("outputs %v", out)
+	}
+	v, err := (bootentry.Store{Dir: dir}).Get(bootentry.DefaultKey)
+	if err != nil || !v.HasExtra || v.Kernel != b.Kernel {
+		t.Fatalf("the default entry: %+v, %v", v, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "entries", "default")); err != nil {
+		t.Fatalf("entries/default: %v", err)
+	}
+	if p := h.Plan(typ, s, with(in, "mac", "DEFAULT")); p.Action != resource.ActionNoop {
+		t.Errorf("another spelling of default plans %v", p.Action)
+	}
+	h.Delete(typ, s)
+	if _, err := (bootentry.Store{Dir: dir}).Get(bootentry.DefaultKey); !errors.Is(err, bootentry.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
