@@ -58,9 +58,10 @@ echo landscaper: could not load the boot files of {{.MAC}} after {{.Attempts}} a
 exit 1
 `))
 
-// noEntryTemplate is what a machine without an entry gets: it says why and
-// leaves iPXE, so the firmware goes on to its next boot device. Never a
-// default installer: an unknown machine must not be wiped by accident.
+// noEntryTemplate is what a machine without an entry gets when the
+// deployment made no default entry: it says why and leaves iPXE, so the
+// firmware goes on to its next boot device. An unknown machine boots an
+// installer only when the deployment asked for it (mac = "default").
 var noEntryTemplate = template.Must(template.New("no-entry").Parse(`#!ipxe
 echo landscaper: there is no boot entry for {{.MAC}} in landscaper, so this machine does not boot from the network
 echo landscaper: going on to the next boot device
