@@ -308,9 +308,14 @@ func (h *Host) Stop() {
 // Exec runs a shell script inside the host's namespace and returns its
 // combined output.
 func (h *Host) Exec(ctx context.Context, script string) (string, error) {
-	cmd := exec.CommandContext(ctx, "nsenter", "--mount=/proc/"+strconv.Itoa(h.holder.Process.Pid)+"/ns/mnt", "--", "sh", "-c", script)
-	out, err := cmd.CombinedOutput()
+	out, err := h.Command(ctx, "sh", "-c", script).CombinedOutput()
 	return string(out), err
+}
+
+// Command is a command run inside the host's namespace, as exec.Command
+// makes it (stdin, stdout and stderr are the caller's to set).
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--mount=/proc/" + strconv.Itoa(h.holder.Process.Pid) + "/ns/mnt", "--", name}, args...)...)
 }
 
 // HostPublicKey is the public host key sshd has on disk now.

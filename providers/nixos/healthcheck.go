@@ -1,36 +1,12 @@
 package nixos
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"time"
 
+	"github.com/landscaper-nix/landscaper/internal/activation"
 	"github.com/landscaper-nix/landscaper/proto/resource"
-	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
-
-// healthCheck is one check of a newly activated system: a command run on
-// the target (success: exit 0) or a URL fetched from the deployer
-// (success: a 2xx answer), tried up to 1+Retries times.
-type healthCheck struct {
-	Command  string
-	URL      string
-	Timeout  time.Duration
-	Retries  int
-	Interval time.Duration
-}
-
-func (h healthCheck) String() string {
-	if h.URL != "" {
-		return "GET " + h.URL
-	}
-	return h.Command
-}
 
 // healthCheckDef is one element of the healthChecks input as the user
 // defined it, declared by healthChecksAttr: the SDK has checked its names
@@ -86,75 +62,10 @@ func isHTTPURL(s string) bool {
 }
 
 // healthChecksOf turns valid healthChecks inputs into checks to run.
-func healthChecksOf(inputs []healthCheckDef) []healthCheck {
-	checks := make([]healthCheck, len(inputs))
+func healthChecksOf(inputs []healthCheckDef) []activation.HealthCheck {
+	checks := make([]activation.HealthCheck, len(inputs))
 	for i, h := range inputs {
-		checks[i] = healthCheck{Command: h.Command, URL: h.URL, Timeout: seconds(h.Timeout), Retries: h.Retries, Interval: seconds(h.Interval)}
+		checks[i] = activation.HealthCheck{Command: h.Command, URL: h.URL, Timeout: seconds(h.Timeout), Retries: h.Retries, Interval: seconds(h.Interval)}
 	}
 	return checks
-}
-
-// budget is the longest the checks can take, one after the other.
-func budget(checks []healthCheck) time.Duration {
-	var d time.Duration
-	for _, h := range checks {
-		d += time.Duration(h.Retries+1) * (h.Timeout + h.Interval)
-	}
-	return d
-}
-
-// runChecks runs each check in turn until it passes or its tries are used
-// up; the first check that never passes is the error.
-func runChecks(ctx context.Context, c *remote.Client, checks []healthCheck, logf func(string, ...any)) error {
-	for _, h := range checks {
-		var err error
-		for try := 0; try <= h.Retries; try++ {
-			if try > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(h.Interval):
-				}
-			}
-			if err = runCheck(ctx, c, h); err == nil {
-				logf("health check passed: %s", h)
-				break
-			}
-			logf("health check failed (try %d of %d): %s: %v", try+1, h.Retries+1, h, err)
-		}
-		if err != nil {
-			return fmt.Errorf("health check %q failed %d times: %w", h.String(), h.Retries+1, err)
-		}
-	}
-	return nil
-}
-
-func runCheck(ctx context.Context, c *remote.Client, h healthCheck) error {
-	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
-	defer cancel()
-	if h.Command != "" {
-		_, err := c.Run(ctx, "health check", h.Command, nil)
-		return err
-	}
-	return FetchHealthURL(ctx, h.URL)
-}
-
-// FetchHealthURL is a URL health check: it passes on a 2xx answer (the
-// body is read, up to 1 MiB, and dropped). The pull agent runs its URL
-// checks with it too.
-func FetchHealthURL(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return errors.New(resp.Status)
-	}
-	return nil
 }

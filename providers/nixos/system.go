@@ -3,11 +3,11 @@ package nixos
 import (
 	"context"
 	"fmt"
-	"math"
 	"path"
 	"strings"
 	"time"
 
+	"github.com/landscaper-nix/landscaper/internal/activation"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
@@ -183,72 +183,7 @@ func (in systemInputs) target() remote.Target {
 	return t
 }
 
-// probe is what the probe script found.
-type probe struct {
-	current, profile, booted string
-	present, reboot          bool
-	failedUnits, busy        []string
-}
-
-// runProbe inspects the host; with preflight, it also says whether the
-// host holds toplevel, which units failed and which activation locks are
-// held.
-func runProbe(ctx context.Context, c *remote.Client, toplevel string, preflight bool) (probe, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	args := remote.Quote(toplevel)
-	if preflight {
-		args += " preflight"
-	}
-	res, err := c.Run(ctx, "inspect the host", "set -- "+args+"\n"+probeScript, nil)
-	if err != nil {
-		return probe{}, err
-	}
-	var p probe
-	for _, line := range strings.Split(res.Stdout, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		switch k {
-		case "current":
-			p.current = v
-		case "profile":
-			p.profile = v
-		case "booted":
-			p.booted = v
-		case "present":
-			p.present = v == "1"
-		case "reboot":
-			p.reboot = true
-		case "failed":
-			p.failedUnits = append(p.failedUnits, v)
-		case "busy":
-			p.busy = append(p.busy, v)
-		}
-	}
-	return p, nil
-}
-
-// StepError is a failed deployment: the step that failed, why, and what
-// became of the host.
-type StepError struct {
-	Host string
-	Step string
-	Err  error
-	// Outcome says what the host runs now: re-activated previous system,
-	// left untouched, or the rollback's own failure.
-	Outcome string
-}
-
-func (e *StepError) Error() string {
-	return fmt.Sprintf("%s: %s failed: %v; %s", e.Host, e.Step, e.Err, e.Outcome)
-}
-
-func (e *StepError) Unwrap() error { return e.Err }
-
-// RolledBack reports whether the host was put back on its previous system.
-func (e *StepError) RolledBack() bool { return strings.HasPrefix(e.Outcome, "rolled back") }
-
 func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPool) (systemOutputs, error) {
-	checks := healthChecksOf(in.HealthChecks)
 	t := in.target()
 	c := pool.take(t)
 	if c == nil {
@@ -271,9 +206,9 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 	}
 	// The supervisor of the previous activation releases its lock a
 	// moment after that apply returned: wait a little before refusing.
-	for wait := 0; len(pre.busy) > 0 && wait < busyWaits; wait++ {
+	for wait := 0; len(pre.Busy) > 0 && wait < busyWaits; wait++ {
 		if wait == 0 {
-			op.Logf("%s: waiting for %s (another activation finishing?)", t.HostPort(), strings.Join(pre.busy, ", "))
+			op.Logf("%s: waiting for %s (another activation finishing?)", t.HostPort(), strings.Join(pre.Busy, ", "))
 		}
 		select {
 		case <-ctx.Done():
@@ -285,19 +220,19 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 		}
 	}
 	untouched := func(step string, err error) (systemOutputs, error) {
-		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: step, Err: err, Outcome: "nothing was changed; the host runs " + orNone(pre.current)}
+		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: step, Err: err, Outcome: "nothing was changed; the host runs " + orNone(pre.Current)}
 	}
-	if len(pre.busy) > 0 {
-		return untouched("pre-flight", fmt.Errorf("another activation is in progress (lock held: %s)", strings.Join(pre.busy, ", ")))
+	if len(pre.Busy) > 0 {
+		return untouched("pre-flight", fmt.Errorf("another activation is in progress (lock held: %s)", strings.Join(pre.Busy, ", ")))
 	}
-	if len(pre.failedUnits) > 0 {
-		return untouched("pre-flight", fmt.Errorf("systemd reports failed units before anything changed: %s", strings.Join(pre.failedUnits, ", ")))
+	if len(pre.FailedUnits) > 0 {
+		return untouched("pre-flight", fmt.Errorf("systemd reports failed units before anything changed: %s", strings.Join(pre.FailedUnits, ", ")))
 	}
-	if inPlace(in.Action, in.Toplevel, systemOutputs{Current: pre.current, Profile: pre.profile}) {
+	if inPlace(in.Action, in.Toplevel, systemOutputs{Current: pre.Current, Profile: pre.Profile}) {
 		op.Logf("%s already runs %s", t.HostPort(), in.Toplevel)
-		return outputsFrom(in, pre, pre.current), nil
+		return outputsFrom(in, pre, pre.Current), nil
 	}
-	if !pre.present {
+	if !pre.Present {
 		op.Progress("copying the closure of "+in.Toplevel, -1)
 		cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
 		err := c.Copy(cctx, []string{in.Toplevel}, remote.CopyOptions{SubstituteOnDestination: in.SubstituteOnDestination})
@@ -309,28 +244,22 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 	} else {
 		op.Logf("%s already holds %s", t.HostPort(), in.Toplevel)
 	}
-	previous := pre.current
-	if in.Action != actionBoot && pre.current != in.Toplevel {
-		a := &activation{in: in, op: op, target: t, checks: checks, prev: pre.current}
-		if err := a.run(ctx, c); err != nil {
-			return systemOutputs{}, err
-		}
-	}
-	if in.Action != actionTest && pre.profile != in.Toplevel {
-		op.Progress("making it the boot default", -1)
-		bctx, cancel := context.WithTimeout(ctx, seconds(in.ActivationTimeout))
-		_, err := c.Run(bctx, "set the system profile and boot entry", "set -- "+remote.Quote(in.Toplevel)+"\n"+bootScript, nil)
-		cancel()
-		if err != nil {
-			return systemOutputs{}, restore(ctx, c, in, pre, "boot entry", err)
-		}
+	previous := pre.Current
+	err = activation.Switch(ctx, sshDriver(op, t, c), activation.Params{
+		Toplevel: in.Toplevel, Current: pre.Current, Profile: pre.Profile,
+		Test: in.Action != actionBoot, Boot: in.Action != actionTest,
+		Checks:            healthChecksOf(in.HealthChecks),
+		ActivationTimeout: seconds(in.ActivationTimeout), ConfirmTimeout: seconds(in.ConfirmTimeout),
+	})
+	if err != nil {
+		return systemOutputs{}, err
 	}
 	post, err := runProbe(ctx, c, in.Toplevel, false)
 	if err != nil {
 		return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
 	}
-	op.Logf("%s runs %s, boot default %s", t.HostPort(), orNone(post.current), orNone(post.profile))
-	if in.Reboot == rebootAlways || (in.Reboot == rebootIfNeeded && (post.reboot || post.current != in.Toplevel)) {
+	op.Logf("%s runs %s, boot default %s", t.HostPort(), orNone(post.Current), orNone(post.Profile))
+	if in.Reboot == rebootAlways || (in.Reboot == rebootIfNeeded && (post.Reboot || post.Current != in.Toplevel)) {
 		if post, err = rebootInto(ctx, op, c, in); err != nil {
 			return systemOutputs{}, err
 		}
@@ -340,50 +269,33 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 
 // rebootInto reboots the host into the system that is now its boot
 // default and checks that it booted it.
-func rebootInto(ctx context.Context, op *sdk.Op, c *remote.Client, in systemInputs) (probe, error) {
+func rebootInto(ctx context.Context, op *sdk.Op, c *remote.Client, in systemInputs) (activation.Probe, error) {
 	t := c.Target()
 	nc, err := rebootAndWait(ctx, op, c, seconds(in.RebootTimeout))
 	if err != nil {
-		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: err, Outcome: in.Toplevel + " is the boot default"}
+		return activation.Probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: err, Outcome: in.Toplevel + " is the boot default"}
 	}
 	defer nc.Close()
 	post, err := runProbe(ctx, nc, in.Toplevel, false)
 	if err != nil {
-		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("read the rebooted host: %w", err), Outcome: in.Toplevel + " is the boot default"}
+		return activation.Probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("read the rebooted host: %w", err), Outcome: in.Toplevel + " is the boot default"}
 	}
-	if post.booted != in.Toplevel {
-		return probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("the host booted %s, not %s", orNone(post.booted), in.Toplevel),
-			Outcome: "its boot default is " + orNone(post.profile)}
+	if post.Booted != in.Toplevel {
+		return activation.Probe{}, &StepError{Host: t.HostPort(), Step: "reboot", Err: fmt.Errorf("the host booted %s, not %s", orNone(post.Booted), in.Toplevel),
+			Outcome: "its boot default is " + orNone(post.Profile)}
 	}
 	op.Logf("%s rebooted into %s", t.HostPort(), in.Toplevel)
 	return post, nil
 }
 
-// restore puts back what ran before after a failure past the dead-man
-// switch (setting the boot entry).
-func restore(ctx context.Context, c *remote.Client, in systemInputs, pre probe, step string, cause error) error {
-	t := c.Target()
-	prev := pre.current
-	if in.Action == actionBoot {
-		prev = "" // nothing was activated
-	}
-	rctx, cancel := context.WithTimeout(ctx, seconds(in.ActivationTimeout))
-	defer cancel()
-	_, err := c.Run(rctx, "restore the previous system", "set -- "+remote.Quote(prev)+" "+remote.Quote(pre.profile)+"\n"+restoreScript, nil)
-	if err != nil {
-		return &StepError{Host: t.HostPort(), Step: step, Err: cause, Outcome: fmt.Sprintf("restoring the previous system failed too: %v", err)}
-	}
-	return &StepError{Host: t.HostPort(), Step: step, Err: cause, Outcome: fmt.Sprintf("rolled back: re-activated %s, boot default %s", orNone(pre.current), orNone(pre.profile))}
-}
-
-func outputsFrom(in systemInputs, p probe, previous string) systemOutputs {
+func outputsFrom(in systemInputs, p activation.Probe, previous string) systemOutputs {
 	return systemOutputs{
 		Toplevel:    in.Toplevel,
 		Previous:    previous,
-		NeedsReboot: p.reboot || (in.Action == actionBoot && p.current != in.Toplevel),
-		Current:     p.current,
-		Profile:     p.profile,
-		Booted:      p.booted,
+		NeedsReboot: p.Reboot || (in.Action == actionBoot && p.Current != in.Toplevel),
+		Current:     p.Current,
+		Profile:     p.Profile,
+		Booted:      p.Booted,
 	}
 }
 
@@ -400,7 +312,7 @@ func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs
 		return fmt.Errorf("%s: copy ahead: %w; nothing was copied", t.HostPort(), err)
 	}
 	p, err := runProbe(ctx, c, in.Toplevel, true)
-	if err != nil || p.present {
+	if err != nil || p.Present {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, seconds(in.CopyTimeout))
@@ -432,12 +344,7 @@ func readSystem(ctx context.Context, prior sdk.State[systemInputs, systemOutputs
 	}
 	pool.put(c)
 	out := prior.Outputs
-	out.Current, out.Profile, out.Booted = p.current, p.profile, p.booted
-	out.NeedsReboot = p.reboot || (in.Action == actionBoot && p.current != out.Toplevel)
+	out.Current, out.Profile, out.Booted = p.Current, p.Profile, p.Booted
+	out.NeedsReboot = p.Reboot || (in.Action == actionBoot && p.Current != out.Toplevel)
 	return out, true, nil
-}
-
-// wholeSeconds rounds a duration up to whole seconds, at least 1.
-func wholeSeconds(d time.Duration) int {
-	return int(math.Max(1, math.Ceil(d.Seconds())))
 }

@@ -2,47 +2,54 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/landscaper-nix/landscaper/internal/activation"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
 )
 
-func TestEnded(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "activate.log"), []byte("warning: the following units failed: nginx.service\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// TestOutcomeOf: what the agent reports for each way an activation ends.
+func TestOutcomeOf(t *testing.T) {
 	const prev = "/nix/store/00000000000000000000000000000000-prev"
+	step := func(step string, err error, outcome, log string) error {
+		return fmt.Errorf("wrapped: %w", &activation.StepError{Host: "h1", Step: step, Err: err, Outcome: outcome, Log: log})
+	}
 	for _, c := range []struct {
-		status, cause string
-		result        string
-		retry         bool
-		reason        []string
+		name   string
+		err    error
+		result string
+		retry  bool
+		reason []string
+		log    string
 	}{
-		{"rolled-back exit-4 0", "", pulldir.ResultRolledBack, false, []string{"status 4", "units failed", "re-activated the previous system " + prev}},
-		{"rolled-back no-new-connection 0", "could not reach the server", pulldir.ResultRolledBack, false, []string{"could not reach the server", prev}},
-		{"rolled-back abort 1", "health check failed", pulldir.ResultFailed, false, []string{"health check failed", "failed too (exit 1)"}},
-		{"failed exit-2 no-previous", "", pulldir.ResultFailed, false, []string{"status 2", "no previous system"}},
-		{"busy", "", pulldir.ResultFailed, true, []string{"another activation"}},
-		{"", "", pulldir.ResultFailed, false, []string{"unknown"}},
-		{"confirmed", "", pulldir.ResultActivated, false, nil},
+		{"activated", nil, pulldir.ResultActivated, false, nil, ""},
+		{"exit 4 rolled back", step("activate", &activation.ExitError{Code: 4, FailedUnits: "nginx.service"}, "rolled back: re-activated the previous system "+prev, "the following units failed: nginx.service"),
+			pulldir.ResultRolledBack, false, []string{"activate failed", "status 4", "units failed (nginx.service)", "re-activated the previous system " + prev}, "the following units failed: nginx.service"},
+		{"no new connection", step("new connection to the server after activation", errors.New("connection refused"), "rolled back: re-activated the previous system "+prev, ""),
+			pulldir.ResultRolledBack, false, []string{"new connection", "connection refused", prev}, ""},
+		{"rollback failed", step("health checks", errors.New("health check failed"), "re-activating the previous system "+prev+" failed too (switch-to-configuration exit 1); the host needs attention", ""),
+			pulldir.ResultFailed, false, []string{"health check failed", "failed too"}, ""},
+		{"busy", step("activate", errors.New("another activation is in progress"), "nothing was changed", ""), pulldir.ResultFailed, true, []string{"another activation"}, ""},
+		{"kept", step("confirm", errors.New("late"), "the host kept the new system /nix/store/x (it was confirmed); its boot default is unchanged", ""), pulldir.ResultActivated, false, nil, ""},
+		{"boot entry", step("boot entry", errors.New("Failed to install bootloader"), "rolled back: re-activated "+prev+", boot default "+prev, ""),
+			pulldir.ResultRolledBack, false, []string{"boot entry failed", "Failed to install bootloader"}, ""},
+		{"not a step", errors.New("something else"), pulldir.ResultFailed, false, []string{"something else"}, ""},
 	} {
-		t.Run(c.status, func(t *testing.T) {
-			var cause error
-			if c.cause != "" {
-				cause = errors.New(c.cause)
-			}
-			o := ended(dir, c.status, prev, cause)
-			if o.result != c.result || o.retry != c.retry {
-				t.Fatalf("result %q retry %v, want %q %v (%s)", o.result, o.retry, c.result, c.retry, o.reason)
+		t.Run(c.name, func(t *testing.T) {
+			o := outcomeOf(c.err)
+			if o.result != c.result || o.retry != c.retry || o.log != c.log {
+				t.Fatalf("result %q retry %v log %q, want %q %v %q (%s)", o.result, o.retry, o.log, c.result, c.retry, c.log, o.reason)
 			}
 			for _, want := range c.reason {
 				if !strings.Contains(o.reason, want) {
 					t.Errorf("reason %q lacks %q", o.reason, want)
 				}
+			}
+			if strings.Contains(o.reason, "h1:") || (c.log != "" && strings.Contains(o.reason, c.log)) {
+				t.Errorf("reason %q carries the host's name or the log", o.reason)
 			}
 		})
 	}

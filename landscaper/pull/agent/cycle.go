@@ -12,7 +12,6 @@ import (
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
-	"github.com/landscaper-nix/landscaper/providers/nixos"
 )
 
 // cycle brings the host to the desired generation of answer, if it is
@@ -88,26 +87,7 @@ func (a *Agent) apply(ctx context.Context, answer pullapi.DesiredAnswer, pre pro
 	if err := a.writeSecrets(d.Secrets); err != nil {
 		return outcome{result: pulldir.ResultFetchFailed, reason: err.Error(), retry: true}
 	}
-	if pre.current != d.Toplevel {
-		if o := a.activate(ctx, d, pre.current); o.result != pulldir.ResultActivated {
-			return o
-		}
-	}
-	if pre.profile != d.Toplevel {
-		bctx, cancel := context.WithTimeout(ctx, seconds(d.ActivationTimeout))
-		out, err := runScript(bctx, nixos.Scripts().Boot, nil, d.Toplevel)
-		cancel()
-		if err != nil {
-			rctx, cancel := context.WithTimeout(ctx, seconds(d.ActivationTimeout))
-			rout, rerr := runScript(rctx, nixos.Scripts().Restore, nil, pre.current, pre.profile)
-			cancel()
-			if rerr != nil {
-				return outcome{result: pulldir.ResultFailed, reason: fmt.Sprintf("making it the boot default failed (%v), and restoring the previous system failed too (%v)", err, rerr), log: tail(out + rout)}
-			}
-			return outcome{result: pulldir.ResultRolledBack, reason: fmt.Sprintf("making it the boot default failed: %v; re-activated %s, boot default %s", err, orNone(pre.current), orNone(pre.profile)), log: tail(out)}
-		}
-	}
-	return outcome{result: pulldir.ResultActivated}
+	return a.activate(ctx, d, pre)
 }
 
 // realise fetches the closure of toplevel from the server's binary cache

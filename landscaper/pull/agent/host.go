@@ -1,62 +1,30 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/providers/nixos"
+	"github.com/landscaper-nix/landscaper/internal/activation"
 )
 
-// probe is what the nixos provider's probe script found on this host.
+// probe is what activation.Inspect found on this host.
 type probe struct {
 	current, profile, booted string
 	present                  bool
 }
 
-// probeHost runs the probe script for toplevel (may be "").
+// probeHost inspects this host for toplevel (may be "").
 func probeHost(ctx context.Context, toplevel string) (probe, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	out, err := runScript(ctx, nixos.Scripts().Probe, nil, toplevel)
+	p, err := activation.Inspect(ctx, activation.Local{}, toplevel, false)
 	if err != nil {
-		return probe{}, fmt.Errorf("inspect the host: %w: %s", err, tail(out))
+		return probe{}, fmt.Errorf("inspect the host: %w", err)
 	}
-	var p probe
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		switch k {
-		case "current":
-			p.current = v
-		case "profile":
-			p.profile = v
-		case "booted":
-			p.booted = v
-		case "present":
-			p.present = v == "1"
-		}
-	}
-	return p, nil
-}
-
-// runScript runs a shell script with arguments ($1...) and stdin; it
-// returns stdout and stderr together.
-func runScript(ctx context.Context, script string, stdin []byte, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", script, "sh"}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return probe{current: p.Current, profile: p.Profile, booted: p.Booted, present: p.Present}, nil
 }
 
 // tail is the last 20 lines of s.
@@ -69,16 +37,6 @@ func tail(s string) string {
 }
 
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
-
-// wholeSeconds rounds up to whole seconds, at least 1.
-func wholeSeconds(d time.Duration) int { return int(math.Max(1, math.Ceil(d.Seconds()))) }
-
-func orNone(s string) string {
-	if s == "" {
-		return "nothing"
-	}
-	return s
-}
 
 func dirOf(p string) string { return filepath.Dir(p) }
 

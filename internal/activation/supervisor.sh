@@ -1,11 +1,12 @@
 #!/bin/sh
 # Landscaper's activation supervisor: the dead-man switch on the target.
-# Started detached from the SSH session (a transient systemd unit, or a
-# process in its own session) with its directory as $1, which holds
+# Started detached from its driver's session (a transient systemd unit,
+# or a process in its own session) with its directory as $1, which holds
 # "params" (new, prev, activation_timeout, confirm_timeout, check_timeout).
 # It activates $new with `switch-to-configuration test`, then waits for the
-# deployer to create "reached" over a new SSH connection within
-# confirm_timeout seconds, then for "confirm" within check_timeout seconds
+# driver to create "reached" within confirm_timeout seconds, once it made
+# a new connection (the deployer: a new SSH login; the pull agent: a new
+# request to its server), then for "confirm" within check_timeout seconds
 # (while the health checks run). Anything else -- a failed or hung
 # activation, no new connection, no confirmation, an "abort" -- re-activates
 # $prev with its own switch-to-configuration. Progress is in "status".
