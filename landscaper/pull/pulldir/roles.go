@@ -230,14 +230,19 @@ func (d Dir) Enroll(role string, key ssh.PublicKey, now time.Time) (bool, error)
 		if got, ok := d.HostRole(id); !ok || got != role {
 			return false, ErrEnrolledElsewhere
 		}
-		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("pull dir: enroll host %s: %w", id, err)
+	default:
+		if _, err := os.Stat(filepath.Join(dir, "host.pub")); err == nil {
+			// A host nixos.pull declared: it is not cattle.
+			os.Remove(filepath.Join(dir, "role"))
+			return false, ErrEnrolledElsewhere
+		}
 	}
+	// An enrollment cut short (a server stopped between the files) is
+	// finished by the next one.
 	if _, err := os.Stat(filepath.Join(dir, "host.pub")); err == nil {
-		// A host nixos.pull declared: it is not cattle.
-		os.Remove(filepath.Join(dir, "role"))
-		return false, ErrEnrolledElsewhere
+		return false, nil
 	}
 	e := Enrolled{ID: id, HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), Role: role, EnrolledAt: now.UTC()}
 	b, _ := json.MarshalIndent(e, "", "  ")

@@ -2,6 +2,8 @@ package pulldir
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -136,5 +138,34 @@ func TestValidRole(t *testing.T) {
 		if err := ValidRole(c.name); (err == nil) != c.ok {
 			t.Errorf("ValidRole(%q) = %v", c.name, err)
 		}
+	}
+}
+
+// TestEnrollmentCutShortIsFinished: a host whose enrollment stopped after
+// its role file was written is enrolled whole by its next try.
+func TestEnrollmentCutShortIsFinished(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	key := hostKey(t)
+	id := HostID(key)
+	if err := d.SetRoleEnrollKey("web", []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Enroll("web", key, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"host.pub", "enrolled.json"} {
+		if err := os.Remove(filepath.Join(d.Path, "hosts", id, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.Known(id) {
+		t.Fatal("known without host.pub")
+	}
+	added, err := d.Enroll("web", key, time.Now())
+	if err != nil || !added || !d.Known(id) {
+		t.Fatalf("second enrollment: %v %v, known %v", added, err, d.Known(id))
+	}
+	if hosts, _ := d.RoleHosts("web"); len(hosts) != 1 {
+		t.Fatalf("hosts: %v", hosts)
 	}
 }
