@@ -1,14 +1,20 @@
-// Package packagingtest checks the Nix packaging (flake.nix and
-// landscaper/nixos-module.nix) without nixpkgs: the real nix-instantiate
-// parses both files and evaluates them against a stub lib and a stub
-// nixpkgs (testdata/), and what they produce is compared with the
-// repository: the flags the module passes to `landscaper serve` with the
-// flags the built binary accepts, the flake's packages with the provider
-// directories, its vendorHash with `go mod vendor` of go.mod and go.sum.
+// Package packagingtest checks the Nix packaging (flake.nix and the NixOS
+// modules landscaper/nixos-module.nix and landscaper/agent-module.nix)
+// without nixpkgs: the real nix-instantiate parses the files and
+// evaluates them against a stub lib and a stub nixpkgs (testdata/), and
+// what they produce is compared with the repository: the flags the
+// modules pass to `landscaper serve` and `landscaper agent` with the
+// flags the built binary accepts (and the binary is run with them), the
+// flake's packages with the provider directories, its vendorHash with
+// `go mod vendor` of go.mod and go.sum. The modules' unit files, written
+// as NixOS writes them, pass `systemd-analyze verify`; the boot server's
+// tmpfiles rule runs under systemd-tmpfiles; and the agent's unit runs
+// under a real systemd (internal/systemdhost), hardening included, and
+// applies generations there.
 //
 // What this cannot check here: that nixpkgs' buildGoModule builds the
-// packages and that the module type-checks against the real NixOS module
-// system (nixpkgs' lib.types, systemd and firewall options).
+// packages and that the modules type-check against the real NixOS module
+// system (nixpkgs' lib.types, systemd, tmpfiles and firewall options).
 package packagingtest
 
 import (
@@ -283,8 +289,10 @@ func landscaperBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	for _, dir := range []string{buildDir, staticDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
