@@ -284,12 +284,13 @@ in
         # unless the agent confirmed it.
         User = "root";
 
-        # The hardening below keeps to settings that leave what runs in
-        # this process intact. Not only the agent does: it starts the
-        # activation supervisor through systemd-run, as a transient unit
-        # outside this unit (so `switch-to-configuration test` is not
-        # sandboxed, providers/nixos/remotescripts.go, startScript), but
-        # it runs in this unit, as its children:
+        # The hardening keeps to settings under which everything this
+        # unit runs still works. The activation itself is not part of it:
+        # the agent starts the supervisor through systemd-run, as a
+        # transient unit of its own (providers/nixos/remotescripts.go,
+        # startScript), so `switch-to-configuration test` runs outside
+        # this sandbox. But these run in this unit, as the agent's
+        # children:
         #  - `nix-env -p /nix/var/nix/profiles/system --set` and the new
         #    system's `switch-to-configuration boot`, which installs the
         #    boot loader: writes to /boot (or the ESP wherever it is

@@ -488,3 +488,44 @@ func grepLines(s, substr string) string {
 	sort.Strings(out)
 	return strings.Join(out, "\n")
 }
+
+// TestReadmeModuleSettings checks that every setting the README's NixOS
+// examples give (or show commented out) in services.landscaper and
+// services.landscaper-agent is an option of the module.
+func TestReadmeModuleSettings(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := regexp.MustCompile(`(?:^\s*|;\s+|#\s*)([a-zA-Z][a-zA-Z0-9]*) = `)
+	for name, options := range map[string]map[string]moduleOption{
+		"landscaper":       evalModule(t, map[string]map[string]any{}).Options,
+		"landscaper-agent": evalAgentModule(t, map[string]map[string]any{}).Options,
+	} {
+		opening := regexp.MustCompile(`(?m)^(\s*)services\.` + regexp.QuoteMeta(name) + ` = \{\n`)
+		blocks := opening.FindAllSubmatchIndex(b, -1)
+		if len(blocks) == 0 {
+			t.Errorf("README.md has no example of services.%s", name)
+		}
+		for _, m := range blocks {
+			indent := string(b[m[2]:m[3]])
+			body, _, found := strings.Cut(string(b[m[1]:]), "\n"+indent+"};")
+			if !found {
+				t.Errorf("README.md: services.%s's example at byte %d has no end", name, m[0])
+				continue
+			}
+			n := 0
+			for _, line := range strings.Split(body, "\n") {
+				for _, s := range setting.FindAllStringSubmatch(line, -1) {
+					n++
+					if _, ok := options[s[1]]; !ok {
+						t.Errorf("README.md sets services.%s.%s, which the module does not have (%q)", name, s[1], strings.TrimSpace(line))
+					}
+				}
+			}
+			if n == 0 {
+				t.Errorf("README.md: found no settings in services.%s's example at byte %d", name, m[0])
+			}
+		}
+	}
+}
