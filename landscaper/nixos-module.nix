@@ -324,7 +324,12 @@ in
         ProtectSystem = "strict";
         ReadWritePaths = [ (quotePath "-${cfg.bootDir}") ]
           ++ (if cfg.pullDir == null then [ ] else [ (quotePath "-${cfg.pullDir}") ]);
-        ProtectHome = true;
+        # /home, /root and /run/user are empty (tmpfs) rather than
+        # inaccessible (true): nix (path-info, for the pull API) stats the
+        # user's ~/.nix-defexpr/channels at start and aborts on "Permission
+        # denied" (seen with Nix 2.8, running as a user whose home is under
+        # /home), while a missing one is fine.
+        ProtectHome = "tmpfs";
         PrivateTmp = true;
         PrivateDevices = true;
         ProtectKernelTunables = true;

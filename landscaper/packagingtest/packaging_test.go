@@ -8,9 +8,10 @@
 // flake's packages with the provider directories, its vendorHash with
 // `go mod vendor` of go.mod and go.sum. The modules' unit files, written
 // as NixOS writes them, pass `systemd-analyze verify`; the boot server's
-// tmpfiles rule runs under systemd-tmpfiles; and the agent's unit runs
-// under a real systemd (internal/systemdhost), hardening included, and
-// applies generations there.
+// tmpfiles rule runs under systemd-tmpfiles; and both units run under a
+// real systemd (internal/systemdhost), hardening included: the agent
+// applies generations there, the boot server serves a host its closure
+// from a pull directory.
 //
 // What this cannot check here: that nixpkgs' buildGoModule builds the
 // packages and that the modules type-check against the real NixOS module
@@ -464,7 +465,7 @@ func checkHardening(t *testing.T, sc map[string]json.RawMessage, bootDir string)
 	want := map[string]string{
 		"NoNewPrivileges":         `true`,
 		"PrivateTmp":              `true`,
-		"ProtectHome":             `true`,
+		"ProtectHome":             `"tmpfs"`,
 		"ProtectSystem":           `"strict"`,
 		"CapabilityBoundingSet":   `["CAP_NET_BIND_SERVICE"]`,
 		"AmbientCapabilities":     `["CAP_NET_BIND_SERVICE"]`,
