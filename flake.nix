@@ -59,6 +59,7 @@
                   ./flake.nix
                   ./flake.lock
                   ./landscaper/nixos-module.nix
+                  ./landscaper/agent-module.nix
                 ]));
               };
               ldflags = [ "-s" "-w" "-X github.com/landscaper-nix/landscaper/landscaper/cli.Version=${version}" ];
@@ -114,6 +115,14 @@
       nixosModules.default = { lib, pkgs, ... }: {
         imports = [ ./landscaper/nixos-module.nix ];
         services.landscaper.package =
+          lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.landscaper;
+      };
+
+      # The pull agent for managed hosts, landscaper/agent-module.nix, with
+      # this flake's package as services.landscaper-agent.package.
+      nixosModules.agent = { lib, pkgs, ... }: {
+        imports = [ ./landscaper/agent-module.nix ];
+        services.landscaper-agent.package =
           lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.landscaper;
       };
     };

@@ -1,4 +1,6 @@
-# NixOS module for the Landscaper boot server (`landscaper serve`).
+# NixOS module for the Landscaper boot server (`landscaper serve`), which
+# with pullDir is pull mode's server too. The managed hosts' agent has its
+# own module, agent-module.nix.
 #
 # The flake's nixosModules.default imports this file and sets
 # services.landscaper.package to the flake's package; without the flake, set
@@ -46,14 +48,20 @@ let
       "--ipxe-dir=${if cfg.ipxeDir == null then "" else "${cfg.ipxeDir}"}"
     ]
     ++ (if cfg.httpUrl == null then [ ] else [ "--http-url=${cfg.httpUrl}" ])
+    ++ (if cfg.pullDir == null then [ ] else [ "--pull-dir=${cfg.pullDir}" ])
     ++ cfg.extraArgs;
+
+  # A path as one word of a unit setting or a tmpfiles.d line: quoted
+  # (with C escapes, as JSON has them: a space stays in the path), with
+  # systemd's specifiers escaped.
+  quotePath = p: builtins.replaceStrings [ "%" ] [ "%%" ] (builtins.toJSON p);
 
   hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
   underHome = dir: builtins.any (p: dir == p || hasPrefix "${p}/" dir) [ "/home" "/root" "/run/user" ];
 in
 {
   options.services.landscaper = {
-    enable = lib.mkEnableOption "the Landscaper boot server (`landscaper serve`), which serves the pxe-nbp provider's boot entries over TFTP and HTTP";
+    enable = lib.mkEnableOption "the Landscaper boot server (`landscaper serve`), which serves the pxe-nbp provider's boot entries over TFTP and HTTP, and with pullDir pull mode's API";
 
     package = mkOption {
       type = types.package;
@@ -175,6 +183,34 @@ in
       '';
     };
 
+    pullDir = mkOption {
+      # A string, not types.path: the directory is written at run time.
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/landscaper/pull";
+      description = ''
+        The pull directory (`--pull-dir`): serve pull mode's API and the
+        hosts' binary cache under `/pull/v1/` on the HTTP listener, to the
+        hosts `nixos.pull` members publish to this directory (their
+        `pullDir`; docs/pull.md). `null` (the default) serves no pull
+        API. It needs `httpListen`.
+
+        The server makes its keys there on its first start
+        (`server.pub` is what the agents' `serverKey` pins), and writes
+        the nonces of signed requests and the hosts' reports, into the
+        host directories `nixos.pull` makes (mode 0755, owned by whoever
+        runs `landscaper apply`); it reads the desired generations
+        (mode 0640) and the hosts' closures from this machine's store
+        through the nix-daemon. So the service must run as the user who
+        runs `landscaper apply` for the `nixos.pull` members: set `user`
+        and `group` to that account. The module makes the directory
+        (mode 0750, owned by `user` and `group`) with systemd-tmpfiles
+        when it is missing, and it is the second place the service may
+        write. It may not be under `/home`, `/root` or `/run/user`. An
+        absolute path.
+      '';
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -205,6 +241,24 @@ in
         assertion = cfg.httpUrl == null || hasPrefix "http://" cfg.httpUrl || hasPrefix "https://" cfg.httpUrl;
         message = "services.landscaper.httpUrl (${orEmpty cfg.httpUrl}) must start with http:// or https://.";
       }
+      {
+        assertion = cfg.pullDir == null || cfg.httpListen != null;
+        message = "services.landscaper.pullDir is set but httpListen is null: the pull API is served on the HTTP listener.";
+      }
+      {
+        assertion = cfg.pullDir == null || hasPrefix "/" cfg.pullDir;
+        message = "services.landscaper.pullDir (${orEmpty cfg.pullDir}) must be an absolute path.";
+      }
+      {
+        assertion = cfg.pullDir == null || !underHome cfg.pullDir;
+        message = "services.landscaper.pullDir (${orEmpty cfg.pullDir}) is under /home, /root or /run/user, which the service cannot see (ProtectHome).";
+      }
+    ];
+
+    # The pull directory, owned by the service's user, when it is missing
+    # (an existing one gets this mode and owner, not its contents).
+    systemd.tmpfiles.rules = lib.mkIf (cfg.pullDir != null) [
+      "d ${quotePath (orEmpty cfg.pullDir)} 0750 ${cfg.user} ${cfg.group} - -"
     ];
 
     # The CLI and every provider, from one bin directory: landscaper finds
@@ -235,6 +289,10 @@ in
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
 
+      # The pull API reads the hosts' closures from the store with nix
+      # (path-info) and nix-store (--dump).
+      path = if cfg.pullDir == null then [ ] else [ config.nix.package ];
+
       serviceConfig = {
         ExecStart = escapeExecArgs serveArgs;
         User = cfg.user;
@@ -252,16 +310,26 @@ in
 
         # The whole file system is read-only except the boot directory,
         # where the server records, per version, which client may have a
-        # machine's extra.cpio (it refuses the archive when it cannot).
+        # machine's extra.cpio (it refuses the archive when it cannot),
+        # and the pull directory, if any (keys, nonces, reports).
         # The bind mount keeps showing the old directory if bootDir is
         # removed and made again while the server runs; "-": a bootDir
         # that does not exist yet stays read-only until a restart. No
-        # StateDirectory: the directory belongs to whoever runs
+        # StateDirectory: the directories belong to whoever runs
         # `landscaper apply`, not to the server, which writes only into
-        # the fetch directories the provider makes group-writable.
+        # the fetch directories the provider makes group-writable (and,
+        # running as that user, into the pull directory). A pull
+        # directory tmpfiles has not made yet when the service starts
+        # fails the start; the restart after it finds it.
         ProtectSystem = "strict";
-        ReadWritePaths = [ "-${builtins.replaceStrings [ "%" ] [ "%%" ] cfg.bootDir}" ];
-        ProtectHome = true;
+        ReadWritePaths = [ (quotePath "-${cfg.bootDir}") ]
+          ++ (if cfg.pullDir == null then [ ] else [ (quotePath "-${cfg.pullDir}") ]);
+        # /home, /root and /run/user are empty (tmpfs) rather than
+        # inaccessible (true): nix (path-info, for the pull API) stats the
+        # user's ~/.nix-defexpr/channels at start and aborts on "Permission
+        # denied" (seen with Nix 2.8, running as a user whose home is under
+        # /home), while a missing one is fine.
+        ProtectHome = "tmpfs";
         PrivateTmp = true;
         PrivateDevices = true;
         ProtectKernelTunables = true;

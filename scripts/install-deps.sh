@@ -55,11 +55,16 @@ packages+=(debootstrap zstd kmod patchelf qemu-utils)
 # test that checks they are current).
 packages+=(python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools)
 # The nixos provider's tests under a real systemd
-# (providers/nixos/systemdtest): systemd-container (systemd-nspawn boots a
+# (providers/nixos/systemdtest, and the pull agent's unit in
+# landscaper/packagingtest): systemd-container (systemd-nspawn boots a
 # Debian root with systemd as its PID 1, made by scripts/systemd-rootfs.sh
 # from vm-assets.sh's cached root with debootstrap's packages) and iproute2
 # (the veth link to the container is addressed, and cut, with ip).
 packages+=(systemd-container iproute2)
+# landscaper/packagingtest checks the NixOS modules' unit files with
+# systemd-analyze verify and their tmpfiles rules with systemd-tmpfiles
+# (both from systemd, which systemd-container depends on anyway).
+packages+=(systemd)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,14 +1,21 @@
-// Package packagingtest checks the Nix packaging (flake.nix and
-// landscaper/nixos-module.nix) without nixpkgs: the real nix-instantiate
-// parses both files and evaluates them against a stub lib and a stub
-// nixpkgs (testdata/), and what they produce is compared with the
-// repository: the flags the module passes to `landscaper serve` with the
-// flags the built binary accepts, the flake's packages with the provider
-// directories, its vendorHash with `go mod vendor` of go.mod and go.sum.
+// Package packagingtest checks the Nix packaging (flake.nix and the NixOS
+// modules landscaper/nixos-module.nix and landscaper/agent-module.nix)
+// without nixpkgs: the real nix-instantiate parses the files and
+// evaluates them against a stub lib and a stub nixpkgs (testdata/), and
+// what they produce is compared with the repository: the flags the
+// modules pass to `landscaper serve` and `landscaper agent` with the
+// flags the built binary accepts (and the binary is run with them), the
+// flake's packages with the provider directories, its vendorHash with
+// `go mod vendor` of go.mod and go.sum. The modules' unit files, written
+// as NixOS writes them, pass `systemd-analyze verify`; the boot server's
+// tmpfiles rule runs under systemd-tmpfiles; and both units run under a
+// real systemd (internal/systemdhost), hardening included: the agent
+// applies generations there, the boot server serves a host its closure
+// from a pull directory.
 //
 // What this cannot check here: that nixpkgs' buildGoModule builds the
-// packages and that the module type-checks against the real NixOS module
-// system (nixpkgs' lib.types, systemd and firewall options).
+// packages and that the modules type-check against the real NixOS module
+// system (nixpkgs' lib.types, systemd, tmpfiles and firewall options).
 package packagingtest
 
 import (
@@ -85,6 +92,7 @@ func TestNixFilesParse(t *testing.T) {
 	for _, f := range []string{
 		"flake.nix",
 		"landscaper/nixos-module.nix",
+		"landscaper/agent-module.nix",
 		"landscaper/packagingtest/testdata/stub-lib.nix",
 		"landscaper/packagingtest/testdata/eval-module.nix",
 		"landscaper/packagingtest/testdata/eval-flake.nix",
@@ -138,6 +146,8 @@ type moduleOption struct {
 }
 
 type moduleCase struct {
+	Unit             *serviceUnit               `json:"unit"`
+	Tmpfiles         []string                   `json:"tmpfiles"`
 	UnknownSettings  []string                   `json:"unknownSettings"`
 	BadTypes         []string                   `json:"badTypes"`
 	ConfigKeys       []string                   `json:"configKeys"`
@@ -165,16 +175,24 @@ const (
 	fakeIPXE       = "/nix/store/00000000000000000000000000000000-ipxe"
 )
 
-// evalModule evaluates the module for each case (services.landscaper
-// settings by case name).
+// evalModule evaluates the boot server's module for each case
+// (services.landscaper settings by case name).
 func evalModule(t *testing.T, cases map[string]map[string]any) moduleResult {
+	t.Helper()
+	return evalModuleFile(t, "landscaper/nixos-module.nix", "landscaper", cases)
+}
+
+// evalModuleFile evaluates the module in file (of the repository), whose
+// options are services.<name>, for each case (settings by case name). A
+// setting {"__path": "p"} is the Nix path of the repository's file p.
+func evalModuleFile(t *testing.T, file, name string, cases map[string]map[string]any) moduleResult {
 	t.Helper()
 	b, err := json.Marshal(cases)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var r moduleResult
-	evalJSON(t, &r, "eval-module.nix", "--argstr", "cases", string(b))
+	evalJSON(t, &r, "eval-module.nix", "--argstr", "cases", string(b), "--argstr", "module", file, "--argstr", "name", name)
 	for name, c := range r.Cases {
 		if len(c.UnknownSettings) > 0 {
 			t.Fatalf("case %s sets options the module does not declare: %v", name, c.UnknownSettings)
@@ -208,15 +226,19 @@ func execArgs(t *testing.T, line string) []string {
 
 // serveFlags returns the flags `landscaper serve --help` lists, with their
 // defaults ("" for none).
-func serveFlags(t *testing.T) map[string]string {
+func serveFlags(t *testing.T) map[string]string { return commandFlags(t, "serve") }
+
+// commandFlags returns the flags `landscaper <command> --help` lists, with
+// their defaults ("" for none).
+func commandFlags(t *testing.T, command string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, landscaperBinary(t), "serve", "--help")
+	cmd := exec.CommandContext(ctx, landscaperBinary(t), command, "--help")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("landscaper serve --help: %v\n%s", err, out.String())
+		t.Fatalf("landscaper %s --help: %v\n%s", command, err, out.String())
 	}
 	flagLine := regexp.MustCompile(`^  -([a-z0-9-]+)`)
 	defaultRe := regexp.MustCompile(`\(default "?(.*?)"?\)$`)
@@ -235,7 +257,7 @@ func serveFlags(t *testing.T) map[string]string {
 		}
 	}
 	if len(flags) == 0 {
-		t.Fatalf("landscaper serve --help lists no flags:\n%s", out.String())
+		t.Fatalf("landscaper %s --help lists no flags:\n%s", command, out.String())
 	}
 	return flags
 }
@@ -268,15 +290,17 @@ func landscaperBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	for _, dir := range []string{buildDir, staticDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
 
 func TestModuleOptions(t *testing.T) {
 	r := evalModule(t, map[string]map[string]any{})
-	want := []string{"bootDir", "enable", "extraArgs", "group", "httpListen", "httpUrl", "ipxeDir", "openFirewall", "package", "tftpListen", "user"}
+	want := []string{"bootDir", "enable", "extraArgs", "group", "httpListen", "httpUrl", "ipxeDir", "openFirewall", "package", "pullDir", "tftpListen", "user"}
 	var got []string
 	for name, o := range r.Options {
 		got = append(got, name)
@@ -327,6 +351,7 @@ func TestModuleConfig(t *testing.T) {
 			"extraArgs":    []string{"--max-transfers=128"},
 		},
 		"httpOnly": {"enable": true, "openFirewall": true, "tftpListen": nil},
+		"pull":     {"enable": true, "pullDir": "/srv/pull%dir$x", "user": "ops", "group": "ops"},
 	})
 
 	if keys := r.Cases["disabled"].ConfigKeys; len(keys) != 0 {
@@ -349,6 +374,9 @@ func TestModuleConfig(t *testing.T) {
 	}
 	if !slices.Equal(d.Users, []string{"landscaper"}) || !slices.Equal(d.Groups, []string{"landscaper"}) {
 		t.Errorf("defaults: users %v, groups %v; want the landscaper user and group", d.Users, d.Groups)
+	}
+	if len(d.Tmpfiles) != 0 || len(d.Unit.Path) != 0 {
+		t.Errorf("defaults: tmpfiles rules %q and PATH %q without a pull directory", d.Tmpfiles, d.Unit.Path)
 	}
 	if len(d.Firewall.AllowedTCPPorts)+len(d.Firewall.AllowedUDPPorts) > 0 {
 		t.Errorf("defaults: firewall opened without openFirewall: %+v", d.Firewall)
@@ -381,7 +409,7 @@ func TestModuleConfig(t *testing.T) {
 	if user != "pxe" || group != "operators" {
 		t.Errorf("custom: User=%q Group=%q, want pxe and operators", user, group)
 	}
-	if got := string(c.ServiceConfig["ReadWritePaths"]); got != `["-/srv/boot%%dir$x"]` {
+	if got := string(c.ServiceConfig["ReadWritePaths"]); got != `["\"-/srv/boot%%dir$x\""]` {
 		t.Errorf("custom: ReadWritePaths = %s, want the boot directory with %% escaped for systemd", got)
 	}
 
@@ -391,6 +419,25 @@ func TestModuleConfig(t *testing.T) {
 	}
 	if len(h.Firewall.AllowedUDPPorts) != 0 || !slices.Equal(h.Firewall.AllowedTCPPorts, []int{8069}) {
 		t.Errorf("httpOnly: firewall UDP %v TCP %v, want UDP [] TCP [8069]", h.Firewall.AllowedUDPPorts, h.Firewall.AllowedTCPPorts)
+	}
+
+	// With a pull directory: --pull-dir, the directory writable and made
+	// for the service's user, nix on the PATH for the hosts' closures.
+	p := r.Cases["pull"]
+	if len(p.FailedAssertions) > 0 {
+		t.Errorf("pull: failed assertions: %v", p.FailedAssertions)
+	}
+	if got := execArgs(t, *p.ExecStart); !slices.Contains(got, "--pull-dir=/srv/pull%dir$x") {
+		t.Errorf("pull: ExecStart arguments %q lack --pull-dir=/srv/pull%%dir$x", got)
+	}
+	if got := string(p.ServiceConfig["ReadWritePaths"]); got != `["\"-/var/lib/landscaper/boot\"","\"-/srv/pull%%dir$x\""]` {
+		t.Errorf("pull: ReadWritePaths = %s, want the boot and the pull directory, quoted, %% escaped for systemd", got)
+	}
+	if want := []string{`d "/srv/pull%%dir$x" 0750 ops ops - -`}; !slices.Equal(p.Tmpfiles, want) {
+		t.Errorf("pull: tmpfiles rules %q, want %q", p.Tmpfiles, want)
+	}
+	if want := []string{"/nix/store/00000000000000000000000000000000-nix"}; !slices.Equal(p.Unit.Path, want) {
+		t.Errorf("pull: the service's path is %q, want nix (%q)", p.Unit.Path, want)
 	}
 
 	// Every flag the module passes is one `landscaper serve` takes.
@@ -418,7 +465,7 @@ func checkHardening(t *testing.T, sc map[string]json.RawMessage, bootDir string)
 	want := map[string]string{
 		"NoNewPrivileges":         `true`,
 		"PrivateTmp":              `true`,
-		"ProtectHome":             `true`,
+		"ProtectHome":             `"tmpfs"`,
 		"ProtectSystem":           `"strict"`,
 		"CapabilityBoundingSet":   `["CAP_NET_BIND_SERVICE"]`,
 		"AmbientCapabilities":     `["CAP_NET_BIND_SERVICE"]`,
@@ -444,8 +491,8 @@ func checkHardening(t *testing.T, sc map[string]json.RawMessage, bootDir string)
 	// The one place the server writes: the boot directory, for the fetch
 	// records of the machines' extra archives.
 	var rw []string
-	if err := json.Unmarshal(sc["ReadWritePaths"], &rw); err != nil || !slices.Equal(rw, []string{"-" + bootDir}) {
-		t.Errorf("serviceConfig.ReadWritePaths = %s, want [\"-%s\"] alone (the fetch records)", sc["ReadWritePaths"], bootDir)
+	if err := json.Unmarshal(sc["ReadWritePaths"], &rw); err != nil || !slices.Equal(rw, []string{`"-` + bootDir + `"`}) {
+		t.Errorf("serviceConfig.ReadWritePaths = %s, want [\"-%s\"] alone, quoted (the fetch records)", sc["ReadWritePaths"], bootDir)
 	}
 }
 
@@ -459,6 +506,9 @@ func TestModuleAssertions(t *testing.T) {
 		"relative boot dir": {map[string]any{"bootDir": "boot"}, "must be an absolute path"},
 		"boot dir in home":  {map[string]any{"bootDir": "/home/ops/boot"}, "ProtectHome"},
 		"not an http url":   {map[string]any{"httpUrl": "tftp://192.0.2.10/"}, "http:// or https://"},
+		"pull without http": {map[string]any{"pullDir": "/srv/pull", "httpListen": nil}, "pullDir is set but httpListen is null"},
+		"relative pull dir": {map[string]any{"pullDir": "pull"}, "pullDir (pull) must be an absolute path"},
+		"pull dir in home":  {map[string]any{"pullDir": "/root/pull"}, "pullDir (/root/pull) is under /home"},
 	} {
 		tc.settings["enable"] = true
 		c := evalModule(t, map[string]map[string]any{"c": tc.settings}).Cases["c"]
@@ -469,68 +519,130 @@ func TestModuleAssertions(t *testing.T) {
 }
 
 // TestModuleServeRuns runs the built landscaper with exactly the arguments
-// the module generates (HTTP on a free loopback port, TFTP off), and checks
-// that it starts serving and drains on SIGTERM.
+// the module generates (HTTP on a free loopback port, TFTP off, a pull
+// directory), and checks that it starts serving, made the pull
+// directory's keys, and drains on SIGTERM.
 func TestModuleServeRuns(t *testing.T) {
-	bootDir, ipxeDir := t.TempDir(), t.TempDir()
-	c := evalModule(t, map[string]map[string]any{"run": {
+	bootDir, ipxeDir, pullDir := t.TempDir(), t.TempDir(), t.TempDir()
+	s := startModuleServe(t, map[string]any{
+		"bootDir":   bootDir,
+		"ipxeDir":   ipxeDir,
+		"pullDir":   pullDir,
+		"extraArgs": []string{"--max-transfers=3", "--transfer-timeout=1m"},
+	})
+	for _, f := range []string{"server-key", "server.pub", "cache-key", "cache.pub"} {
+		if _, err := os.Stat(filepath.Join(pullDir, f)); err != nil {
+			t.Errorf("landscaper serve with pullDir did not make the pull directory's %s: %v", f, err)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("landscaper serve with the module's arguments, stopped by SIGTERM: %v\n%s", err, s.log())
+	}
+}
+
+// startModuleServe runs the built landscaper with the arguments the boot
+// server's module generates for settings (plus enable, HTTP on a free
+// loopback port, TFTP off, an HTTP URL), until it serves; the test stops
+// it at its end if it has not.
+func startModuleServe(t *testing.T, settings map[string]any) *process {
+	t.Helper()
+	run := map[string]any{
 		"enable":     true,
 		"tftpListen": nil,
 		"httpListen": "127.0.0.1:0",
 		"httpUrl":    "http://192.0.2.10:8069",
-		"bootDir":    bootDir,
-		"ipxeDir":    ipxeDir,
-		"extraArgs":  []string{"--max-transfers=3", "--transfer-timeout=1m"},
-	}}).Cases["run"]
+	}
+	for k, v := range settings {
+		run[k] = v
+	}
+	c := evalModule(t, map[string]map[string]any{"run": run}).Cases["run"]
+	if len(c.FailedAssertions) > 0 {
+		t.Fatalf("the module refuses the settings: %q", c.FailedAssertions)
+	}
 	args := execArgs(t, *c.ExecStart)
 	if args[0] != fakeLandscaper+"/bin/landscaper" {
 		t.Fatalf("ExecStart runs %s, want the package's bin/landscaper", args[0])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, landscaperBinary(t), args[1:]...)
+	return startProcess(t, landscaperBinary(t), args[1:], "boot server listening")
+}
+
+// process is a command started by startProcess, with its stderr.
+type process struct {
+	cmd     *exec.Cmd
+	args    []string
+	logged  bytes.Buffer
+	mu      sync.Mutex
+	line    string // the line that said it is ready
+	exited  chan error
+	scanned chan struct{}
+	stopped bool
+}
+
+// startProcess starts bin with args and waits until a line of its stderr
+// contains ready; the process is killed at the test's end if still
+// running.
+func startProcess(t *testing.T, bin string, args []string, ready string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), args: args, exited: make(chan error, 1), scanned: make(chan struct{})}
 	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	var logged bytes.Buffer
-	listening, done := make(chan struct{}), make(chan struct{})
+	p.cmd.Stderr = pw
+	readyc := make(chan string, 1)
 	go func() {
-		defer close(done)
+		defer close(p.scanned)
 		sc := bufio.NewScanner(pr)
-		once := sync.Once{}
 		for sc.Scan() {
-			logged.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "boot server listening") {
-				once.Do(func() { close(listening) })
+			p.mu.Lock()
+			p.logged.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.Contains(sc.Text(), ready) {
+				select {
+				case readyc <- sc.Text():
+				default:
+				}
 			}
 		}
 	}()
-	if err := cmd.Start(); err != nil {
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
 	go func() {
-		exited <- cmd.Wait()
+		p.exited <- p.cmd.Wait()
 		pw.Close()
 	}()
+	t.Cleanup(func() {
+		if !p.stopped {
+			p.cmd.Process.Kill()
+			<-p.exited
+			<-p.scanned
+		}
+	})
 	select {
-	case <-listening:
-	case err := <-exited:
-		<-done
-		t.Fatalf("landscaper %s exited before serving (%v):\n%s", strings.Join(args[1:], " "), err, logged.String())
+	case p.line = <-readyc:
+	case err := <-p.exited:
+		p.stopped = true
+		<-p.scanned
+		t.Fatalf("%s %s exited before it was ready (%v):\n%s", filepath.Base(bin), strings.Join(args, " "), err, p.log())
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		<-done
-		t.Fatalf("landscaper %s did not start serving:\n%s", strings.Join(args[1:], " "), logged.String())
+		t.Fatalf("%s %s was not ready within 30 s:\n%s", filepath.Base(bin), strings.Join(args, " "), p.log())
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	return p
+}
+
+func (p *process) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logged.String()
+}
+
+// stop sends SIGTERM and returns how the process exited.
+func (p *process) stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
 	}
-	err := <-exited
-	<-done
-	if err != nil {
-		t.Fatalf("landscaper serve with the module's arguments, stopped by SIGTERM: %v\n%s", err, logged.String())
-	}
+	p.stopped = true
+	err := <-p.exited
+	<-p.scanned
+	return err
 }
 
 func keys(m map[string]string) []string {
@@ -565,11 +677,15 @@ type flakeResult struct {
 		Type    string `json:"type"`
 		Program string `json:"program"`
 	} `json:"apps"`
-	Module struct {
-		Imports  []string `json:"imports"`
-		Package  string   `json:"package"`
-		Priority int      `json:"packagePriority"`
-	} `json:"module"`
+	Module      flakeModule `json:"module"`
+	AgentModule flakeModule `json:"agentModule"`
+}
+
+// flakeModule is what one of the flake's nixosModules imports and sets.
+type flakeModule struct {
+	Imports  []string `json:"imports"`
+	Package  string   `json:"package"`
+	Priority int      `json:"packagePriority"`
 }
 
 // goMod returns go.mod's module path and go version.
@@ -672,6 +788,12 @@ func TestFlake(t *testing.T) {
 				t.Errorf("%s: %s's source root is %s, want the repository", system, name, p.Src)
 			}
 			checkExcluded(t, p.Excluded)
+			// Editing a NixOS module does not rebuild the binaries.
+			for _, f := range []string{"nixos-module.nix", "agent-module.nix"} {
+				if !slices.Contains(p.Excluded, filepath.Join(root(t), "landscaper", f)) {
+					t.Errorf("%s: %s's source holds landscaper/%s, which the Go build never reads", system, name, f)
+				}
+			}
 		}
 		if app := r.Apps[system]; app.Type != "app" || app.Program != l.Path+"/bin/landscaper" {
 			t.Errorf("%s: apps.default = %+v, want the app %s/bin/landscaper", system, app, l.Path)
@@ -695,11 +817,16 @@ func TestFlake(t *testing.T) {
 		t.Errorf("landscaper/cli/cli.go has no `var Version`, which the flake's ldflags set (%v)", err)
 	}
 
-	if want := []string{filepath.Join(root(t), "landscaper", "nixos-module.nix")}; !slices.Equal(r.Module.Imports, want) {
-		t.Errorf("nixosModules.default imports %v, want %v", r.Module.Imports, want)
-	}
-	if r.Module.Package != r.Packages["aarch64-linux"]["landscaper"].Path || r.Module.Priority != 1000 {
-		t.Errorf("nixosModules.default sets the package to %s (priority %d), want mkDefault of the host system's landscaper", r.Module.Package, r.Module.Priority)
+	for name, m := range map[string]struct {
+		module flakeModule
+		file   string
+	}{"default": {r.Module, "nixos-module.nix"}, "agent": {r.AgentModule, "agent-module.nix"}} {
+		if want := []string{filepath.Join(root(t), "landscaper", m.file)}; !slices.Equal(m.module.Imports, want) {
+			t.Errorf("nixosModules.%s imports %v, want %v", name, m.module.Imports, want)
+		}
+		if m.module.Package != r.Packages["aarch64-linux"]["landscaper"].Path || m.module.Priority != 1000 {
+			t.Errorf("nixosModules.%s sets the package to %s (priority %d), want mkDefault of the host system's landscaper", name, m.module.Package, m.module.Priority)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ let
   };
 
   module = self.nixosModules.default { inherit lib; pkgs = mkPkgs "aarch64-linux"; };
+  agentModule = self.nixosModules.agent { inherit lib; pkgs = mkPkgs "aarch64-linux"; };
 in
 {
   inputs = builtins.attrNames flake.inputs;
@@ -51,5 +52,10 @@ in
     imports = map toString module.imports;
     package = toString module.services.landscaper.package.content;
     packagePriority = module.services.landscaper.package.priority;
+  };
+  agentModule = {
+    imports = map toString agentModule.imports;
+    package = toString agentModule.services.landscaper-agent.package.content;
+    packagePriority = agentModule.services.landscaper-agent.package.priority;
   };
 }

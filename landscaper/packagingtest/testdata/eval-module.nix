@@ -1,27 +1,33 @@
-# Evaluates landscaper/nixos-module.nix with the stub lib, once per case,
-# the way the module system would use it: option declarations first
-# (without config), then config from each option's default overridden by
-# the case's settings. mkIf and mkDefault are resolved; a disabled mkIf
+# Evaluates one of the NixOS modules (landscaper/nixos-module.nix, or
+# landscaper/agent-module.nix) with the stub lib, once per case, the way
+# the module system would use it: option declarations first (without
+# config), then config from each option's default overridden by the
+# case's settings. mkIf and mkDefault are resolved; a disabled mkIf
 # becomes an empty attribute set.
 #
-# root: the repository; cases: JSON, case name -> services.landscaper
-# settings (package is always a fake derivation).
-{ root, cases }:
+# root: the repository; cases: JSON, case name -> services.<name>
+# settings (package is always a fake derivation; a setting
+# { "__path": "p" } is the Nix path of the repository's file p);
+# module: the module's file in the repository; name: its
+# services.<name>, which is also the name of its systemd service.
+{ root, cases, module ? "landscaper/nixos-module.nix", name ? "landscaper" }:
 let
   lib = import ./stub-lib.nix;
-  module = import (root + "/landscaper/nixos-module.nix");
+  moduleFn = import (root + "/${module}");
 
   fakeDrv = name: {
     type = "derivation";
     inherit name;
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
-  pkgs = { ipxe = fakeDrv "ipxe"; };
+  pkgs = { ipxe = fakeDrv "ipxe"; util-linux = fakeDrv "util-linux"; };
+  # What the modules read of the rest of the NixOS configuration.
+  otherConfig = { nix.package = fakeDrv "nix"; };
 
-  declared = (module {
+  declared = (moduleFn {
     inherit lib pkgs;
     config = throw "the option declarations read config";
-  }).options.services.landscaper;
+  }).options.services.${name};
 
   resolve = v:
     if builtins.isAttrs v && (v._type or null) == "if" then
@@ -35,20 +41,23 @@ let
     else
       v;
 
+  # JSON has no Nix paths: { __path = "p"; } is the repository's file p.
+  fromCase = v: if builtins.isAttrs v && v ? __path then root + "/${v.__path}" else v;
+
   evalCase = settings0:
     let
-      settings = { package = fakeDrv "landscaper"; } // settings0;
+      settings = { package = fakeDrv "landscaper"; } // builtins.mapAttrs (_: fromCase) settings0;
       values = builtins.mapAttrs
-        (name: o:
-          if settings ? ${name} then settings.${name}
+        (option: o:
+          if settings ? ${option} then settings.${option}
           else if o ? default then o.default
-          else throw "services.landscaper.${name} has no default and the case does not set it")
+          else throw "services.${name}.${option} has no default and the case does not set it")
         declared;
-      out = resolve (module {
+      out = resolve (moduleFn {
         inherit lib pkgs;
-        config.services.landscaper = values;
+        config = otherConfig // { services.${name} = values; };
       }).config;
-      unit = out.systemd.services.landscaper or null;
+      unit = out.systemd.services.${name} or null;
     in
     {
       unknownSettings = builtins.filter (n: !(declared ? ${n})) (builtins.attrNames settings);
@@ -58,6 +67,10 @@ let
       execStart = if unit == null then null else unit.serviceConfig.ExecStart;
       serviceConfig = if unit == null then null else unit.serviceConfig;
       wantedBy = if unit == null then null else unit.wantedBy;
+      # The whole systemd.services.<name>, to write its unit file.
+      inherit unit;
+      # A disabled mkIf of a list defines nothing: no rules.
+      tmpfiles = let r = out.systemd.tmpfiles.rules or [ ]; in if builtins.isList r then r else [ ];
       firewall = out.networking.firewall or { };
       systemPackages = map toString (out.environment.systemPackages or [ ]);
       users = builtins.attrNames (out.users.users or { });

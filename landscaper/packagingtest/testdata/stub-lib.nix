@@ -1,6 +1,6 @@
-# A stand-in for the few parts of nixpkgs' lib that flake.nix and
-# landscaper/nixos-module.nix use, so that the packaging test can evaluate
-# them without nixpkgs. It mimics their shape, not their full behaviour:
+# A stand-in for the few parts of nixpkgs' lib that flake.nix,
+# landscaper/nixos-module.nix and landscaper/agent-module.nix use, so
+# that the packaging test can evaluate them without nixpkgs. It mimics their shape, not their full behaviour:
 # options are plain attribute sets, mkIf and mkDefault are markers that
 # eval-module.nix resolves, and filesets are lists of paths.
 #
@@ -35,6 +35,7 @@ rec {
     };
     nullOr = t: { name = "null or ${t.name}"; check = v: v == null || t.check v; };
     listOf = t: { name = "list of ${t.name}"; check = v: builtins.isList v && builtins.all t.check v; };
+    either = a: b: { name = "${a.name} or ${b.name}"; check = v: a.check v || b.check v; };
   };
 
   genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
