@@ -270,6 +270,8 @@ func generationOf(d pulldir.Desired, ok bool) int64 {
 // awaitChange waits until the host's desired generation is other than
 // known, for at most wait; it returns what is desired then.
 func (s *Server) awaitChange(ctx context.Context, id string, known int64, wait time.Duration) (pulldir.Desired, bool, error) {
+	s.metrics.waiting.Add(1)
+	defer s.metrics.waiting.Add(-1)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	tick := time.NewTicker(s.cfg.PollEvery)
