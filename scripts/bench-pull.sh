@@ -21,7 +21,10 @@
 #
 # Usage: scripts/bench-pull.sh
 # Environment: BENCH_PULL_AGENTS (default "100 1000"), BENCH_PULL_HOLD
-# (default 10s), BENCH_REPS (runs per size, default 1).
+# (default 10s), BENCH_REPS (runs per size, default 1), BENCH_DIR (where
+# the pull directory goes; default: the temporary directory),
+# BENCH_LANDSCAPER (another landscaper binary to measure as the server;
+# default: built from this tree).
 # Needs: go, nix (to build two stand-in systems).
 set -euo pipefail
 export LC_ALL=C
@@ -48,6 +51,8 @@ echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 echo "- landscaper commit $rev, $(go version | cut -d' ' -f3); $(nix --version)"
 echo "- agents: $BENCH_PULL_AGENTS; $reps run(s) each; hold $BENCH_PULL_HOLD"
+echo "- pull directory under: ${BENCH_DIR:-${TMPDIR:-/tmp}} ($(df -T "${BENCH_DIR:-${TMPDIR:-/tmp}}" | awk 'NR == 2 { print $2 }'))"
+if [ -n "${BENCH_LANDSCAPER:-}" ]; then echo "- server binary: $BENCH_LANDSCAPER"; fi
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)"
 
 go test -count=1 -run '^$' -bench '^BenchmarkPullLoad$' -benchtime "${reps}x" -timeout 60m ./landscaper/pull/pullload/

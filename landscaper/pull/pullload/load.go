@@ -17,6 +17,7 @@ import (
 // Defaults of Config's zero values.
 const (
 	DefaultBurst          = 5
+	DefaultProbes         = 200
 	DefaultWait           = 60 * time.Second
 	DefaultHold           = 3 * time.Second
 	DefaultDeadline       = 2 * time.Minute
@@ -37,6 +38,10 @@ type Config struct {
 	// Burst is how many polls each agent makes that the server answers
 	// at once (DefaultBurst when zero).
 	Burst int
+	// Probes is how many polls, one after another, a probe host makes
+	// while all agents wait, each answered at once (DefaultProbes when
+	// zero).
+	Probes int
 	// Wait is the long-polls' wait= (DefaultWait when zero).
 	Wait time.Duration
 	// Hold is how long all agents wait, long-polling, before the second
@@ -87,6 +92,10 @@ type Result struct {
 	// answer; RequestsPerSecond their number over it.
 	ImmediateWall     time.Duration
 	RequestsPerSecond float64
+	// ProbeLatency is the latency of polls answered at once, made one
+	// after another by one more host while every agent's long-poll
+	// waits: what a host asking alone sees.
+	ProbeLatency Quantiles
 
 	// PublishDuration is how long writing the second generation of every
 	// host took.
@@ -146,6 +155,9 @@ func (c *Config) defaults() error {
 	if c.Burst <= 0 {
 		c.Burst = DefaultBurst
 	}
+	if c.Probes <= 0 {
+		c.Probes = DefaultProbes
+	}
 	if c.Wait <= 0 {
 		c.Wait = DefaultWait
 	}
@@ -187,7 +199,8 @@ func (t *tally) failed(err error) {
 //
 //  1. every agent makes Burst polls that the server answers at once;
 //  2. every agent long-polls (wait=Wait, known=its generation) until the
-//     server holds them all, and they wait for Hold;
+//     server holds them all, and they wait for Hold; then one more host
+//     makes Probes polls the server answers at once, one after another;
 //  3. a second generation is published for every host, and each agent
 //     takes it from its long-poll and polls again for the next;
 //  4. the agents stop, and the server is watched until its goroutines
@@ -202,7 +215,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	n := cfg.Agents
 	res := &Result{Agents: n, Hold: cfg.Hold, Refused: map[string]int64{}}
 	cfg.Logf("making %d host keys and their generations", n)
-	hosts, err := NewFleet(n)
+	// The agents' hosts, and the probe's.
+	hosts, err := NewFleet(n + 1)
 	if err != nil {
 		return nil, err
 	}
@@ -242,11 +256,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer smp.stop()
 
 	agents := make([]*agent, n)
-	for i, h := range hosts {
+	for i, h := range hosts[:n] {
 		if agents[i], err = newAgent(srv, h); err != nil {
 			return nil, err
 		}
 	}
+	probe, err := newAgent(srv, hosts[n])
+	if err != nil {
+		return nil, err
+	}
+	defer probe.close()
 	var t tally
 	latencies := make([]time.Duration, n*cfg.Burst)
 	learnedAt := make([]atomic.Int64, n)
@@ -327,6 +346,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.GoroutinesWaiting = waiting["go_goroutines"]
+
+	cfg.Logf("%d polls of one more host, one after another", cfg.Probes)
+	probes := make([]time.Duration, 0, cfg.Probes)
+	for range cfg.Probes {
+		t.sent.Add(1)
+		t0 := time.Now()
+		gen, err := probe.poll(ctx, 0, cfg.Wait)
+		probes = append(probes, time.Since(t0))
+		switch {
+		case err != nil:
+			t.failed(err)
+		case gen != first[n]:
+			t.wrongGen.Add(1)
+		}
+	}
+	res.ProbeLatency = quantiles(probes)
 
 	cfg.Logf("publishing the second generation of %d hosts", n)
 	pubStart := time.Now()

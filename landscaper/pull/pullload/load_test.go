@@ -157,7 +157,11 @@ func TestThousandAgents(t *testing.T) {
 // BenchmarkPullLoad runs the load for each number of agents in
 // BENCH_PULL_AGENTS ("100 1000" by default), once per -benchtime
 // iteration, and prints the figures as a Markdown table
-// (scripts/bench-pull.sh runs it).
+// (scripts/bench-pull.sh runs it). BENCH_PULL_HOLD is how long all
+// agents wait before the new generation (10s), BENCH_DIR where the pull
+// directory goes (the default temporary directory), BENCH_LANDSCAPER
+// another landscaper binary to measure (built from this tree by
+// default).
 func BenchmarkPullLoad(b *testing.B) {
 	sizes := []int{100, 1000}
 	if spec := os.Getenv("BENCH_PULL_AGENTS"); spec != "" {
@@ -178,15 +182,23 @@ func BenchmarkPullLoad(b *testing.B) {
 		}
 		hold = d
 	}
-	bin := landscaperBin(b)
+	bin := os.Getenv("BENCH_LANDSCAPER")
+	if bin == "" {
+		bin = landscaperBin(b)
+	}
 	var results []*Result
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
 			for range b.N {
+				work, err := os.MkdirTemp(os.Getenv("BENCH_DIR"), "pullload-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { os.RemoveAll(work) })
 				res, err := Run(context.Background(), Config{
 					Agents:    n,
 					Bin:       bin,
-					WorkDir:   b.TempDir(),
+					WorkDir:   work,
 					Toplevels: toplevels(b),
 					Hold:      hold,
 					Logf:      b.Logf,

@@ -10,11 +10,11 @@ import (
 
 // WriteTable writes results as a Markdown table, one row per run.
 func WriteTable(w io.Writer, results []*Result) {
-	fmt.Fprintln(w, "| agents | publish s | all know s | reach p50 / p99 / max ms | immediate poll p50 / p99 / max ms | polls/s | server peak RSS MiB (before, after) | goroutines before / peak / all waiting / after | server CPU while all wait, ms/s | server CPU, whole run s | requests sent | nonce files |")
-	fmt.Fprintln(w, "|---:|---:|---:|---|---|---:|---|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| agents | publish s | all know s | reach p50 / p99 / max ms | immediate poll, all agents at once: p50 / p99 / max ms | polls/s | immediate poll, one host alone while all wait: p50 / p99 / max ms | server peak RSS MiB (before, after) | goroutines before / peak / all waiting / after | server CPU while all wait, ms/s | server CPU, whole run s | requests sent | nonce files |")
+	fmt.Fprintln(w, "|---:|---:|---:|---|---|---:|---|---|---|---:|---:|---:|---:|")
 	for _, r := range results {
-		fmt.Fprintf(w, "| %d | %.2f | %.2f | %s | %s | %.0f | %.1f (%.1f, %.1f) | %d / %d / %d / %d | %.0f | %.2f | %d | %d |\n",
-			r.Agents, r.PublishDuration.Seconds(), r.AllKnow.Seconds(), ms3(r.Reach), ms3(r.ImmediateLatency), r.RequestsPerSecond,
+		fmt.Fprintf(w, "| %d | %.2f | %.2f | %s | %s | %.0f | %s | %.1f (%.1f, %.1f) | %d / %d / %d / %d | %.0f | %.2f | %d | %d |\n",
+			r.Agents, r.PublishDuration.Seconds(), r.AllKnow.Seconds(), ms3(r.Reach), ms3(r.ImmediateLatency), r.RequestsPerSecond, ms3(r.ProbeLatency),
 			mib(r.RSSPeak), mib(r.RSSBefore), mib(r.RSSAfter),
 			r.GoroutinesBefore, r.GoroutinesPeak, r.GoroutinesWaiting, r.GoroutinesAfter,
 			float64(r.HoldCPU.Milliseconds())/r.Hold.Seconds(), r.CPU.Seconds(), r.RequestsSent, r.NonceFiles)
