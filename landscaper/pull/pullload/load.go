@@ -265,7 +265,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer probe.close()
 	var t tally
 	latencies := make([]time.Duration, n*cfg.Burst)
 	learnedAt := make([]atomic.Int64, n)
@@ -362,6 +361,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.ProbeLatency = quantiles(probes)
+	probe.close()
 
 	cfg.Logf("publishing the second generation of %d hosts", n)
 	pubStart := time.Now()
