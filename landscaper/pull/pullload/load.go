@@ -330,6 +330,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := smp.await(ctx, cfg.Deadline, func(m map[string]int64) bool { return m["landscaper_pull_waiting"] >= int64(n) }); err != nil {
 		return nil, fmt.Errorf("the server never held all %d long-polls: %w", n, err)
 	}
+	// Over the hold the server does nothing but hold the polls: not even
+	// the sampler's scrapes.
+	smp.pause()
 	cpuA, err := srv.CPUTime()
 	if err != nil {
 		return nil, err
@@ -339,6 +342,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	smp.resume()
 	res.HoldCPU = cpuB - cpuA
 	waiting, err := srv.Metrics(ctx)
 	if err != nil {
@@ -458,9 +462,12 @@ type sampler struct {
 	mu     sync.Mutex
 	latest map[string]int64
 	peak   map[string]int64
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	paused bool
+	// scraping is held during each scrape.
+	scraping sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	once     sync.Once
 }
 
 const sampleEvery = 200 * time.Millisecond
@@ -473,14 +480,7 @@ func startSampler(ctx context.Context, srv *Server) *sampler {
 		tick := time.NewTicker(sampleEvery)
 		defer tick.Stop()
 		for {
-			if m, err := srv.Metrics(ctx); err == nil {
-				s.mu.Lock()
-				s.latest = m
-				for _, k := range []string{"go_goroutines", "process_open_fds", "landscaper_pull_waiting"} {
-					s.peak[k] = max(s.peak[k], m[k])
-				}
-				s.mu.Unlock()
-			}
+			s.scrape(ctx)
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
@@ -489,6 +489,42 @@ func startSampler(ctx context.Context, srv *Server) *sampler {
 		}
 	}()
 	return s
+}
+
+func (s *sampler) scrape(ctx context.Context) {
+	s.scraping.Lock()
+	defer s.scraping.Unlock()
+	s.mu.Lock()
+	paused := s.paused
+	s.mu.Unlock()
+	if paused {
+		return
+	}
+	m, err := s.srv.Metrics(ctx)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latest = m
+	for _, k := range []string{"go_goroutines", "process_open_fds", "landscaper_pull_waiting"} {
+		s.peak[k] = max(s.peak[k], m[k])
+	}
+}
+
+// pause stops the scrapes; it returns once none is under way.
+func (s *sampler) pause() {
+	s.scraping.Lock()
+	defer s.scraping.Unlock()
+	s.mu.Lock()
+	s.paused = true
+	s.mu.Unlock()
+}
+
+func (s *sampler) resume() {
+	s.mu.Lock()
+	s.paused = false
+	s.mu.Unlock()
 }
 
 func (s *sampler) stop() {
