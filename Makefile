@@ -9,7 +9,7 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 PROVIDERS := $(notdir $(wildcard providers/*/cmd/landscaper-provider-*))
 
-.PHONY: build test test-short generate lint bench bench-fleet demo demo-vm demo-quickstart clean install-deps fuzz
+.PHONY: build test test-short generate lint bench bench-fleet bench-pull demo demo-vm demo-quickstart clean install-deps fuzz
 
 build:
 	$(GO) build -o $(BIN)/ ./landscaper/cmd/landscaper $(addprefix ./providers/,$(foreach p,$(PROVIDERS),$(patsubst landscaper-provider-%,%,$(p))/cmd/$(p)))
@@ -48,6 +48,11 @@ bench: build
 # the same steps by hand (BENCHMARKS.md, "Fleet apply").
 bench-fleet:
 	bash scripts/bench-fleet.sh
+
+# 100 and 1000 simulated pull agents, long-polling one `landscaper serve
+# --pull-dir` on loopback (BENCHMARKS.md, "Pull mode: 1000 agents").
+bench-pull:
+	bash scripts/bench-pull.sh
 
 # The README's first command: installs what is needed, builds, and installs
 # a simulated new server with examples/install in one apply, served by

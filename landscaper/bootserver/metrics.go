@@ -155,4 +155,5 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request, extra []f
 	for _, write := range extra {
 		write(w)
 	}
+	writeProcessMetrics(w)
 }

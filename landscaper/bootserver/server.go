@@ -40,7 +40,8 @@
 // (see tftpGate): landscaper_boot_tftp_unacknowledged,
 // landscaper_boot_tftp_unacknowledged_max,
 // landscaper_boot_tftp_unacknowledged_dropped_total and
-// landscaper_boot_tftp_refused_per_address_total.
+// landscaper_boot_tftp_refused_per_address_total. The process itself:
+// go_goroutines, process_resident_memory_bytes and process_open_fds.
 package bootserver
 
 import (

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 )
@@ -51,10 +52,12 @@ func refusalOf(err error) string {
 	return "error"
 }
 
-// metrics count the API's requests by endpoint and outcome.
+// metrics count the API's requests by endpoint and outcome, and the
+// long-polls waiting now.
 type metrics struct {
 	mu       sync.Mutex
 	requests map[[2]string]int64
+	waiting  atomic.Int64
 }
 
 func newMetrics() *metrics { return &metrics{requests: map[[2]string]int64{}} }
@@ -80,8 +83,9 @@ func (s *Server) Refused(reason string) int64 {
 }
 
 // WriteMetrics writes the counters in the Prometheus text format:
-// landscaper_pull_requests_total{endpoint,outcome} and
-// landscaper_pull_refused_total{reason} (every reason, zeros included).
+// landscaper_pull_requests_total{endpoint,outcome},
+// landscaper_pull_refused_total{reason} (every reason, zeros included)
+// and the gauge landscaper_pull_waiting (long-polls held now).
 func (s *Server) WriteMetrics(w io.Writer) {
 	s.metrics.mu.Lock()
 	keys := make([][2]string, 0, len(s.metrics.requests))
@@ -109,6 +113,9 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	for _, r := range refusals {
 		fmt.Fprintf(w, "landscaper_pull_refused_total{reason=%q} %d\n", r, s.Refused(r))
 	}
+	fmt.Fprintln(w, "# HELP landscaper_pull_waiting Long-polls of the desired generation held now (about one per connected agent).")
+	fmt.Fprintln(w, "# TYPE landscaper_pull_waiting gauge")
+	fmt.Fprintf(w, "landscaper_pull_waiting %d\n", s.metrics.waiting.Load())
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

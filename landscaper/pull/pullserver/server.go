@@ -19,7 +19,6 @@
 package pullserver
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,8 +56,9 @@ type Config struct {
 	MaxSkew time.Duration
 	// MaxWait caps a long-poll's ?wait= (DefaultMaxWait when zero).
 	MaxWait time.Duration
-	// PollEvery is how often a long-poll looks at the host's desired
-	// generation (DefaultPollEvery when zero): a new one is seen within it.
+	// PollEvery is how often the server looks at the desired generation
+	// of the hosts whose long-polls wait (DefaultPollEvery when zero): a
+	// new one is seen within it.
 	PollEvery time.Duration
 	Logger    *slog.Logger
 }
@@ -72,6 +72,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	closures closureCache
+	watch    *watcher
 	// done is closed by Close: long-polls answer at once.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -106,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		verifier: pullauth.Verifier{MaxSkew: cfg.MaxSkew, Claim: cfg.Dir.ClaimNonce},
 		log:      cfg.Logger,
 		metrics:  newMetrics(),
+		watch:    newWatcher(cfg.Dir, cfg.PollEvery),
 		done:     make(chan struct{}),
 	}, nil
 }
@@ -271,36 +273,6 @@ func generationOf(d pulldir.Desired, ok bool) int64 {
 		return 0
 	}
 	return d.Generation
-}
-
-// awaitChange waits until the host's desired generation is other than
-// known, for at most wait; it returns what is desired then.
-func (s *Server) awaitChange(ctx context.Context, id string, known int64, wait time.Duration) (pulldir.Desired, bool, error) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	tick := time.NewTicker(s.cfg.PollEvery)
-	defer tick.Stop()
-	stamp := s.cfg.Dir.DesiredStamp(id)
-	for {
-		select {
-		case <-ctx.Done():
-			return s.cfg.Dir.Desired(id)
-		case <-s.done:
-			return s.cfg.Dir.Desired(id)
-		case <-timer.C:
-			return s.cfg.Dir.Desired(id)
-		case <-tick.C:
-		}
-		now := s.cfg.Dir.DesiredStamp(id)
-		if now == stamp {
-			continue
-		}
-		stamp = now
-		d, ok, err := s.cfg.Dir.Desired(id)
-		if err != nil || generationOf(d, ok) != known {
-			return d, ok, err
-		}
-	}
 }
 
 // serveReport records a host's report.
