@@ -11,7 +11,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/formats/bootentry"
 	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullserver"
 )
 

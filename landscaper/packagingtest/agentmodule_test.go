@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // The pull agent's module, landscaper/agent-module.nix

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/landscaper-nix/landscaper/internal/systemdhost"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/internal/systemdhost"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // TestServeUnitUnderSystemd runs the boot server's unit with a pull

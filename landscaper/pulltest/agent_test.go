@@ -15,7 +15,7 @@ import (
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 

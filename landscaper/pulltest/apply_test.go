@@ -16,7 +16,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // deployment is a nixos.pull member for the host, with a health check,

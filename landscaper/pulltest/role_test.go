@@ -10,7 +10,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // roleDeployment is a nixos.pull-role member with a health check and a

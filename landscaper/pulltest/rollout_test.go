@@ -11,7 +11,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // fleetDeployment is five nixos.pull members, waiting for their hosts'

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/landscaper-nix/landscaper/internal/activation"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // activate activates the desired system as nixos.system does (package

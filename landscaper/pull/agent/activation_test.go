@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/landscaper-nix/landscaper/internal/activation"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // TestOutcomeOf: what the agent reports for each way an activation ends.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 

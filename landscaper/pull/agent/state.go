@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // state is what the agent remembers between cycles: the last generation

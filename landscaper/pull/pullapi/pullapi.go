@@ -2,7 +2,7 @@
 // answers carry, shared by the server and its clients.
 package pullapi
 
-import "github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+import "github.com/landscaper-nix/landscaper/formats/pulldir"
 
 // Prefix is where the API is mounted on the server's HTTP listener.
 const Prefix = "/pull/v1/"

@@ -20,7 +20,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // Client talks to one pull server as one host.

@@ -27,7 +27,7 @@ import (
 	"filippo.io/age"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // enrollRole returns the role of an enrollment path ("roles/<role>/enroll").

@@ -12,7 +12,7 @@ import (
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 const roleToken = "0123456789abcdef-role-token"

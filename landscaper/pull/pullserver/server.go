@@ -35,7 +35,7 @@ import (
 	"github.com/landscaper-nix/landscaper/landscaper/pull/nixcache"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // Prefix is where the API is mounted.

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // watcher sees new desired generations for the long-polls: while any

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pulldir"
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // eventually waits until cond holds, for at most 10 s.
