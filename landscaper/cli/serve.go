@@ -10,8 +10,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/landscaper-nix/landscaper/formats/bootentry"
-	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/landscaper/bootserver"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullserver"
 )
 

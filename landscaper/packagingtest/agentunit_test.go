@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/internal/systemdhost"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/internal/systemdhost"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
 

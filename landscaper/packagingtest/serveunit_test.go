@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/internal/systemdhost"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
-	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // TestServeUnitUnderSystemd runs the boot server's unit with a pull

@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // deployment is a nixos.pull member for the host, with a health check,

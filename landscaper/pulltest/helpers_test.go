@@ -20,9 +20,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/internal/testhost"
 	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
-	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 func TestMain(m *testing.M) {

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"

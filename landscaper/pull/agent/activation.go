@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/internal/activation"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/internal/activation"
 )
 
 // activate activates the desired system as nixos.system does (package

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/internal/activation"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/internal/activation"
 )
 
 // TestOutcomeOf: what the agent reports for each way an activation ends.

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
 )
 
 // serverStartTimeout bounds the wait for the server's listening line.

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/landscaper-nix/landscaper/formats/pulldir"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullauth"
-	"github.com/landscaper-nix/landscaper/formats/pulldir"
 )
 
 // enrollRole returns the role of an enrollment path ("roles/<role>/enroll").

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/landscaper/pull/pullclient"
 )
 
 // eventually waits until cond holds, for at most 10 s.
