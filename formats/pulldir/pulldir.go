@@ -175,7 +175,13 @@ func (d Dir) Publish(hostKey ssh.PublicKey, want Desired) (Desired, error) {
 	if err := writeFile(filepath.Join(dir, "host.pub"), ssh.MarshalAuthorizedKey(hostKey), 0o644); err != nil {
 		return Desired{}, err
 	}
-	prev, ok, err := d.Desired(id)
+	return publishNext(filepath.Join(dir, "desired.json"), want)
+}
+
+// publishNext writes want into path as the generation after the one
+// there (the first when there is none) and returns it as written.
+func publishNext(path string, want Desired) (Desired, error) {
+	prev, ok, err := readDesired(path)
 	if err != nil {
 		return Desired{}, err
 	}
@@ -184,7 +190,7 @@ func (d Dir) Publish(hostKey ssh.PublicKey, want Desired) (Desired, error) {
 		want.Generation = prev.Generation + 1
 	}
 	want.PublishedAt = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := writeDesired(filepath.Join(dir, "desired.json"), want); err != nil {
+	if err := writeDesired(path, want); err != nil {
 		return Desired{}, err
 	}
 	return want, nil

@@ -133,19 +133,7 @@ func (d Dir) SetRoleTarget(role string, want Desired) (Desired, error) {
 	if err := ValidRole(role); err != nil {
 		return Desired{}, fmt.Errorf("pull dir: %w", err)
 	}
-	prev, ok, err := d.RoleTarget(role)
-	if err != nil {
-		return Desired{}, err
-	}
-	want.Generation = 1
-	if ok {
-		want.Generation = prev.Generation + 1
-	}
-	want.PublishedAt = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := writeDesired(filepath.Join(d.roleDir(role), "target.json"), want); err != nil {
-		return Desired{}, err
-	}
-	return want, nil
+	return publishNext(filepath.Join(d.roleDir(role), "target.json"), want)
 }
 
 // SetRoleDesired makes gen what every host of the role runs (a rollout

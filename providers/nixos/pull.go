@@ -93,31 +93,50 @@ func pullType() *sdk.Type[pullInputs, pullOutputs] {
 }
 
 func validatePull(in pullInputs, unknown []resource.Path) resource.Diagnostics {
-	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
-	var diags resource.Diagnostics
-	if known("pullDir") && in.PullDir == "" {
-		diags = append(diags, resource.Error(resource.AttrPath("pullDir"), "invalid pullDir", "pullDir must name the directory landscaper serve --pull-dir serves"))
-	}
-	if known("hostPublicKey") {
+	diags := validatePublished(published{in.PullDir, in.Toplevel, in.HealthChecks, in.Secrets}, unknown,
+		timeout{"confirmTimeout", in.ConfirmTimeout}, timeout{"activationTimeout", in.ActivationTimeout}, timeout{"waitTimeout", in.WaitTimeout})
+	if !resource.Covered(resource.AttrPath("hostPublicKey"), unknown) {
 		if _, err := pulldir.ParseHostKey(in.HostPublicKey); err != nil {
 			diags = append(diags, resource.Error(resource.AttrPath("hostPublicKey"), "invalid hostPublicKey", "hostPublicKey must be the host's ed25519 key, \"ssh-ed25519 AAAA...\": %v", err))
 		}
 	}
-	if known("toplevel") && !isStorePath(in.Toplevel) {
-		diags = append(diags, resource.Error(resource.AttrPath("toplevel"), "invalid toplevel", "toplevel must be a store path such as /nix/store/...-nixos-system-..., got %q", in.Toplevel))
+	return diags
+}
+
+// published are the inputs nixos.pull and nixos.pull-role share: what
+// they publish, and where.
+type published struct {
+	pullDir, toplevel string
+	checks            []healthCheckDef
+	secrets           map[string]json.RawMessage
+}
+
+// timeout is an input in seconds.
+type timeout struct {
+	name string
+	v    float64
+}
+
+// validatePublished checks the inputs nixos.pull and nixos.pull-role
+// share; attributes not known yet are not judged.
+func validatePublished(in published, unknown []resource.Path, timeouts ...timeout) resource.Diagnostics {
+	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
+	var diags resource.Diagnostics
+	if known("pullDir") && in.pullDir == "" {
+		diags = append(diags, resource.Error(resource.AttrPath("pullDir"), "invalid pullDir", "pullDir must name the directory landscaper serve --pull-dir serves"))
+	}
+	if known("toplevel") && !isStorePath(in.toplevel) {
+		diags = append(diags, resource.Error(resource.AttrPath("toplevel"), "invalid toplevel", "toplevel must be a store path such as /nix/store/...-nixos-system-..., got %q", in.toplevel))
 	}
 	if known("healthChecks") {
-		diags = append(diags, validateHealthChecks(in.HealthChecks, unknown)...)
+		diags = append(diags, validateHealthChecks(in.checks, unknown)...)
 	}
 	if known("secrets") {
-		_, d := parsePullSecrets(in.Secrets, unknown)
+		_, d := parsePullSecrets(in.secrets, unknown)
 		diags = append(diags, d...)
 	}
-	for _, s := range []struct {
-		name string
-		v    float64
-	}{{"confirmTimeout", in.ConfirmTimeout}, {"activationTimeout", in.ActivationTimeout}, {"waitTimeout", in.WaitTimeout}} {
-		diags = append(diags, validateSeconds(s.name, s.v, unknown)...)
+	for _, t := range timeouts {
+		diags = append(diags, validateSeconds(t.name, t.v, unknown)...)
 	}
 	return diags
 }

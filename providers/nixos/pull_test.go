@@ -139,3 +139,58 @@ func TestPullPublishesReadsAndForgets(t *testing.T) {
 		t.Fatal("the host is still in the pull directory after delete")
 	}
 }
+
+func TestValidatePullRole(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t, nixos.Provider())
+	store := "/nix/store/1i3zb5h85cxr2d013x8i9009gr21dmn0-nixos-system-x"
+	const token = "a-good-enrollment-token-0123"
+	in := func(mod func(m map[string]any)) map[string]any {
+		m := map[string]any{"pullDir": "/var/lib/landscaper/pull", "role": "web", "toplevel": store, "enrollToken": token}
+		mod(m)
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]any
+		path   string
+		want   string
+	}{
+		{"valid", in(func(map[string]any) {}), "", ""},
+		{"role with a slash", in(func(m map[string]any) { m["role"] = "web/../db" }), "role", "want 1 to 63"},
+		{"role in capitals", in(func(m map[string]any) { m["role"] = "Web" }), "role", "want 1 to 63"},
+		{"short token", in(func(m map[string]any) { m["enrollToken"] = "short-token" }), "enrollToken", "at least 16 characters"},
+		{"token with a newline", in(func(m map[string]any) { m["enrollToken"] = token + "\n" }), "enrollToken", "no surrounding white space"},
+		{"toplevel outside the store", in(func(m map[string]any) { m["toplevel"] = "/etc/nixos" }), "toplevel", "must be a store path"},
+		{"batch of none", in(func(m map[string]any) { m["batchSize"] = 0 }), "batchSize", ""},
+		{"negative budget", in(func(m map[string]any) { m["maxFailures"] = -1 }), "maxFailures", ""},
+		{"gone at once", in(func(m map[string]any) { m["goneAfter"] = 0 }), "goneAfter", "more than 0"},
+		{"secret in the store", in(func(m map[string]any) {
+			m["secrets"] = map[string]any{"/nix/store/x-key": map[string]any{"contents": "v"}}
+		}), `secrets."/nix/store/x-key"`, "never written under /nix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			diags, err := h.Provider.Validate(context.Background(), resource.ValidateRequest{Type: "nixos.pull-role", Name: "test", Inputs: resource.Values{JSON: h.JSON(tc.inputs)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range diags {
+				if strings.Contains(d.String(), "short-token") || strings.Contains(d.String(), token) {
+					t.Errorf("diagnostic shows the token: %v", d)
+				}
+			}
+			if tc.path == "" {
+				if diags.HasError() {
+					t.Fatalf("valid inputs refused: %v", diags.Err())
+				}
+				return
+			}
+			for _, d := range diags {
+				if d.Severity == resource.SeverityError && d.Attribute.String() == tc.path && strings.Contains(d.String(), tc.want) {
+					return
+				}
+			}
+			t.Errorf("no error at %s saying %q; got %v", tc.path, tc.want, diags)
+		})
+	}
+}

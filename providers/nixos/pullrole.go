@@ -114,36 +114,18 @@ func pullRoleType() *sdk.Type[pullRoleInputs, pullRoleOutputs] {
 
 func validatePullRole(in pullRoleInputs, unknown []resource.Path) resource.Diagnostics {
 	known := func(name string) bool { return !resource.Covered(resource.AttrPath(name), unknown) }
-	var diags resource.Diagnostics
-	if known("pullDir") && in.PullDir == "" {
-		diags = append(diags, resource.Error(resource.AttrPath("pullDir"), "invalid pullDir", "pullDir must name the directory landscaper serve --pull-dir serves"))
-	}
+	diags := validatePublished(published{in.PullDir, in.Toplevel, in.HealthChecks, in.Secrets}, unknown,
+		timeout{"confirmTimeout", in.ConfirmTimeout}, timeout{"activationTimeout", in.ActivationTimeout}, timeout{"waitTimeout", in.WaitTimeout}, timeout{"goneAfter", in.GoneAfter})
 	if known("role") {
 		if err := pulldir.ValidRole(in.Role); err != nil {
 			diags = append(diags, resource.Error(resource.AttrPath("role"), "invalid role", "%v", err))
 		}
-	}
-	if known("toplevel") && !isStorePath(in.Toplevel) {
-		diags = append(diags, resource.Error(resource.AttrPath("toplevel"), "invalid toplevel", "toplevel must be a store path such as /nix/store/...-nixos-system-..., got %q", in.Toplevel))
 	}
 	if known("enrollToken") {
 		// Never the token itself in a diagnostic.
 		if n := len(strings.TrimSpace(in.EnrollToken)); n < minTokenLength || n != len(in.EnrollToken) {
 			diags = append(diags, resource.Error(resource.AttrPath("enrollToken"), "invalid enrollToken", "enrollToken must be at least %d characters with no surrounding white space (make one with openssl rand -hex 32); got %d characters", minTokenLength, len(in.EnrollToken)))
 		}
-	}
-	if known("healthChecks") {
-		diags = append(diags, validateHealthChecks(in.HealthChecks, unknown)...)
-	}
-	if known("secrets") {
-		_, d := parsePullSecrets(in.Secrets, unknown)
-		diags = append(diags, d...)
-	}
-	for _, s := range []struct {
-		name string
-		v    float64
-	}{{"confirmTimeout", in.ConfirmTimeout}, {"activationTimeout", in.ActivationTimeout}, {"waitTimeout", in.WaitTimeout}, {"goneAfter", in.GoneAfter}} {
-		diags = append(diags, validateSeconds(s.name, s.v, unknown)...)
 	}
 	return diags
 }

@@ -3,7 +3,6 @@ package pullserver
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -36,24 +35,10 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request, req *reques
 		http.Error(w, "enroll: POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4096+1))
-	if err != nil || len(body) > 4096 {
-		req.outcome = refusedBadRequest
-		http.Error(w, "body too large or unreadable", http.StatusBadRequest)
+	body, caller, ok := s.readSigned(w, r, req, 4096)
+	if !ok {
 		return
 	}
-	caller, err := s.verifier.Verify(r, body, time.Now())
-	if err != nil {
-		req.outcome = refusalOf(err)
-		if req.outcome == "error" {
-			s.log.Error("pull request: cannot check the signature", "error", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		http.Error(w, "refused: "+req.outcome, http.StatusUnauthorized)
-		return
-	}
-	req.host = caller.ID
 	var er pullapi.EnrollRequest
 	if err := json.Unmarshal(body, &er); err != nil || er.Proof == "" {
 		req.outcome = refusedBadRequest

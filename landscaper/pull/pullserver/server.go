@@ -156,24 +156,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.endpoint = endpointOf(sub)
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		req.outcome = refusedBadRequest
-		http.Error(w, "body too large or unreadable", http.StatusBadRequest)
+	body, caller, ok := s.readSigned(w, r, req, maxBody)
+	if !ok {
 		return
 	}
-	caller, err := s.verifier.Verify(r, body, time.Now())
-	if err != nil {
-		req.outcome = refusalOf(err)
-		if req.outcome == "error" {
-			s.log.Error("pull request: cannot check the signature", "error", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		http.Error(w, "refused: "+req.outcome, http.StatusUnauthorized)
-		return
-	}
-	req.host = caller.ID
 	if caller.ID != id {
 		// A host asking for another host's things: refused, counted and
 		// logged as an alarm.
@@ -198,6 +184,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.outcome = refusedBadRequest
 		http.Error(w, "not found", http.StatusNotFound)
 	}
+}
+
+// readSigned reads the request's body (at most limit bytes) and checks
+// its signature; when either fails it answers and returns false.
+func (s *Server) readSigned(w http.ResponseWriter, r *http.Request, req *request, limit int) ([]byte, pullauth.Caller, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil || len(body) > limit {
+		req.outcome = refusedBadRequest
+		http.Error(w, "body too large or unreadable", http.StatusBadRequest)
+		return nil, pullauth.Caller{}, false
+	}
+	caller, err := s.verifier.Verify(r, body, time.Now())
+	if err != nil {
+		req.outcome = refusalOf(err)
+		if req.outcome == "error" {
+			s.log.Error("pull request: cannot check the signature", "error", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return nil, pullauth.Caller{}, false
+		}
+		http.Error(w, "refused: "+req.outcome, http.StatusUnauthorized)
+		return nil, pullauth.Caller{}, false
+	}
+	req.host = caller.ID
+	return body, caller, true
 }
 
 func endpointOf(sub string) string {
