@@ -40,11 +40,16 @@ func countingNix(t *testing.T) func() map[string]int {
 
 // evalCountDeployment has a member whose inputs use no output (plain), one
 // that passes an output through (passes) and one that computes with it
-// (computes); each traces when its inputs are evaluated.
+// (computes); each traces when its inputs are evaluated. Of beside and
+// besideComputes, whose contents pass an output through or compute with
+// it, the names trace: parts beside an output, such as a NixOS toplevel
+// beside a host's address.
 const evalCountDeployment = `{ members, providers, ... }: {
   members.plain = { type = providers.local.file; inputs = builtins.trace "EVAL-plain" { name = "out/plain"; contents = "v1"; }; };
   members.passes = { type = providers.local.file; inputs = builtins.trace "EVAL-passes" { name = "out/passes"; contents = "after ${members.plain.outputs.sha256}"; }; };
   members.computes = { type = providers.local.file; inputs = builtins.trace "EVAL-computes" { name = "out/computes"; contents = builtins.hashString "sha256" members.plain.outputs.sha256; }; };
+  members.beside = { type = providers.local.file; inputs = { name = builtins.trace "EVAL-beside" "out/beside"; contents = "after ${members.plain.outputs.sha256}"; }; };
+  members.besideComputes = { type = providers.local.file; inputs = { name = builtins.trace "EVAL-beside-computes" "out/beside-computes"; contents = builtins.hashString "sha256" members.plain.outputs.sha256; }; };
 }
 `
 
@@ -92,9 +97,12 @@ func TestEvaluationsPerMember(t *testing.T) {
 		}
 		e.Close()
 		got := counts()
-		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d", step.name, got["plain"], got["passes"], got["computes"])
+		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d, the part beside an output %d and %d", step.name, got["plain"], got["passes"], got["computes"], got["beside"], got["beside-computes"])
 		if got["plain"] != 1 {
 			t.Errorf("%s: the member that uses no output was evaluated %d times, want once", step.name, got["plain"])
+		}
+		if got["beside"] != 1 || got["beside-computes"] != 1 {
+			t.Errorf("%s: the parts beside an output were evaluated %d and %d times, want once", step.name, got["beside"], got["beside-computes"])
 		}
 		if got["passes"] == 0 || got["computes"] == 0 {
 			t.Errorf("%s: a member that uses an output was not evaluated (%v)", step.name, got)

@@ -20,15 +20,23 @@ import (
 
 // membersOutput is the driver's output in "members" mode.
 type membersOutput struct {
-	A []Member      `json:"a"`
+	A []memberParts `json:"a"`
 	B []pathInputs  `json:"b"`
 	C []pathFailing `json:"c"`
 	K []pathInputs  `json:"k"`
 }
 
+// memberParts is a member of the "a" list; with Parts, its inputs are the
+// list of the values of its failing parts (see splice).
+type memberParts struct {
+	Member
+	Parts bool `json:"parts"`
+}
+
 type pathInputs struct {
 	Path   string `json:"path"`
 	Inputs string `json:"inputs"`
+	Parts  bool   `json:"parts"`
 }
 
 // pathFailing is a member of the evaluation with throwing outputs; one
@@ -40,6 +48,11 @@ type pathFailing struct {
 	Type    string                  `json:"type"`
 	Inputs  *string                 `json:"inputs"`
 	Context map[string]ContextEntry `json:"context"`
+	// Masked is the inputs with the failing parts null, of a member that
+	// uses outputs in some parts only; the other evaluations give only
+	// those parts.
+	Masked        *string                 `json:"masked"`
+	MaskedContext map[string]ContextEntry `json:"maskedContext"`
 }
 
 // decodeStrict decodes one JSON document into v: no unknown fields, nothing
@@ -156,28 +169,45 @@ func decodeFailing(path string, steps []json.RawMessage) (resource.Path, error) 
 
 // decodeMembers decodes the driver's output in "members" mode; twice says
 // whether the second and third evaluations ("b" and "c") were asked for.
-func decodeMembers(data []byte, twice bool) (*Result, error) {
+// Without them, earlier holds the members an earlier evaluation masked,
+// whose parts only were asked for; with them, the members masked now are
+// returned.
+func decodeMembers(data []byte, twice bool, earlier maskedInputs) (*Result, maskedInputs, error) {
 	var raw membersOutput
 	if err := decodeStrict(data, &raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if raw.A == nil {
-		return nil, errors.New(`the members ("a") are missing`)
+		return nil, nil, errors.New(`the members ("a") are missing`)
 	}
-	res := &Result{Members: raw.A}
+	masked := earlier
+	var err error
+	if twice {
+		if masked, err = maskedMembers(raw.C); err != nil {
+			return nil, nil, err
+		}
+	}
+	res := &Result{Members: make([]Member, 0, len(raw.A))}
 	seen := unique{}
-	for _, m := range raw.A {
+	for _, mp := range raw.A {
+		m := mp.Member
+		if mp.Parts {
+			if m.Inputs, m.Context, err = masked.splice("the evaluation", m.Path, m.Inputs, m.Context); err != nil {
+				return nil, nil, err
+			}
+		}
+		res.Members = append(res.Members, m)
 		if err := decodeMember(m, false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := seen.add("the evaluation", m.Path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := decodeInputs("the evaluation", m.Path, m.Inputs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := checkContext("member "+m.Path, m.Context); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	inputsByPath := func(list string, ms []pathInputs) (map[string]string, error) {
@@ -189,62 +219,69 @@ func decodeMembers(data []byte, twice bool) (*Result, error) {
 			if _, dup := out[m.Path]; dup {
 				return nil, fmt.Errorf("member %s appears twice in %s", m.Path, list)
 			}
-			if err := decodeInputs(list, m.Path, m.Inputs); err != nil {
+			inputs := m.Inputs
+			if m.Parts {
+				var err error
+				if inputs, _, err = masked.splice(list, m.Path, inputs, nil); err != nil {
+					return nil, err
+				}
+			}
+			if err := decodeInputs(list, m.Path, inputs); err != nil {
 				return nil, err
 			}
-			out[m.Path] = m.Inputs
+			out[m.Path] = inputs
 		}
 		return out, nil
 	}
 	if raw.K != nil {
 		checked, err := inputsByPath("the evaluation with known values", raw.K)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		res.Checked = checked
 	}
 	if !twice {
 		if raw.B != nil || raw.C != nil {
-			return nil, errors.New("a second evaluation that was not asked for")
+			return nil, nil, errors.New("a second evaluation that was not asked for")
 		}
-		return res, nil
+		return res, masked, nil
 	}
 	if raw.B == nil || raw.C == nil {
-		return nil, errors.New(`the second evaluations ("b" and "c") are missing`)
+		return nil, nil, errors.New(`the second evaluations ("b" and "c") are missing`)
 	}
 	second, err := inputsByPath("the second evaluation", raw.B)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res.Second = second
 	res.Failing = make(map[string][]resource.Path, len(raw.C))
 	failingSeen := unique{}
 	for _, m := range raw.C {
 		if err := checkMemberPath(m.Path); err != nil {
-			return nil, fmt.Errorf("the evaluation of failing parts: %w", err)
+			return nil, nil, fmt.Errorf("the evaluation of failing parts: %w", err)
 		}
 		if err := failingSeen.add("the evaluation of failing parts", m.Path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.Failing == nil {
-			return nil, fmt.Errorf("member %s: no list of failing parts", m.Path)
+			return nil, nil, fmt.Errorf("member %s: no list of failing parts", m.Path)
 		}
 		if m.Inputs != nil {
 			// Settled: no other spelling evaluated it, all give these.
 			if err := settle(res, m, seen); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
 		for _, steps := range m.Failing {
 			p, err := decodeFailing(m.Path, steps)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			res.Failing[m.Path] = append(res.Failing[m.Path], p)
 		}
 	}
-	return res, nil
+	return res, masked, nil
 }
 
 // settle adds a member the evaluation with throwing outputs settled: its

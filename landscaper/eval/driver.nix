@@ -7,7 +7,8 @@
 # (the real value can be substituted) from inputs that compute with it
 # (evaluate again once it is known); and once with every output throwing,
 # which finds the parts that use an output at all. A member that uses no
-# output is settled by that evaluation alone.
+# output is settled by that evaluation alone; of one that uses outputs in
+# some parts of its inputs, the other evaluations read only those parts.
 { contextFile }:
 let
   ctx = builtins.fromJSON (builtins.readFile contextFile);
@@ -262,14 +263,18 @@ let
       encode = r:
         let
           ty = typeOf r.key r.m;
-          json = builtins.toJSON (r.m.inputs or { });
+          # Of a member spelling "c" masked, only the parts that use an
+          # output: the rest was read whole there and is the same in
+          # every spelling (a NixOS toplevel beside an output, say).
+          parts = if spelling != "c" && masked ? ${r.key} then masked.${r.key} else null;
+          json = builtins.toJSON (if parts == null then r.m.inputs or { } else map (p: partAt p (r.m.inputs or { })) parts);
         in
         {
           path = r.key;
           type = "${ty.provider}.${ty.name}";
           inputs = builtins.unsafeDiscardStringContext json;
           context = builtins.getContext json;
-        };
+        } // (if parts == null then { } else { parts = true; });
       # failingParts lists the paths (as lists of names and indexes) of the
       # parts of v whose evaluation throws, stopping at the first level that
       # throws.
@@ -287,10 +292,21 @@ let
       # A member whose inputs the third evaluation reads whole, touching
       # no output, is settled there: its inputs are final, and the other
       # spellings would only evaluate them again (a NixOS toplevel, say).
+      # A member that uses outputs in some parts of its inputs only gets
+      # the rest here, with those parts null (masked): the other
+      # spellings evaluate only the parts.
       encodeFailing = r:
         let failing = if r.whole then [ [ ] ] else failingParts [ ] (r.m.inputs or { }); in
         if failing == [ ] then encode r // { inherit failing; }
-        else { path = r.key; inherit failing; };
+        else if builtins.elem [ ] failing then { path = r.key; inherit failing; }
+        else
+          let json = builtins.toJSON (mask (partTree failing) (r.m.inputs or { })); in
+          {
+            path = r.key;
+            inherit failing;
+            masked = builtins.unsafeDiscardStringContext json;
+            maskedContext = builtins.getContext json;
+          };
       encodePath = r:
         let ty = typeOf r.key r.m; in
         { path = r.key; type = "${ty.provider}.${ty.name}"; };
@@ -301,10 +317,27 @@ let
     else map (if ctx.mode == "paths" then encodePath else encode) selected;
 
   # The third evaluation, and the members it settled (see encodeFailing):
-  # the others are evaluated in spellings "a", "b" and "k".
+  # the others are evaluated in spellings "a", "b" and "k", those it
+  # masked only in the parts that use outputs.
   cResult = if ctx.twice then evaluate "c" else null;
   settled = if cResult == null then { } else
     builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: r ? inputs) cResult));
+  masked = if cResult == null then (if (ctx.masked or null) == null then { } else ctx.masked) else
+    builtins.listToAttrs (map (r: { name = r.path; value = r.failing; }) (builtins.filter (r: r ? masked) cResult));
+
+  # The value at a failing part's path (names and list indexes).
+  partAt = path: v: builtins.foldl' (acc: step: if builtins.isInt step then builtins.elemAt acc step else acc.${step}) v path;
+  # Failing paths as a tree: true where a part fails, else the steps
+  # below by name (list indexes as strings).
+  partTree = paths:
+    if builtins.elem [ ] paths then true
+    else builtins.mapAttrs (_: ps: partTree (map builtins.tail ps)) (builtins.groupBy (p: toString (builtins.head p)) paths);
+  # v with the parts of the tree replaced by null.
+  mask = t: v:
+    if t == true then null
+    else if builtins.isAttrs v then builtins.mapAttrs (n: x: if t ? ${n} then mask t.${n} x else x) v
+    else if builtins.isList v then builtins.genList (i: let x = builtins.elemAt v i; in if t ? ${toString i} then mask t.${toString i} x else x) (builtins.length v)
+    else v;
 
   declared = builtins.mapAttrs
     (n: p:
@@ -337,7 +370,7 @@ if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
 else {
   a = evaluate "a";
-  b = if ctx.twice then map (m: { inherit (m) path inputs; }) (evaluate "b") else null;
+  b = if ctx.twice then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "b") else null;
   c = cResult;
-  k = if ctx.knownCheck != null then map (m: { inherit (m) path inputs; }) (evaluate "k") else null;
+  k = if ctx.knownCheck != null then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "k") else null;
 }

@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -66,6 +68,12 @@ type Evaluator struct {
 	// guarded: only the members that can be enumerated while the unknown
 	// outputs throw (SetGuarded).
 	guarded atomic.Bool
+	// masked holds, by member path, the inputs an evaluation with
+	// throwing outputs read whole but for the parts that use outputs:
+	// later evaluations by this evaluator (the deployment and the values
+	// known so far do not change under it) give only those parts.
+	maskedMu sync.Mutex
+	masked   maskedInputs
 }
 
 // SetGuarded makes every later evaluation see only the members that can
@@ -227,6 +235,9 @@ type contextFile struct {
 	Guarded     bool                                  `json:"guarded"`
 	TraceKnown  bool                                  `json:"traceKnown"`
 	KnownCheck  map[string]map[string]json.RawMessage `json:"knownCheck"`
+	// Masked: the failing parts of members an earlier evaluation masked
+	// (without Twice): only those parts are evaluated.
+	Masked map[string][][]json.RawMessage `json:"masked,omitempty"`
 }
 
 var ctxCounter atomic.Int64
@@ -327,19 +338,28 @@ func cleanNixError(stderr, source string) string {
 
 // Evaluate evaluates the deployment's members.
 func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) {
-	out, forced, err := e.run(ctx, contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck,
+	cf := contextFile{Mode: "members", Types: req.Types, Known: req.Known, Twice: req.Twice, Only: req.Only, TraceForced: req.TraceForced, KnownCheck: req.KnownCheck,
 		// Members are reached by their paths, among those that can be
 		// enumerated while unknown outputs throw: enumerating the others
 		// (a composite whose names come from builtins.fromJSON of an
 		// output, say) would fail on, or force, a stand-in that the
 		// members asked for do not use.
-		Guarded: true})
+		Guarded: true}
+	var earlier maskedInputs
+	if !req.Twice {
+		earlier = e.maskedFor(req.Only)
+		cf.Masked = earlier.failingJSON()
+	}
+	out, forced, err := e.run(ctx, cf)
 	if err != nil {
 		return nil, err
 	}
-	res, err := decodeMembers(out, req.Twice)
+	res, masked, err := decodeMembers(out, req.Twice, earlier)
 	if err != nil {
 		return nil, e.decodeError("members", err)
+	}
+	if req.Twice {
+		e.keepMasked(masked)
 	}
 	res.Forced = forced
 	return res, nil
@@ -492,3 +512,30 @@ func tailLines(s string, n int) string {
 
 // ErrNoDeployment is returned when there is no deployment to evaluate.
 var ErrNoDeployment = errors.New("no deployment: give --file PATH or create ./landscaper.nix")
+
+// keepMasked remembers the masked members of an evaluation with Twice.
+func (e *Evaluator) keepMasked(m maskedInputs) {
+	e.maskedMu.Lock()
+	defer e.maskedMu.Unlock()
+	if e.masked == nil {
+		e.masked = maskedInputs{}
+	}
+	maps.Copy(e.masked, m)
+}
+
+// maskedFor returns the masked members among only (all when nil).
+func (e *Evaluator) maskedFor(only []string) maskedInputs {
+	e.maskedMu.Lock()
+	defer e.maskedMu.Unlock()
+	out := maskedInputs{}
+	if only == nil {
+		maps.Copy(out, e.masked)
+		return out
+	}
+	for _, p := range only {
+		if m, ok := e.masked[p]; ok {
+			out[p] = m
+		}
+	}
+	return out
+}

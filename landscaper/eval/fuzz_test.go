@@ -116,7 +116,8 @@ var evalModes = []string{"members", "members twice", "paths", "names", "provider
 func decodeAs(mode string, data []byte) (any, error) {
 	switch mode {
 	case "members", "members twice":
-		return decodeMembers(data, mode == "members twice")
+		res, _, err := decodeMembers(data, mode == "members twice", nil)
+		return res, err
 	case "paths", "names":
 		return decodeStructure(data, mode == "names")
 	default:
