@@ -167,11 +167,22 @@ const startedLine = "started"
 
 // touchFunc defines touch_all DIR NAMES, which creates the files named
 // in NAMES (space-separated) in DIR, in order, with the shell's own
-// redirection: the driver's messages to the supervisor.
+// redirection: the driver's messages to the supervisor. Then it ends the
+// timer the supervisor waits on (its process ID in DIR/timer, if any),
+// so that the supervisor looks at once.
 const touchFunc = `touch_all() {
 	for n in $2; do
 		: >"$1/$n" || exit 1
 	done
+	# Only a whole line holding a process ID: the supervisor may be
+	# writing it, or have emptied it once its timer ended.
+	if { read -r t <"$1/timer"; } 2>/dev/null; then
+		case "$t" in
+		[1-9]*[!0-9]* | [!1-9]* | '') ;;
+		*) kill "$t" 2>/dev/null ;;
+		esac
+	fi
+	return 0
 }
 `
 

@@ -39,16 +39,23 @@ rollback() {
 	set_status "rolled-back $1 $?"
 	exit 1
 }
-# wait_for FILE SECONDS: 0 once FILE exists, 1 after SECONDS.
+# wait_for FILE SECONDS: 0 once FILE exists, 1 after SECONDS; rolls back
+# at once on "abort". It sleeps in one timer, whose process ID is in
+# "timer": the driver creates its files, then ends the timer, so nothing
+# looks again and again. A timer ended by anything else is taken as the
+# time having run out (the safe side: a rollback).
 wait_for() {
-	n=$(($2 * 20))
-	while [ "$n" -gt 0 ]; do
-		if [ -e "$dir/abort" ]; then rollback abort; fi
-		if [ -e "$dir/$1" ]; then return 0; fi
-		sleep 0.05 9>&-
-		n=$((n - 1))
-	done
-	return 1
+	if [ -e "$dir/abort" ]; then rollback abort; fi
+	if [ -e "$dir/$1" ]; then return 0; fi
+	sleep "$2" 7>&- 9>&- &
+	timer=$!
+	printf '%s\n' "$timer" >"$dir/timer"
+	# The driver may have come between the look above and the timer.
+	if [ -e "$dir/abort" ] || [ -e "$dir/$1" ]; then kill "$timer" 2>/dev/null; fi
+	wait "$timer"
+	: >"$dir/timer"
+	if [ -e "$dir/abort" ]; then rollback abort; fi
+	[ -e "$dir/$1" ]
 }
 set_status activating
 timeout -k 10 "$activation_timeout" "$new/bin/switch-to-configuration" test >"$dir/activate.log" 2>&1 7>&- 9>&-
