@@ -23,7 +23,15 @@ var supervisorScript string
 // millisecond of CPU, and a fleet apply runs this on every host.
 const probeFunc = `probe() {
 	new="$1"
-	if [ "$2" = preflight ]; then echo "uid=$(id -u)"; fi
+	if [ "$2" = preflight ]; then
+		# The effective user ID, as id -u prints it, from this shell's
+		# own status where /proc has it.
+		uid=
+		while read -r key real effective rest; do
+			if [ "$key" = Uid: ]; then uid=$effective; break; fi
+		done 2>/dev/null </proc/self/status
+		echo "uid=${uid:-$(id -u)}"
+	fi
 	resolve current /run/current-system
 	resolve profile /nix/var/nix/profiles/system
 	resolve booted /run/booted-system
