@@ -23,7 +23,7 @@
 # the median of BENCH_REPS runs per size (each run deploys new systems) and
 # the ratio by hand / landscaper (above 1: landscaper is faster).
 #
-# Usage: scripts/bench-fleet.sh [--cpu]   (as root: the stand-in hosts need
+# Usage: scripts/bench-fleet.sh [--cpu | --cost]   (as root: the stand-in hosts need
 # mount namespaces)
 #
 # --cpu runs BenchmarkFleetApplyCPU instead: where the CPU time of a
@@ -31,6 +31,9 @@
 # hosts' (cgroup v1 cpuacct, exact) and per command (BSD process
 # accounting: process counts exact, CPU in truncated 10 ms ticks). Needs
 # accton (apt-get install acct).
+# --cost runs BenchmarkHostCost instead: what an SSH login, an SSH command
+# (session), one more program and starting nix-env or nix-daemon cost a
+# stand-in host in CPU time (cgroup v1 cpuacct, exact), in host-ms each.
 # Environment: BENCH_REPS (runs per size, default 5), BENCH_FLEET_SIZES
 # (default "1 10 20").
 # Needs: go, nix, OpenSSH (client and server), util-linux
@@ -52,10 +55,16 @@ need nsenter util-linux
 [ "$(id -u)" -eq 0 ] || die "run as root: the stand-in hosts need their own mount namespaces"
 
 cpu_profile=
-if [ "${1:-}" = --cpu ]; then
+host_cost=
+case "${1:-}" in
+--cpu)
 	cpu_profile=1
 	need accton acct
-fi
+	;;
+--cost) host_cost=1 ;;
+'') ;;
+*) die "unknown option $1 (--cpu or --cost)" ;;
+esac
 reps=${BENCH_REPS:-5}
 export BENCH_FLEET_SIZES=${BENCH_FLEET_SIZES:-1 10 20}
 case "$reps" in '' | *[!0-9]* | 0) die "BENCH_REPS must be a positive number" ;; esac
@@ -75,7 +84,9 @@ echo "- hosts: $BENCH_FLEET_SIZES; median of $reps runs per size; wall-clock sec
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)"
 echo
 
-if [ -n "$cpu_profile" ]; then
+if [ -n "$host_cost" ]; then
+	go test -count=1 -run '^$' -bench '^BenchmarkHostCost$' -benchtime 200x -timeout 30m ./landscaper/fleetbench/
+elif [ -n "$cpu_profile" ]; then
 	go test -count=1 -run '^$' -bench '^BenchmarkFleetApplyCPU$' -benchtime "${reps}x" -timeout 120m ./landscaper/fleetbench/
 else
 	go test -count=1 -run '^$' -bench '^BenchmarkFleetApply$' -benchtime "${reps}x" -timeout 120m ./landscaper/fleetbench/

@@ -160,22 +160,37 @@ var failedUnitsLine = regexp.MustCompile(`the following units failed: ([^\n]*)`)
 // makes it the boot default (p.Boot), putting back what ran before when
 // that fails.
 func Switch(ctx context.Context, d Driver, p Params) error {
+	_, _, err := SwitchAndProbe(ctx, d, p)
+	return err
+}
+
+// SwitchAndProbe is Switch, and also returns what the host runs
+// afterwards, as Inspect reads it (not preflight), when the last step
+// read it in the same script: when it set the boot default (read is
+// true). Otherwise the driver reads the host itself if it needs to.
+func SwitchAndProbe(ctx context.Context, d Driver, p Params) (after Probe, read bool, err error) {
+	boot := p.Boot && p.Profile != p.Toplevel
 	if p.Test && p.Current != p.Toplevel {
-		a := &activation{d: d, p: p}
-		if err := a.run(ctx); err != nil {
-			return err
+		a := &activation{d: d, p: p, boot: boot}
+		booted, err := a.run(ctx)
+		if err != nil {
+			return Probe{}, false, err
+		}
+		if booted != nil {
+			return *booted, true, nil
 		}
 	}
-	if p.Boot && p.Profile != p.Toplevel {
+	if boot {
 		d.Report.Progress("making it the boot default")
 		bctx, cancel := context.WithTimeout(ctx, p.ActivationTimeout)
-		_, err := d.Runner.Run(bctx, "set the system profile and boot entry", bootScript, nil, p.Toplevel)
+		out, err := d.Runner.Run(bctx, "set the system profile and boot entry", bootScript, nil, p.Toplevel)
 		cancel()
 		if err != nil {
-			return restore(ctx, d, p, "boot entry", err)
+			return Probe{}, false, restore(ctx, d, p, "boot entry", err)
 		}
+		return parseProbe(out), true, nil
 	}
-	return nil
+	return Probe{}, false, nil
 }
 
 // restore puts back what ran before after a failure past the dead-man
@@ -197,16 +212,22 @@ func restore(ctx context.Context, d Driver, p Params, step string, cause error) 
 // activation is one `switch-to-configuration test` under the host's
 // dead-man switch (supervisor.sh), followed by the health checks.
 type activation struct {
-	d   Driver
-	p   Params
-	dir string
+	d Driver
+	p Params
+	// boot: once the supervisor took the confirmation, the script that
+	// confirmed makes the system the boot default too.
+	boot bool
+	dir  string
 }
 
 // pollInterval is how often the driver reads the supervisor's status
 // again after a read failed or found it unchanged.
 const pollInterval = 200 * time.Millisecond
 
-func (a *activation) run(ctx context.Context) error {
+// run activates the system and confirms it; when a.boot, it also makes it
+// the boot default, in the confirmation's script, and returns what the
+// host runs then (nil when the boot default was not set that way).
+func (a *activation) run(ctx context.Context) (booted *Probe, err error) {
 	host, p := a.d.Host, a.p
 	a.dir = fmt.Sprintf("/run/landscaper/%s-%d", storeHash(p.Toplevel), time.Now().UnixNano())
 	checkBudget := Budget(p.Checks) + 30*time.Second
@@ -218,22 +239,30 @@ func (a *activation) run(ctx context.Context) error {
 		"check_timeout=" + strconv.Itoa(wholeSeconds(checkBudget)),
 	}, "\n")
 	a.d.Report.Progress("activating " + p.Toplevel + " (test)")
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	_, err := a.d.Runner.Run(sctx, "start the activation", startScript, strings.NewReader(supervisorScript), a.dir, params)
+	// One script starts the supervisor and waits for the activation's
+	// outcome; the connection may drop (the new system may restart
+	// sshd): the status is read over new ones then.
+	sctx, cancel := context.WithTimeout(ctx, time.Minute+awaitTimeout)
+	out, err := a.d.Runner.Run(sctx, "start the activation", startScript, nil, a.dir, params, supervisorScript)
 	cancel()
-	if err != nil {
-		return &StepError{Host: host, Step: "start activation", Err: err, Outcome: "nothing was changed; the host runs " + orNone(p.Current)}
+	lines := linesAfter(out, startedLine)
+	status := ""
+	if len(lines) > 0 {
+		status = strings.TrimSpace(lines[len(lines)-1])
+	}
+	if lines == nil {
+		if err == nil {
+			err = errors.New("the supervisor did not start")
+		}
+		return nil, &StepError{Host: host, Step: "start activation", Err: err, Outcome: "nothing was changed; the host runs " + orNone(p.Current)}
 	}
 	a.d.Report.Logf("activation started on %s (dead-man switch: %s to confirm, previous system %s)", host, p.ConfirmTimeout, orNone(p.Current))
-
-	// The activation runs; wait for its outcome. The connection may drop
-	// (the new system may restart sshd): read over new ones then.
-	status, err := a.waitStatus(ctx, a.d.Runner, p.ActivationTimeout+time.Minute, "activating", "")
+	status, err = a.settle(ctx, a.d.Runner, status, err, p.ActivationTimeout+time.Minute, "activating", "")
 	if err != nil {
-		return a.lost(ctx, "activate", err)
+		return nil, a.lost(ctx, "activate", err)
 	}
 	if status != "activated" {
-		return a.failure(ctx, a.d.Runner, "activate", status, nil)
+		return nil, a.failure(ctx, a.d.Runner, "activate", status, nil)
 	}
 	a.d.Report.Logf("switch-to-configuration test succeeded on %s", host)
 
@@ -241,42 +270,66 @@ func (a *activation) run(ctx context.Context) error {
 	c, err := a.d.Reach.Connect(ctx, p.ConfirmTimeout)
 	if err != nil {
 		a.d.Report.Logf("%s: %s (%s): %v; waiting for the host to roll back on its own", host, a.d.Reach.Missed, p.ConfirmTimeout, err)
-		return a.lost(ctx, a.d.Reach.Step, err)
+		return nil, a.lost(ctx, a.d.Reach.Step, err)
 	}
 	defer c.Close()
 	if len(p.Checks) == 0 {
 		// Nothing to check: reaching the host over a new connection is
 		// the confirmation.
-		if err := a.touch(ctx, c, "reached", "confirm"); err != nil {
-			return a.lost(ctx, "confirm", err)
-		}
-		return a.awaitConfirmed(ctx, c, checkBudget)
+		return a.confirm(ctx, c, checkBudget, "reached", "confirm")
 	}
 	if err := a.touch(ctx, c, "reached"); err != nil {
-		return a.lost(ctx, a.d.Reach.Step, err)
+		return nil, a.lost(ctx, a.d.Reach.Step, err)
 	}
 	a.d.Report.Progress("running health checks")
 	if err := runChecks(ctx, c, p.Checks, a.d.Report.Logf); err != nil {
-		if terr := a.touch(ctx, c, "abort"); terr != nil {
+		pending := []string{"reached", "activated", ""}
+		status, touched, terr := a.touchAwait(ctx, c, []string{"abort"}, pending)
+		if !touched {
 			a.d.Report.Logf("could not ask %s to roll back now (%v); it rolls back on its own", host, terr)
 		}
-		status, werr := a.waitStatus(ctx, c, p.ActivationTimeout+Budget(p.Checks)+time.Minute, "reached", "activated", "")
+		status, werr := a.settle(ctx, c, status, terr, p.ActivationTimeout+Budget(p.Checks)+time.Minute, pending...)
 		if werr != nil {
-			return a.lost(ctx, "health checks", err)
+			return nil, a.lost(ctx, "health checks", err)
 		}
-		return a.failure(ctx, c, "health checks", status, err)
+		return nil, a.failure(ctx, c, "health checks", status, err)
 	}
-	if err := a.touch(ctx, c, "confirm"); err != nil {
-		return a.lost(ctx, "confirm", err)
-	}
-	return a.awaitConfirmed(ctx, c, checkBudget)
+	return a.confirm(ctx, c, checkBudget, "confirm")
 }
 
-// awaitConfirmed waits for the supervisor to take the confirmation.
-func (a *activation) awaitConfirmed(ctx context.Context, r Runner, checkBudget time.Duration) error {
-	status, err := a.waitStatus(ctx, r, checkBudget+time.Minute, "reached", "activated", "")
+// confirm creates the named files (the last is "confirm") over the new
+// connection r and waits for the supervisor to take the confirmation;
+// with a.boot, the same script then makes the system the boot default
+// and reads the host (booted).
+func (a *activation) confirm(ctx context.Context, r Runner, checkBudget time.Duration, names ...string) (booted *Probe, err error) {
+	pending := []string{"reached", "activated", ""}
+	boot, name, within := "", strings.Join(names, " and "), 30*time.Second+awaitTimeout
+	if a.boot {
+		boot, name, within = a.p.Toplevel, "confirm, then set the system profile and boot entry", within+a.p.ActivationTimeout
+		a.d.Report.Progress("confirming, then making it the boot default")
+	}
+	rctx, cancel := context.WithTimeout(ctx, within)
+	out, err := r.Run(rctx, name, touchAwaitScript, nil, append([]string{a.dir, strings.Join(names, " "), boot}, pending...)...)
+	cancel()
+	lines := linesAfter(out, touchedLine)
+	if lines == nil {
+		return nil, a.lost(ctx, "confirm", err)
+	}
+	status := ""
+	if len(lines) > 0 {
+		status = strings.TrimSpace(lines[0])
+	}
+	if len(lines) > 1 && lines[1] == bootingLine {
+		a.d.Report.Logf("%s confirmed %s", a.d.Host, a.p.Toplevel)
+		if err != nil {
+			return nil, restore(ctx, a.d, a.p, "boot entry", err)
+		}
+		p := parseProbe(strings.Join(lines[2:], "\n"))
+		return &p, nil
+	}
+	status, err = a.settle(ctx, r, status, err, checkBudget+time.Minute, pending...)
 	if err != nil {
-		return a.lost(ctx, "confirm", err)
+		return nil, a.lost(ctx, "confirm", err)
 	}
 	if status != "confirmed" {
 		// The supervisor's status says why it did not take the
@@ -285,10 +338,10 @@ func (a *activation) awaitConfirmed(ctx context.Context, r Runner, checkBudget t
 		if len(strings.Fields(status)) < 2 {
 			cause = errors.New("the host did not take the confirmation in time")
 		}
-		return a.failure(ctx, r, "confirm", status, cause)
+		return nil, a.failure(ctx, r, "confirm", status, cause)
 	}
 	a.d.Report.Logf("%s confirmed %s", a.d.Host, a.p.Toplevel)
-	return nil
+	return nil, nil
 }
 
 // touch creates the named files in the activation's directory, in order,
@@ -296,14 +349,55 @@ func (a *activation) awaitConfirmed(ctx context.Context, r Runner, checkBudget t
 func (a *activation) touch(ctx context.Context, r Runner, names ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err := r.Run(ctx, strings.Join(names, " and "), touchScript, nil, append([]string{a.dir}, names...)...)
+	_, err := r.Run(ctx, strings.Join(names, " and "), touchScript, nil, a.dir, strings.Join(names, " "))
 	return err
 }
+
+// touchAwait creates the named files as touch does and then waits, in
+// the same script, while the status is one of pending (as awaitStatus).
+// touched says whether the files were made; status is "" when the wait
+// did not end with one.
+func (a *activation) touchAwait(ctx context.Context, r Runner, names, pending []string) (status string, touched bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+awaitTimeout)
+	defer cancel()
+	out, err := r.Run(ctx, strings.Join(names, " and "), touchAwaitScript, nil, append([]string{a.dir, strings.Join(names, " "), ""}, pending...)...)
+	lines := linesAfter(out, touchedLine)
+	if len(lines) > 0 {
+		status = strings.TrimSpace(lines[0])
+	}
+	return status, lines != nil, err
+}
+
+// linesAfter is the lines of out after the line marker (empty, not nil,
+// when there are none), or nil when out has no such line.
+func linesAfter(out, marker string) []string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i, l := range lines {
+		if l == marker {
+			return append([]string{}, lines[i+1:]...)
+		}
+	}
+	return nil
+}
+
+// settle returns status when the script that read it ended well (err is
+// nil) with a status none of pending; else it goes on waiting as
+// waitStatus does, over r first.
+func (a *activation) settle(ctx context.Context, r Runner, status string, err error, within time.Duration, pending ...string) (string, error) {
+	if err == nil && status != "" && !slices.Contains(pending, status) && !strings.HasPrefix(status, "rolling-back") {
+		return status, nil
+	}
+	return a.waitStatus(ctx, r, within, pending...)
+}
+
+// awaitTimeout bounds one await_status on the host (which gives up after
+// about 20 s) with its round trip.
+const awaitTimeout = 40 * time.Second
 
 // awaitStatus returns the supervisor's status once it is none of pending,
 // or after at most 20 s, whatever it is then.
 func (a *activation) awaitStatus(ctx context.Context, r Runner, pending []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, awaitTimeout)
 	defer cancel()
 	out, err := r.Run(ctx, "read the activation status", awaitStatusScript, nil, append([]string{a.dir + "/status"}, pending...)...)
 	return strings.TrimSpace(out), err

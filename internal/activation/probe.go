@@ -20,12 +20,15 @@ type Probe struct {
 	// FailedUnits are the units systemd reports failed, and Busy the
 	// activation locks held (read with preflight only).
 	FailedUnits, Busy []string
+	// UID is the user ID the probe ran as ("0": root; read with
+	// preflight only, else "").
+	UID string
 }
 
 // Inspect reads what the host runs and, about toplevel (may be ""),
 // whether a reboot would be needed to run it; with preflight, also
-// whether the host holds it, which units failed and which activation
-// locks are held.
+// whether the host holds it, which units failed, which activation locks
+// are held, and the user ID it ran as.
 func Inspect(ctx context.Context, r Runner, toplevel string, preflight bool) (Probe, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -34,9 +37,13 @@ func Inspect(ctx context.Context, r Runner, toplevel string, preflight bool) (Pr
 		args = append(args, "preflight")
 	}
 	out, err := r.Run(ctx, "inspect the host", probeScript, nil, args...)
-	if err != nil {
-		return Probe{}, err
-	}
+	// On an error, what the probe printed before it: a driver tells
+	// from UID whether the probe ran at all (sudo may have refused it).
+	return parseProbe(out), err
+}
+
+// parseProbe reads probe's key=value lines.
+func parseProbe(out string) Probe {
 	var p Probe
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(line, "=")
@@ -55,7 +62,9 @@ func Inspect(ctx context.Context, r Runner, toplevel string, preflight bool) (Pr
 			p.FailedUnits = append(p.FailedUnits, v)
 		case "busy":
 			p.Busy = append(p.Busy, v)
+		case "uid":
+			p.UID = v
 		}
 	}
-	return p, nil
+	return p
 }

@@ -270,8 +270,10 @@ func TestSwitch(t *testing.T) {
 	}
 }
 
-// dropping is a connection that breaks after its first script (as an
-// SSH connection does when the new system restarts sshd).
+// dropping is a connection that breaks during its first script, once
+// that printed its first line (the start script: once the supervisor
+// runs, while it waits for the outcome), as an SSH connection does when
+// the new system restarts sshd; nothing runs over it after that.
 type dropping struct {
 	activation.Runner
 	runs atomic.Int32
@@ -281,7 +283,12 @@ func (d *dropping) Run(ctx context.Context, name, script string, stdin io.Reader
 	if d.runs.Add(1) > 1 {
 		return "", errors.New("connection lost")
 	}
-	return d.Runner.Run(ctx, name, script, stdin, args...)
+	out, err := d.Runner.Run(ctx, name, script, stdin, args...)
+	if err != nil {
+		return out, err
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	return first + "\n", errors.New("connection lost")
 }
 
 // TestStatusOverNewConnections: once the connection that started the
@@ -407,4 +414,73 @@ func sessionOf(pid int) (int, []string) {
 	sid, _ := strconv.Atoi(fields[3])
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return sid, strings.Split(string(cmdline), "\x00")
+}
+
+// counting is a Runner that counts the scripts it runs.
+type counting struct {
+	activation.Runner
+	runs atomic.Int32
+}
+
+func (c *counting) Run(ctx context.Context, name, script string, stdin io.Reader, args ...string) (string, error) {
+	c.runs.Add(1)
+	return c.Runner.Run(ctx, name, script, stdin, args...)
+}
+
+func (c *counting) Close() error { return nil }
+
+// TestRoundTrips: an activation takes one script over the connection it
+// starts on (start the supervisor and wait for the outcome) and, over
+// the new connection, one per health check and one to confirm and set
+// the boot default, which reads the host too: every script is a round
+// trip, and for nixos.system an SSH session, on every host of a fleet.
+// The supervisor learns of the driver's files at once (the driver ends
+// its timer): with an hour to confirm, and about 35 s for the checks,
+// the activation ends well within the 25 s it is given.
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	check := activation.HealthCheck{Command: "test -e /run/current-system/healthy", Timeout: 5 * time.Second}
+	cases := []struct {
+		name   string
+		checks []activation.HealthCheck
+		// first and reach are the scripts over the first and the new
+		// connection.
+		first, reach int32
+	}{
+		{name: "no checks", first: 1, reach: 1},
+		{name: "one check", checks: []activation.HealthCheck{check}, first: 1, reach: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			label := strings.ReplaceAll(tc.name, " ", "-")
+			v1 := testhost.BuildSystem(t, testhost.System{Name: "activation-trips-v1-" + label, Healthy: true})
+			v2 := testhost.BuildSystem(t, testhost.System{Name: "activation-trips-v2-" + label, Healthy: true})
+			h := newHost(t, v1, v2)
+			if err := activation.Switch(context.Background(), h.driver(h.local, &log{}, nil), h.params(t, v1)); err != nil {
+				t.Fatalf("first activation: %v", err)
+			}
+			first, reach := &counting{Runner: h.local}, &counting{Runner: h.local}
+			d := h.driver(first, &log{}, nil)
+			d.Reach.Connect = func(context.Context, time.Duration) (activation.Conn, error) { return reach, nil }
+			p := h.params(t, v2)
+			p.Checks = tc.checks
+			p.ConfirmTimeout = time.Hour
+			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+			defer cancel()
+			after, read, err := activation.SwitchAndProbe(ctx, d, p)
+			if err != nil {
+				t.Fatalf("switch to %s: %v", v2, err)
+			}
+			if first.runs.Load() != tc.first || reach.runs.Load() != tc.reach {
+				t.Errorf("%d scripts over the first connection and %d over the new one, want %d and %d", first.runs.Load(), reach.runs.Load(), tc.first, tc.reach)
+			}
+			if !read || after.Current != v2 || after.Profile != v2 || after.Booted != "" {
+				t.Errorf("read the host after: %v, current %q, profile %q, booted %q; want current and profile %s, nothing booted", read, after.Current, after.Profile, after.Booted, v2)
+			}
+			if h.CurrentSystem() != v2 || h.ProfileSystem() != v2 || h.BootDefault() != v2 || h.status(t, v2) != "confirmed" {
+				t.Errorf("current %q, profile %q, boot default %q, status %q; want %s confirmed", h.CurrentSystem(), h.ProfileSystem(), h.BootDefault(), h.status(t, v2), v2)
+			}
+		})
+	}
 }

@@ -2,7 +2,9 @@ package providerset
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -76,7 +78,10 @@ func (c *SchemaCache) Get(binary string) (*resource.ProviderSchema, bool) {
 	return e.Schema, true
 }
 
-// Put remembers a binary's schema and writes the cache file.
+// Put remembers a binary's schema and writes the cache file, without the
+// entries of binaries that are gone: every command reads the whole file,
+// and binaries come and go (a provider upgraded to a new store path, a
+// test's temporary directory), so it would grow without end.
 func (c *SchemaCache) Put(binary string, schema *resource.ProviderSchema) error {
 	if c == nil {
 		return nil
@@ -88,6 +93,11 @@ func (c *SchemaCache) Put(binary string, schema *resource.ProviderSchema) error 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.load()
+	for b := range c.entries {
+		if _, err := os.Stat(b); errors.Is(err, fs.ErrNotExist) {
+			delete(c.entries, b)
+		}
+	}
 	c.entries[binary] = cachedSchema{Stamp: s, Schema: schema}
 	b, err := json.Marshal(c.entries)
 	if err != nil {

@@ -75,3 +75,15 @@ func sshDriver(op *sdk.Op, t remote.Target, c *remote.Client) activation.Driver 
 func runProbe(ctx context.Context, c *remote.Client, toplevel string, preflight bool) (activation.Probe, error) {
 	return activation.Inspect(ctx, sshRunner{c}, toplevel, preflight)
 }
+
+// preflight inspects the host behind c before a change (see
+// activation.Inspect with preflight), and makes sure that commands run
+// as root there, which the probe tells too (remote.Client.RootFrom): one
+// round trip for what took two.
+func preflight(ctx context.Context, c *remote.Client, toplevel string) (activation.Probe, error) {
+	p, err := runProbe(ctx, c, toplevel, true)
+	if err := c.RootFrom(p.UID, err); err != nil {
+		return activation.Probe{}, err
+	}
+	return p, nil
+}

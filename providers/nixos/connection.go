@@ -59,11 +59,12 @@ func validateConnection(c connection, unknown []resource.Path) resource.Diagnost
 // addressProblemOf says what is wrong with an address input, or "". An
 // IPv6 address is written plainly ("::1"): brackets belong to the forms
 // that carry a port too ("[::1]:22", URLs), and the provider writes them
-// where they are needed (host:port, the known-hosts line, nix copy's
-// store URL). A zone ("fe80::1%eth0") is refused: nix copy's store URL
-// cannot carry it the same way across Nix versions.
+// where they are needed (host:port, the known-hosts line). A zone
+// ("fe80::1%eth0") is refused: no form of it is supported or tested
+// (nix copy's ssh-ng:// store URL, which the copy no longer uses, could
+// not carry one the same way across Nix versions).
 func addressProblemOf(a string) string {
-	const zone = "address %q has a zone (an interface after %%): link-local IPv6 addresses with a zone are not supported, as nix copy's store URL cannot carry one the same way across Nix versions; use a global or unique local address, or a host name"
+	const zone = "address %q has a zone (an interface after %%): link-local IPv6 addresses with a zone are not supported; use a global or unique local address, or a host name"
 	switch {
 	case strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\r\n/@'\"?#\\"):
 		return fmt.Sprintf("address must be a host name or IP address, got %q", a)

@@ -2,6 +2,7 @@ package nixos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -197,10 +198,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 		}
 	}
 	defer c.Close()
-	if err := checkRoot(ctx, c); err != nil {
-		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
-	}
-	pre, err := runProbe(ctx, c, in.Toplevel, true)
+	pre, err := preflight(ctx, c, in.Toplevel)
 	if err != nil {
 		return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
 	}
@@ -215,7 +213,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 			return systemOutputs{}, ctx.Err()
 		case <-time.After(time.Second):
 		}
-		if pre, err = runProbe(ctx, c, in.Toplevel, true); err != nil {
+		if pre, err = preflight(ctx, c, in.Toplevel); err != nil {
 			return systemOutputs{}, &StepError{Host: t.HostPort(), Step: "pre-flight", Err: err, Outcome: "nothing was changed"}
 		}
 	}
@@ -245,7 +243,7 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 		op.Logf("%s already holds %s", t.HostPort(), in.Toplevel)
 	}
 	previous := pre.Current
-	err = activation.Switch(ctx, sshDriver(op, t, c), activation.Params{
+	post, read, err := activation.SwitchAndProbe(ctx, sshDriver(op, t, c), activation.Params{
 		Toplevel: in.Toplevel, Current: pre.Current, Profile: pre.Profile,
 		Test: in.Action != actionBoot, Boot: in.Action != actionTest,
 		Checks:            healthChecksOf(in.HealthChecks),
@@ -254,9 +252,12 @@ func deploySystem(ctx context.Context, op *sdk.Op, in systemInputs, pool *connPo
 	if err != nil {
 		return systemOutputs{}, err
 	}
-	post, err := runProbe(ctx, c, in.Toplevel, false)
-	if err != nil {
-		return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
+	if !read {
+		// The boot default was not set (action test, or it already was):
+		// nothing read the host after the activation.
+		if post, err = runProbe(ctx, c, in.Toplevel, false); err != nil {
+			return systemOutputs{}, fmt.Errorf("%s: read the result: %w", t.HostPort(), err)
+		}
 	}
 	op.Logf("%s runs %s, boot default %s", t.HostPort(), orNone(post.Current), orNone(post.Profile))
 	if in.Reboot == rebootAlways || (in.Reboot == rebootIfNeeded && (post.Reboot || post.Current != in.Toplevel)) {
@@ -308,10 +309,11 @@ func prepareSystem(ctx context.Context, _ *sdk.State[systemInputs, systemOutputs
 		return fmt.Errorf("%s: %w", t.HostPort(), err)
 	}
 	defer c.Close()
-	if err := checkRoot(ctx, c); err != nil {
+	p, err := preflight(ctx, c, in.Toplevel)
+	var notRoot *remote.NotRootError
+	if errors.As(err, &notRoot) {
 		return fmt.Errorf("%s: copy ahead: %w; nothing was copied", t.HostPort(), err)
 	}
-	p, err := runProbe(ctx, c, in.Toplevel, true)
 	if err != nil || p.Present {
 		return err
 	}

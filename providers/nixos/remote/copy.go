@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 )
@@ -33,28 +31,26 @@ func Copy(ctx context.Context, t Target, paths []string, opts CopyOptions) error
 }
 
 // Copy copies store paths and their closures to the target's Nix store
-// with `nix copy --to ssh-ng://`, carried over this client's connection
-// (the pinned host key was checked when it was made): the "ssh" that nix
-// runs is this program again, as an SSH shim (RunSSHShim) that hands the
-// remote command and its stream to this process through a socket in a
-// private directory; this process runs the command (nix-daemon --stdio,
-// through sudo -n with Sudo) in a session of the connection. No OpenSSH
-// process, no second SSH connection, and the login key is never written
-// anywhere.
+// with `nix copy --to unix://SOCKET`, carried over this client's
+// connection (the pinned host key was checked when it was made): the
+// socket is this process's (storeRelay), which runs the target's
+// nix-daemon --stdio (through sudo -n with Sudo, into opts.RemoteStore
+// when set) in a session of the connection for every connection nix
+// makes. No ssh process, no second SSH connection, and the login key is
+// never written anywhere.
 func (c *Client) Copy(ctx context.Context, paths []string, opts CopyOptions) error {
-	shim, err := startShim(ctx, c)
+	relay, err := startRelay(ctx, c, daemonCommand(c.target, opts))
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", c.target.HostPort(), err)
 	}
-	defer shim.close()
+	defer relay.close()
 	args := []string{"--extra-experimental-features", "nix-command", "copy", "--no-check-sigs"}
 	if opts.SubstituteOnDestination {
 		args = append(args, "--substitute-on-destination")
 	}
-	args = append(args, "--to", storeURL(c.target, opts))
+	args = append(args, "--to", relay.storeURL())
 	args = append(args, paths...)
 	cmd := exec.CommandContext(ctx, "nix", args...)
-	cmd.Env = shim.env(os.Environ())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -62,45 +58,10 @@ func (c *Client) Copy(ctx context.Context, paths []string, opts CopyOptions) err
 			return fmt.Errorf("nix copy to %s: %w", c.target.HostPort(), ctx.Err())
 		}
 		msg := strings.TrimSpace(tail(stderr.String(), 15))
-		if remote := strings.TrimSpace(shim.remoteStderr()); remote != "" {
+		if remote := strings.TrimSpace(relay.remoteStderr()); remote != "" {
 			msg += "; on the target: " + tail(remote, 10)
 		}
 		return fmt.Errorf("nix copy to %s: %w: %s", c.target.HostPort(), err, msg)
 	}
 	return nil
-}
-
-// storeURL is the ssh-ng store URL nix copy copies to. An IPv6 address is
-// bracketed ("ssh-ng://root@[2001:db8::5]"): Nix 2.4 to 2.30 take the
-// brackets off before they run ssh, so ssh is given "root@2001:db8::5",
-// and Nix 2.31 and later need them. The port is not in the URL but in
-// NIX_SSHOPTS (-p), which every Nix version passes to ssh. With Sudo, the
-// target's store is reached through "sudo -n nix-daemon --stdio"
-// (remote-program): nix-daemon then runs as root with the store itself,
-// and trusts its client, so the login user needs passwordless sudo, as
-// for every other command, and need not be one of the target's
-// trusted-users. Query values are percent-encoded with %20 for a space:
-// Nix does not read "+" as one.
-func storeURL(t Target, opts CopyOptions) string {
-	host := t.Address
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	var params []string
-	if opts.RemoteStore != "" {
-		params = append(params, "remote-store="+queryEscape(opts.RemoteStore))
-	}
-	if t.Sudo {
-		params = append(params, "remote-program="+queryEscape("sudo -n nix-daemon"))
-	}
-	u := "ssh-ng://" + t.User + "@" + host
-	if len(params) > 0 {
-		u += "?" + strings.Join(params, "&")
-	}
-	return u
-}
-
-// queryEscape escapes s for a query value in a Nix store URL.
-func queryEscape(s string) string {
-	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }

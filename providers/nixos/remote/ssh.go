@@ -358,11 +358,19 @@ func (e *NotRootError) Error() string {
 // a *NotRootError while nothing has changed.
 func (c *Client) CheckRoot(ctx context.Context) error {
 	res, err := c.Run(ctx, "check that commands run as root", "id -u", nil)
+	return c.RootFrom(strings.TrimSpace(res.Stdout), err)
+}
+
+// RootFrom is CheckRoot's verdict on a command that printed the user ID
+// it ran as (`id -u`), uid, before anything else, and ended with err: a
+// script that reads the host anyway can tell it, one round trip fewer.
+// A command that failed before it said who it ran as, through sudo, is
+// sudo's refusal ("sudo: a password is required"), or no sudo ("sudo:
+// not found"): a *NotRootError.
+func (c *Client) RootFrom(uid string, err error) error {
 	var exit *ExitError
 	switch {
-	case errors.As(err, &exit) && c.target.Sudo:
-		// sudo's own refusal ("sudo: a password is required"), or no sudo
-		// ("sudo: not found"): id -u itself does not fail.
+	case errors.As(err, &exit) && c.target.Sudo && uid == "":
 		detail := strings.TrimSpace(tail(exit.Stderr, 5))
 		if detail == "" {
 			detail = fmt.Sprintf("sudo -n exited with status %d", exit.ExitCode)
@@ -371,7 +379,7 @@ func (c *Client) CheckRoot(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	if uid := strings.TrimSpace(res.Stdout); uid != "0" {
+	if uid != "0" {
 		detail := uid
 		if c.target.Sudo {
 			detail = "it ran them as user ID " + uid

@@ -4,17 +4,10 @@
 package main
 
 import (
-	"os"
-
 	"github.com/landscaper-nix/landscaper/providers/nixos"
-	"github.com/landscaper-nix/landscaper/providers/nixos/remote"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
 
 func main() {
-	// nix copy runs this program as its "ssh" (remote.Client.Copy).
-	if remote.SSHShimRequested() {
-		os.Exit(remote.RunSSHShim())
-	}
 	sdk.Serve(nixos.Provider())
 }
