@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/landscaper-nix/landscaper/internal/atomicfile"
 )
 
 // Dir is a pull directory.
@@ -362,27 +364,10 @@ func (d Dir) pruneNonces(root string, oldest int64) {
 	}
 }
 
-// writeFile writes a file whole: a temporary file beside it, fsynced,
-// renamed over it.
+// writeFile writes a file whole, with exactly its mode (atomicfile).
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+randomHex(6))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-	if err != nil {
-		return fmt.Errorf("pull dir: write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pull dir: write %s: %w", path, err)
+	if err := atomicfile.Write(path, data, mode); err != nil {
+		return fmt.Errorf("pull dir: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/internal/atomicfile"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullapi"
 	"github.com/landscaper-nix/landscaper/landscaper/pull/pullsecret"
 )
@@ -150,7 +151,7 @@ func (a *Agent) writeSecrets(secrets []pulldir.Secret) error {
 		if err := os.MkdirAll(dirOf(f.path), 0o755); err != nil {
 			return fmt.Errorf("secret %s: %w", f.path, err)
 		}
-		if err := writeFileAtomic(f.path, f.data, f.mode); err != nil {
+		if err := atomicfile.Write(f.path, f.data, f.mode); err != nil {
 			return fmt.Errorf("secret %s: %w", f.path, err)
 		}
 		a.log.Info("wrote a secret", "path", f.path, "mode", fmt.Sprintf("%04o", f.mode))

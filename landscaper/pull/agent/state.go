@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/landscaper-nix/landscaper/formats/pulldir"
+	"github.com/landscaper-nix/landscaper/internal/atomicfile"
 )
 
 // state is what the agent remembers between cycles: the last generation
@@ -41,7 +42,7 @@ func (a *Agent) loadState() (state, error) {
 
 func (a *Agent) saveState(st state) error {
 	b, _ := json.Marshal(st)
-	return writeFileAtomic(a.statePath(), b, 0o600)
+	return atomicfile.Write(a.statePath(), b, 0o600)
 }
 
 // report sends a report; one the server does not get now is kept and
@@ -50,7 +51,7 @@ func (a *Agent) report(ctx context.Context, r pulldir.Report) {
 	if err := a.client.Report(ctx, r); err != nil {
 		a.log.Warn("cannot send the report; kept for the next cycle", "error", err)
 		b, _ := json.Marshal(r)
-		if err := writeFileAtomic(a.pendingPath(), b, 0o600); err != nil {
+		if err := atomicfile.Write(a.pendingPath(), b, 0o600); err != nil {
 			a.log.Error("cannot keep the report", "error", err)
 		}
 		return
@@ -73,32 +74,4 @@ func (a *Agent) sendPending(ctx context.Context) {
 		a.log.Info("sent the report kept from an earlier cycle", "generation", r.Generation, "result", r.Result)
 		_ = os.Remove(a.pendingPath())
 	}
-}
-
-// writeFileAtomic writes a file whole with its mode: a temporary file
-// beside it, fsynced, renamed over it.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
