@@ -479,6 +479,9 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 		SchemaCache:      schemaCache(env),
 		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
 	}
+	if env.Getenv("LANDSCAPER_TIMELINE") != "" {
+		opts.Timeline = env.Stderr
+	}
 	return engine.Open(ctx, opts)
 }
 

@@ -85,6 +85,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Summary, error) {
 		err = errors.Join(err, fmt.Errorf("save state: %w", cerr))
 	}
 	e.state = rec.Snapshot()
+	e.timeline.mark("state saved")
 	return summary, e.redactError(err)
 }
 
@@ -99,6 +100,7 @@ func (e *Engine) applyRounds(ctx context.Context, rec *state.Recorder, plan *Pla
 			return ctx.Err()
 		}
 		again, err := e.needsAnotherRound(ctx, plan)
+		e.timeline.mark("checked with the outputs known")
 		if err != nil || !again {
 			return err
 		}
@@ -213,6 +215,7 @@ func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan,
 	if err := rec.Sync(ctx); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	e.timeline.mark("pending operations recorded")
 	// Deletions first, dependents before what they depended on.
 	dependents := reverseDeps(deletes, func(p string) []string { return run.changes[p].Deps })
 	w := &walker{
@@ -243,6 +246,7 @@ func (e *Engine) applyPlan(ctx context.Context, rec *state.Recorder, plan *Plan,
 	if _, err := w.run(ctx, others); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	e.timeline.mark("applied (%d changes)", len(plan.Changes))
 	return ctx.Err()
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -73,11 +74,15 @@ type Options struct {
 	// engine's working directory. Empty means Source's (Source.Dir), or
 	// the engine's when that is empty too.
 	Dir string
+	// Timeline, when set, receives a line at the end of each phase of
+	// the run (LANDSCAPER_TIMELINE=1 sends it to stderr).
+	Timeline io.Writer
 }
 
 // Engine runs one command against one deployment and state.
 type Engine struct {
 	opts      Options
+	timeline  *timeline
 	observer  Observer
 	unlock    func() error
 	state     *state.State
@@ -153,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Dir == "" {
 		opts.Dir = opts.Source.Dir()
 	}
+	tl := newTimeline(opts.Timeline)
 	unlock, err := opts.Backend.Lock(ctx, opts.LockInfo, opts.LockTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
@@ -162,8 +168,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		_ = unlock()
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	tl.mark("state read (%d resources)", len(st.Resources))
 	e := &Engine{
-		opts: opts, observer: opts.Observer, unlock: unlock, state: st,
+		opts: opts, timeline: tl, observer: opts.Observer, unlock: unlock, state: st,
 		providers: newProviderSet(opts), redact: &redact.Set{},
 		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
 		members: map[string]*member{}, values: map[eval.Key]eval.Value{},

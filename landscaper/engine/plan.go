@@ -120,6 +120,7 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 		return nil, err
 	}
 	plan := &Plan{}
+	e.timeline.mark("providers started")
 	if err := e.recoverPending(ctx); err != nil {
 		return nil, err
 	}
@@ -139,7 +140,9 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 		}
 	}()
 	members, st, err := e.evaluateAll(ctx)
+	e.timeline.mark("evaluated (%d nix invocations so far)", e.evaluator.Invocations())
 	<-done
+	e.timeline.mark("refreshed (%d reads)", len(reads))
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +170,7 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 	startValues := maps.Clone(e.values)
 	e.mu.Unlock()
 	planned, err := e.planMembers(ctx, plan)
+	e.timeline.mark("planned")
 	if err != nil || !planned.Decided() {
 		return planned, err
 	}
@@ -228,6 +232,7 @@ func (e *Engine) planMembers(ctx context.Context, plan *Plan) (*Plan, error) {
 	// for its dependencies' plans (a no-op plan of a long chain is one
 	// parallel round, not one plan after another).
 	speculated, err := e.speculate(ctx, selected)
+	e.timeline.mark("planned in batches (%d)", len(speculated.changes))
 	if err != nil {
 		return nil, err
 	}
@@ -325,59 +330,82 @@ func (e *Engine) recordedValue(k eval.Key) (eval.Value, bool) {
 	return eval.Value{JSON: v, Known: true, Sensitive: sensitive}, true
 }
 
-// speculate plans, in parallel, the recorded members whose inputs only pass
-// on or interpolate outputs, assuming those outputs stay as recorded, and
-// keeps the plans that change nothing.
+// speculate plans, in batches, what can be planned before the walk: the
+// members whose inputs use no output, whose plans are final whatever they
+// do; and the recorded members whose inputs only pass on or interpolate
+// outputs, assuming those outputs stay as recorded, whose plans are kept
+// only when they change nothing. The walk plans the rest one by one.
 func (e *Engine) speculate(ctx context.Context, selected []string) (speculation, error) {
 	spec := speculation{changes: map[string]*Change{}, assumed: map[eval.Key]json.RawMessage{}}
-	if e.noSpeculation {
-		return spec, nil
+	type item struct {
+		m     *member
+		prior *state.Resource
+		sub   eval.Substituted
+		used  map[eval.Key]json.RawMessage
+		final bool
 	}
-	var mu sync.Mutex
-	sem := make(chan struct{}, e.opts.Parallelism)
-	var wg sync.WaitGroup
+	byProvider := map[string][]*item{}
 	for _, path := range selected {
 		e.mu.Lock()
 		m := e.members[path]
 		prior := e.state.Resources[path]
 		e.mu.Unlock()
-		if m == nil || prior == nil || prior.Type != m.typ || prior.Tainted || len(m.analysis.Opaque) > 0 {
+		if m == nil || len(m.analysis.Opaque) > 0 {
 			continue
+		}
+		final := len(m.deps) == 0 && len(m.evalKnown) == 0 && !(e.opts.Build && len(m.context) > 0)
+		if !final && (e.noSpeculation || prior == nil || prior.Type != m.typ || prior.Tainted) {
+			continue
+		}
+		it := &item{m: m, prior: prior, final: final, used: map[eval.Key]json.RawMessage{}}
+		sub, err := e.substituteWith(m, func(k eval.Key) eval.Value {
+			v, _ := e.recordedValue(k)
+			it.used[k] = v.JSON
+			return v
+		})
+		if err != nil || len(sub.Unknown) > 0 {
+			continue
+		}
+		it.sub = sub
+		byProvider[m.provider] = append(byProvider[m.provider], it)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, items := range byProvider {
+		_, p, err := e.providerFor(items[0].m.typ)
+		if err != nil {
+			continue // the walk reports it
+		}
+		reqs := make([]resource.PlanRequest, len(items))
+		for i, it := range items {
+			reqs[i] = e.planRequest(it.m, it.prior, it.sub, it.final && e.opts.Describe)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			used := map[eval.Key]json.RawMessage{}
-			var usedMu sync.Mutex
-			sub, err := e.substituteWith(m, func(k eval.Key) eval.Value {
-				v, _ := e.recordedValue(k)
-				usedMu.Lock()
-				used[k] = v.JSON
-				usedMu.Unlock()
-				return v
+			resource.PlanEach(ctx, p, reqs, e.opts.Parallelism, func(i int, resp *resource.PlanResponse, err error) {
+				it := items[i]
+				c, err := e.changeFromPlan(it.m, it.prior, it.sub, resp, err)
+				if err != nil {
+					return // the walk plans it again and reports the error
+				}
+				if !it.final && (c.Action != resource.ActionNoop || !jsonSame(c.PlannedOutputs, it.prior.Outputs)) {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				spec.changes[it.m.path] = c
+				for k, v := range it.used {
+					spec.assumed[k] = v
+				}
 			})
-			if err != nil || len(sub.Unknown) > 0 {
-				return
-			}
-			c, err := e.askPlanQuiet(ctx, m, prior, sub, false)
-			if err != nil || c.Action != resource.ActionNoop || !jsonSame(c.PlannedOutputs, prior.Outputs) {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			spec.changes[path] = c
-			for k, v := range used {
-				spec.assumed[k] = v
-			}
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return spec, err
 	}
-	// The unchanged members' outputs are known: as recorded.
+	// The outputs these plans know are known.
 	for path, c := range spec.changes {
 		e.recordPlannedOutputs(e.members[path], c)
 	}
@@ -564,17 +592,33 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
 	}
-	var priorState *resource.State
+	resp, err := p.Plan(ctx, e.planRequest(m, prior, sub, describe))
+	return e.changeFromPlan(m, prior, sub, resp, err)
+}
+
+// replacing reports whether a member with a recorded resource of its type
+// is replaced although its inputs may not have changed: tainted, or
+// --replace (requested).
+func (e *Engine) replacing(m *member, prior *state.Resource) (forced, requested bool) {
 	sameType := prior != nil && prior.Type == m.typ
-	// A member replaced although its inputs may not have changed (tainted,
-	// or --replace) is planned as the new object it becomes: as a create,
-	// so that outputs the new object will have anew are unknown.
-	requested := prior != nil && sameType && slices.Contains(e.opts.Replace, m.path)
-	forced := prior != nil && sameType && (prior.Tainted || requested)
-	if sameType && !forced {
+	requested = sameType && slices.Contains(e.opts.Replace, m.path)
+	return sameType && (prior.Tainted || requested), requested
+}
+
+// planRequest is the plan request for a member. A member replaced
+// although its inputs may not have changed is planned as the new object
+// it becomes: as a create, so that outputs the new object will have anew
+// are unknown.
+func (e *Engine) planRequest(m *member, prior *state.Resource, sub eval.Substituted, describe bool) resource.PlanRequest {
+	var priorState *resource.State
+	if forced, _ := e.replacing(m, prior); prior != nil && prior.Type == m.typ && !forced {
 		priorState = recordToState(prior)
 	}
-	resp, err := p.Plan(ctx, resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown, Describe: describe})
+	return resource.PlanRequest{Type: m.typ, Name: m.path, Prior: priorState, Desired: resource.Values{JSON: sub.JSON, Sensitive: sub.Sensitive}, Unknown: sub.Unknown, Describe: describe}
+}
+
+// changeFromPlan is the change a provider's answer to planRequest plans.
+func (e *Engine) changeFromPlan(m *member, prior *state.Resource, sub eval.Substituted, resp *resource.PlanResponse, err error) (*Change, error) {
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: fmt.Errorf("plan: %w", err)}
 	}
@@ -598,8 +642,9 @@ func (e *Engine) askPlanQuiet(ctx context.Context, m *member, prior *state.Resou
 			c.Warnings = append(c.Warnings, e.redact.Redact(w))
 		}
 	}
+	forced, requested := e.replacing(m, prior)
 	switch {
-	case prior != nil && !sameType:
+	case prior != nil && prior.Type != m.typ:
 		c.Action = resource.ActionReplace
 		c.RequiresReplace = append(c.RequiresReplace, resource.AttrPath("type"))
 	case forced:

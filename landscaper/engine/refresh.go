@@ -93,8 +93,8 @@ func (e *Engine) ensureRecordedProviders(ctx context.Context) error {
 	return nil
 }
 
-// readAll asks every provider what exists now. It changes nothing; see
-// applyRefresh.
+// readAll asks every provider what exists now, in batches. It changes
+// nothing; see applyRefresh.
 func (e *Engine) readAll(ctx context.Context) refreshed {
 	names := make([]string, 0, len(e.state.Resources))
 	for n := range e.state.Resources {
@@ -102,22 +102,32 @@ func (e *Engine) readAll(ctx context.Context) refreshed {
 	}
 	sort.Strings(names)
 	results := make(refreshed, len(names))
-	sem := make(chan struct{}, e.opts.Parallelism)
-	var wg sync.WaitGroup
+	byProvider := map[string][]int{}
 	for i, name := range names {
-		r := e.state.Resources[name]
+		results[i].name = name
+		p := e.state.Resources[name].Provider
+		byProvider[p] = append(byProvider[p], i)
+	}
+	var wg sync.WaitGroup
+	for provider, idx := range byProvider {
+		prov, err := e.providers.Provider(provider)
+		if err != nil {
+			for _, i := range idx {
+				results[i].err = err
+			}
+			continue
+		}
+		reqs := make([]resource.ReadRequest, len(idx))
+		for j, i := range idx {
+			r := e.state.Resources[names[i]]
+			reqs[j] = resource.ReadRequest{Type: r.Type, Name: names[i], Prior: *recordToState(r)}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			prov, err := e.providers.Provider(r.Provider)
-			if err != nil {
-				results[i] = refreshRead{name: name, err: err}
-				return
-			}
-			resp, err := prov.Read(ctx, resource.ReadRequest{Type: r.Type, Name: name, Prior: *recordToState(r)})
-			results[i] = refreshRead{name: name, resp: resp, err: err}
+			resource.ReadEach(ctx, prov, reqs, e.opts.Parallelism, func(j int, resp *resource.ReadResponse, err error) {
+				results[idx[j]].resp, results[idx[j]].err = resp, err
+			})
 		}()
 	}
 	wg.Wait()

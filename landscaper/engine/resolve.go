@@ -217,6 +217,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 			return nil, info, e.explainStructureError(ctx, known, evalErr)
 		}
 	}
+	e.timeline.mark("structure evaluated (%d members)", len(found))
 	structureForced := map[eval.Key]bool{}
 	assumed := map[eval.Key]json.RawMessage{}
 	for _, f := range forced {
@@ -257,6 +258,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		req.KnownCheck = known
 	}
 	res, err := e.evaluator.Evaluate(ctx, req)
+	e.timeline.mark("members evaluated")
 	var blockedMembers []*member
 	if err != nil {
 		var evalErr *eval.Error

@@ -51,6 +51,8 @@ type Recorder struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// lastWrite is how long the last write took (under mu).
+	lastWrite time.Duration
 }
 
 // NewRecorder returns a Recorder that writes s to b, and starts its
@@ -208,6 +210,21 @@ func (r *Recorder) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
+// gatherTime is how long the writer gathers changes nobody waits for
+// before it writes them: gatherFor, or longer when writing the state takes
+// long (a large state, a slow disk), so that writes that no one waits for
+// take at most about a fifth of the time. Every operation's pending record
+// is written before it starts, so a result written later is never lost: a
+// run killed in between settles the operation from what its provider reads.
+func (r *Recorder) gatherTime() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return min(max(gatherFor, 4*r.lastWrite), maxGather)
+}
+
+// maxGather bounds gatherTime.
+const maxGather = 2 * time.Second
+
 // gatherFor is how long the writer waits for more changes when no Sync is
 // waiting.
 const gatherFor = 25 * time.Millisecond
@@ -227,7 +244,7 @@ func (r *Recorder) run() {
 		select {
 		case <-r.urgent:
 		default:
-			timer := time.NewTimer(gatherFor)
+			timer := time.NewTimer(r.gatherTime())
 			select {
 			case <-r.urgent:
 			case <-timer.C:
@@ -267,9 +284,12 @@ func (r *Recorder) writeOnce() bool {
 	r.mu.Unlock()
 
 	// The write must not be cut short half way by a caller's context.
+	began := time.Now()
 	err := r.b.Write(context.Background(), &snap)
+	took := time.Since(began)
 
 	r.mu.Lock()
+	r.lastWrite = took
 	r.finished++
 	r.lastErr = err
 	if err == nil {

@@ -187,3 +187,47 @@ func readResponseFromProto(r *resourcev1.ReadResponse) *resource.ReadResponse {
 		SchemaVersion: r.SchemaVersion, UpgradedPrior: stateFromProto(r.UpgradedPrior),
 	}
 }
+
+func planRequestToProto(req resource.PlanRequest) *resourcev1.PlanRequest {
+	return &resourcev1.PlanRequest{
+		Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior),
+		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown), Describe: req.Describe,
+	}
+}
+
+func planRequestFromProto(req *resourcev1.PlanRequest) resource.PlanRequest {
+	return resource.PlanRequest{
+		Type: req.Type, Name: req.Name, Prior: stateFromProto(req.Prior),
+		Desired: valuesFromProto(req.Desired), Unknown: pathsFromProto(req.Unknown), Describe: req.Describe,
+	}
+}
+
+func planResponseToProto(r *resource.PlanResponse) *resourcev1.PlanResponse {
+	return &resourcev1.PlanResponse{
+		Action:             resourcev1.Action(r.Action),
+		Changed:            pathsToProto(r.Changed),
+		RequiresReplace:    pathsToProto(r.RequiresReplace),
+		PlannedOutputsJson: r.PlannedOutputs,
+		UnknownOutputs:     r.UnknownOutputs,
+		Diagnostics:        diagsToProto(r.Diagnostics),
+		Claims:             r.Claims,
+		Details:            detailsToProto(r.Details),
+	}
+}
+
+func planResponseFromProto(r *resourcev1.PlanResponse) *resource.PlanResponse {
+	return &resource.PlanResponse{
+		Action:          resource.Action(r.Action),
+		Changed:         pathsFromProto(r.Changed),
+		RequiresReplace: pathsFromProto(r.RequiresReplace),
+		PlannedOutputs:  r.PlannedOutputsJson,
+		UnknownOutputs:  r.UnknownOutputs,
+		Diagnostics:     diagsFromProto(r.Diagnostics),
+		Claims:          r.Claims,
+		Details:         detailsFromProto(r.Details),
+	}
+}
+
+func readRequestToProto(req resource.ReadRequest) *resourcev1.ReadRequest {
+	return &resourcev1.ReadRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -75,23 +76,11 @@ func (s *grpcServer) Plan(ctx context.Context, req *resourcev1.PlanRequest) (res
 		}
 	}()
 	defer s.recoverPanic("plan", req.Type, req.Name, &diags)
-	r, err := s.impl.Plan(ctx, resource.PlanRequest{
-		Type: req.Type, Name: req.Name, Prior: stateFromProto(req.Prior),
-		Desired: valuesFromProto(req.Desired), Unknown: pathsFromProto(req.Unknown), Describe: req.Describe,
-	})
+	r, err := s.impl.Plan(ctx, planRequestFromProto(req))
 	if err != nil {
 		return nil, err
 	}
-	return &resourcev1.PlanResponse{
-		Action:             resourcev1.Action(r.Action),
-		Changed:            pathsToProto(r.Changed),
-		RequiresReplace:    pathsToProto(r.RequiresReplace),
-		PlannedOutputsJson: r.PlannedOutputs,
-		UnknownOutputs:     r.UnknownOutputs,
-		Diagnostics:        diagsToProto(r.Diagnostics),
-		Claims:             r.Claims,
-		Details:            detailsToProto(r.Details),
-	}, nil
+	return planResponseToProto(r), nil
 }
 
 // streamSink sends events on a server stream; providers may log from
@@ -213,6 +202,9 @@ func (s *grpcServer) Prepare(ctx context.Context, req *resourcev1.PrepareRequest
 // grpcClient implements resource.Provider by calling a plugin.
 type grpcClient struct {
 	client resourcev1.ProviderServiceClient
+	// noBatch: the plugin answered a batch call UNIMPLEMENTED (built
+	// before batches existed, or not with this SDK).
+	noBatch atomic.Bool
 }
 
 var _ resource.Provider = (*grpcClient)(nil)
@@ -238,10 +230,7 @@ func (c *grpcClient) Validate(ctx context.Context, req resource.ValidateRequest)
 }
 
 func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resource.PlanResponse, error) {
-	preq := &resourcev1.PlanRequest{
-		Type: req.Type, Name: req.Name, Prior: stateToProto(req.Prior),
-		Desired: valuesToProto(req.Desired), Unknown: pathsToProto(req.Unknown), Describe: req.Describe,
-	}
+	preq := planRequestToProto(req)
 	if diags := fitRequest("plan", req.Type, req.Name, preq, preq.Prior); diags != nil {
 		return &resource.PlanResponse{Diagnostics: diags}, nil
 	}
@@ -249,16 +238,7 @@ func (c *grpcClient) Plan(ctx context.Context, req resource.PlanRequest) (*resou
 	if err != nil {
 		return nil, err
 	}
-	return &resource.PlanResponse{
-		Action:          resource.Action(r.Action),
-		Changed:         pathsFromProto(r.Changed),
-		RequiresReplace: pathsFromProto(r.RequiresReplace),
-		PlannedOutputs:  r.PlannedOutputsJson,
-		UnknownOutputs:  r.UnknownOutputs,
-		Diagnostics:     diagsFromProto(r.Diagnostics),
-		Claims:          r.Claims,
-		Details:         detailsFromProto(r.Details),
-	}, nil
+	return planResponseFromProto(r), nil
 }
 
 // eventStream is what the three streaming clients have in common.
@@ -339,7 +319,7 @@ func (c *grpcClient) Delete(ctx context.Context, req resource.DeleteRequest, sin
 }
 
 func (c *grpcClient) Read(ctx context.Context, req resource.ReadRequest) (*resource.ReadResponse, error) {
-	preq := &resourcev1.ReadRequest{Type: req.Type, Name: req.Name, Prior: stateToProto(&req.Prior)}
+	preq := readRequestToProto(req)
 	if diags := fitRequest("read", req.Type, req.Name, preq, preq.Prior); diags != nil {
 		return &resource.ReadResponse{Exists: true, Diagnostics: diags}, nil
 	}

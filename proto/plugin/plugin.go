@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +71,15 @@ func Serve(impl resource.Provider) {
 		JSONFormat: true,
 	})
 	go exitWhenParentDies(os.Getppid(), time.Second)
+	// LANDSCAPER_PROVIDER_CPUPROFILE writes a CPU profile of the
+	// provider's run, for performance work (the engine passes its
+	// environment on to providers).
+	if path := os.Getenv("LANDSCAPER_PROVIDER_CPUPROFILE"); path != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(impl, logger),
@@ -78,6 +88,7 @@ func Serve(impl resource.Provider) {
 		},
 		Logger: logger,
 	})
+	pprof.StopCPUProfile()
 	os.Exit(0)
 }
 
@@ -345,4 +356,16 @@ func (c *Client) Prepare(ctx context.Context, req resource.PrepareRequest) (reso
 		return p.Prepare(ctx, req)
 	}
 	return nil, nil
+}
+
+var _ resource.Batcher = (*Client)(nil)
+
+// PlanBatch plans many resources (see resource.Batcher).
+func (c *Client) PlanBatch(ctx context.Context, reqs []resource.PlanRequest, parallelism int, each func(int, *resource.PlanResponse, error)) {
+	resource.PlanEach(ctx, c.Provider, reqs, parallelism, each)
+}
+
+// ReadBatch reads many resources (see resource.Batcher).
+func (c *Client) ReadBatch(ctx context.Context, reqs []resource.ReadRequest, parallelism int, each func(int, *resource.ReadResponse, error)) {
+	resource.ReadEach(ctx, c.Provider, reqs, parallelism, each)
 }

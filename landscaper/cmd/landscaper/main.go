@@ -22,5 +22,13 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "landscaper: cannot write a CPU profile to %s\n", path)
 	}
-	os.Exit(cli.Main(os.Args[1:], cli.System()))
+	code := cli.Main(os.Args[1:], cli.System())
+	// LANDSCAPER_MEMPROFILE writes a profile of the run's allocations.
+	if path := os.Getenv("LANDSCAPER_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	os.Exit(code)
 }

@@ -1760,6 +1760,327 @@ func (x *DeleteResponse) GetEvent() *Event {
 	return nil
 }
 
+type PlanBatchRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Requests []*PlanRequest         `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// At most this many plans run at once (the engine's parallelism); 0
+	// means one at a time.
+	Parallelism   int32 `protobuf:"varint,2,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanBatchRequest) Reset() {
+	*x = PlanBatchRequest{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanBatchRequest) ProtoMessage() {}
+
+func (x *PlanBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanBatchRequest.ProtoReflect.Descriptor instead.
+func (*PlanBatchRequest) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PlanBatchRequest) GetRequests() []*PlanRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *PlanBatchRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+type PlanBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plans finished since the last message.
+	Results       []*PlanBatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanBatchResponse) Reset() {
+	*x = PlanBatchResponse{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanBatchResponse) ProtoMessage() {}
+
+func (x *PlanBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanBatchResponse.ProtoReflect.Descriptor instead.
+func (*PlanBatchResponse) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PlanBatchResponse) GetResults() []*PlanBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// PlanBatchResult is the answer to PlanBatchRequest.requests[index].
+type PlanBatchResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Response *PlanResponse          `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when the plan failed the way a Plan call fails with a gRPC status
+	// (a provider bug, not a diagnostic): the status message.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanBatchResult) Reset() {
+	*x = PlanBatchResult{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanBatchResult) ProtoMessage() {}
+
+func (x *PlanBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanBatchResult.ProtoReflect.Descriptor instead.
+func (*PlanBatchResult) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PlanBatchResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PlanBatchResult) GetResponse() *PlanResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *PlanBatchResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ReadBatchRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Requests []*ReadRequest         `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// As in PlanBatchRequest.
+	Parallelism   int32 `protobuf:"varint,2,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchRequest) Reset() {
+	*x = ReadBatchRequest{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchRequest) ProtoMessage() {}
+
+func (x *ReadBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchRequest.ProtoReflect.Descriptor instead.
+func (*ReadBatchRequest) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReadBatchRequest) GetRequests() []*ReadRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *ReadBatchRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+type ReadBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ReadBatchResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchResponse) Reset() {
+	*x = ReadBatchResponse{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchResponse) ProtoMessage() {}
+
+func (x *ReadBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchResponse.ProtoReflect.Descriptor instead.
+func (*ReadBatchResponse) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReadBatchResponse) GetResults() []*ReadBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReadBatchResult is the answer to ReadBatchRequest.requests[index].
+type ReadBatchResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Response *ReadResponse          `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// As in PlanBatchResult.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchResult) Reset() {
+	*x = ReadBatchResult{}
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchResult) ProtoMessage() {}
+
+func (x *ReadBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchResult.ProtoReflect.Descriptor instead.
+func (*ReadBatchResult) Descriptor() ([]byte, []int) {
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReadBatchResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReadBatchResult) GetResponse() *ReadResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ReadBatchResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ReadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -1772,7 +2093,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +2105,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[24]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +2118,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{24}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadRequest) GetType() string {
@@ -1842,7 +2163,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2175,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[25]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2188,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{25}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReadResponse) GetExists() bool {
@@ -1926,7 +2247,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2259,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[26]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2272,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{26}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PrepareRequest) GetType() string {
@@ -1991,7 +2312,7 @@ type PrepareResponse struct {
 
 func (x *PrepareResponse) Reset() {
 	*x = PrepareResponse{}
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2324,7 @@ func (x *PrepareResponse) String() string {
 func (*PrepareResponse) ProtoMessage() {}
 
 func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[27]
+	mi := &file_landscaper_resource_v1_resource_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2337,7 @@ func (x *PrepareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareResponse.ProtoReflect.Descriptor instead.
 func (*PrepareResponse) Descriptor() ([]byte, []int) {
-	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{27}
+	return file_landscaper_resource_v1_resource_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PrepareResponse) GetDiagnostics() []*Diagnostic {
@@ -2141,7 +2462,25 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x0eUpdateResponse\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.landscaper.resource.v1.EventR\x05event\"E\n" +
 	"\x0eDeleteResponse\x123\n" +
-	"\x05event\x18\x01 \x01(\v2\x1d.landscaper.resource.v1.EventR\x05event\"j\n" +
+	"\x05event\x18\x01 \x01(\v2\x1d.landscaper.resource.v1.EventR\x05event\"u\n" +
+	"\x10PlanBatchRequest\x12?\n" +
+	"\brequests\x18\x01 \x03(\v2#.landscaper.resource.v1.PlanRequestR\brequests\x12 \n" +
+	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\"V\n" +
+	"\x11PlanBatchResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.landscaper.resource.v1.PlanBatchResultR\aresults\"\x7f\n" +
+	"\x0fPlanBatchResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12@\n" +
+	"\bresponse\x18\x02 \x01(\v2$.landscaper.resource.v1.PlanResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"u\n" +
+	"\x10ReadBatchRequest\x12?\n" +
+	"\brequests\x18\x01 \x03(\v2#.landscaper.resource.v1.ReadRequestR\brequests\x12 \n" +
+	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\"V\n" +
+	"\x11ReadBatchResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.landscaper.resource.v1.ReadBatchResultR\aresults\"\x7f\n" +
+	"\x0fReadBatchResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12@\n" +
+	"\bresponse\x18\x02 \x01(\v2$.landscaper.resource.v1.ReadResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"j\n" +
 	"\vReadRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
@@ -2170,7 +2509,7 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\rACTION_CREATE\x10\x02\x12\x11\n" +
 	"\rACTION_UPDATE\x10\x03\x12\x12\n" +
 	"\x0eACTION_REPLACE\x10\x04\x12\x11\n" +
-	"\rACTION_DELETE\x10\x052\xe5\x05\n" +
+	"\rACTION_DELETE\x10\x052\xad\a\n" +
 	"\x0fProviderService\x12`\n" +
 	"\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n" +
 	"\bValidate\x12'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n" +
@@ -2179,7 +2518,9 @@ const file_landscaper_resource_v1_resource_proto_rawDesc = "" +
 	"\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n" +
 	"\x06Delete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n" +
 	"\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n" +
-	"\aPrepare\x12&.landscaper.resource.v1.PrepareRequest\x1a'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3"
+	"\aPrepare\x12&.landscaper.resource.v1.PrepareRequest\x1a'.landscaper.resource.v1.PrepareResponse\x12b\n" +
+	"\tPlanBatch\x12(.landscaper.resource.v1.PlanBatchRequest\x1a).landscaper.resource.v1.PlanBatchResponse0\x01\x12b\n" +
+	"\tReadBatch\x12(.landscaper.resource.v1.ReadBatchRequest\x1a).landscaper.resource.v1.ReadBatchResponse0\x01BKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3"
 
 var (
 	file_landscaper_resource_v1_resource_proto_rawDescOnce sync.Once
@@ -2194,7 +2535,7 @@ func file_landscaper_resource_v1_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_landscaper_resource_v1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_landscaper_resource_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(Severity)(0),             // 0: landscaper.resource.v1.Severity
 	(Action)(0),               // 1: landscaper.resource.v1.Action
@@ -2222,11 +2563,17 @@ var file_landscaper_resource_v1_resource_proto_goTypes = []any{
 	(*CreateResponse)(nil),    // 23: landscaper.resource.v1.CreateResponse
 	(*UpdateResponse)(nil),    // 24: landscaper.resource.v1.UpdateResponse
 	(*DeleteResponse)(nil),    // 25: landscaper.resource.v1.DeleteResponse
-	(*ReadRequest)(nil),       // 26: landscaper.resource.v1.ReadRequest
-	(*ReadResponse)(nil),      // 27: landscaper.resource.v1.ReadResponse
-	(*PrepareRequest)(nil),    // 28: landscaper.resource.v1.PrepareRequest
-	(*PrepareResponse)(nil),   // 29: landscaper.resource.v1.PrepareResponse
-	nil,                       // 30: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	(*PlanBatchRequest)(nil),  // 26: landscaper.resource.v1.PlanBatchRequest
+	(*PlanBatchResponse)(nil), // 27: landscaper.resource.v1.PlanBatchResponse
+	(*PlanBatchResult)(nil),   // 28: landscaper.resource.v1.PlanBatchResult
+	(*ReadBatchRequest)(nil),  // 29: landscaper.resource.v1.ReadBatchRequest
+	(*ReadBatchResponse)(nil), // 30: landscaper.resource.v1.ReadBatchResponse
+	(*ReadBatchResult)(nil),   // 31: landscaper.resource.v1.ReadBatchResult
+	(*ReadRequest)(nil),       // 32: landscaper.resource.v1.ReadRequest
+	(*ReadResponse)(nil),      // 33: landscaper.resource.v1.ReadResponse
+	(*PrepareRequest)(nil),    // 34: landscaper.resource.v1.PrepareRequest
+	(*PrepareResponse)(nil),   // 35: landscaper.resource.v1.PrepareResponse
+	nil,                       // 36: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 }
 var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	3,  // 0: landscaper.resource.v1.AttributePath.steps:type_name -> landscaper.resource.v1.PathStep
@@ -2235,7 +2582,7 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	5,  // 3: landscaper.resource.v1.Attribute.attributes:type_name -> landscaper.resource.v1.Attribute
 	5,  // 4: landscaper.resource.v1.ResourceSchema.inputs:type_name -> landscaper.resource.v1.Attribute
 	5,  // 5: landscaper.resource.v1.ResourceSchema.outputs:type_name -> landscaper.resource.v1.Attribute
-	30, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
+	36, // 6: landscaper.resource.v1.GetSchemaResponse.resource_types:type_name -> landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry
 	4,  // 7: landscaper.resource.v1.GetSchemaResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
 	2,  // 8: landscaper.resource.v1.Values.sensitive:type_name -> landscaper.resource.v1.AttributePath
 	9,  // 9: landscaper.resource.v1.State.inputs:type_name -> landscaper.resource.v1.Values
@@ -2263,35 +2610,45 @@ var file_landscaper_resource_v1_resource_proto_depIdxs = []int32{
 	22, // 31: landscaper.resource.v1.CreateResponse.event:type_name -> landscaper.resource.v1.Event
 	22, // 32: landscaper.resource.v1.UpdateResponse.event:type_name -> landscaper.resource.v1.Event
 	22, // 33: landscaper.resource.v1.DeleteResponse.event:type_name -> landscaper.resource.v1.Event
-	10, // 34: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 35: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
-	4,  // 36: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	10, // 37: landscaper.resource.v1.ReadResponse.upgraded_prior:type_name -> landscaper.resource.v1.State
-	10, // 38: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
-	9,  // 39: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
-	4,  // 40: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
-	6,  // 41: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
-	7,  // 42: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
-	11, // 43: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
-	13, // 44: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
-	16, // 45: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
-	17, // 46: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
-	18, // 47: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
-	26, // 48: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
-	28, // 49: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
-	8,  // 50: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
-	12, // 51: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
-	14, // 52: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
-	23, // 53: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
-	24, // 54: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
-	25, // 55: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
-	27, // 56: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
-	29, // 57: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
-	50, // [50:58] is the sub-list for method output_type
-	42, // [42:50] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	13, // 34: landscaper.resource.v1.PlanBatchRequest.requests:type_name -> landscaper.resource.v1.PlanRequest
+	28, // 35: landscaper.resource.v1.PlanBatchResponse.results:type_name -> landscaper.resource.v1.PlanBatchResult
+	14, // 36: landscaper.resource.v1.PlanBatchResult.response:type_name -> landscaper.resource.v1.PlanResponse
+	32, // 37: landscaper.resource.v1.ReadBatchRequest.requests:type_name -> landscaper.resource.v1.ReadRequest
+	31, // 38: landscaper.resource.v1.ReadBatchResponse.results:type_name -> landscaper.resource.v1.ReadBatchResult
+	33, // 39: landscaper.resource.v1.ReadBatchResult.response:type_name -> landscaper.resource.v1.ReadResponse
+	10, // 40: landscaper.resource.v1.ReadRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 41: landscaper.resource.v1.ReadResponse.outputs:type_name -> landscaper.resource.v1.Values
+	4,  // 42: landscaper.resource.v1.ReadResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	10, // 43: landscaper.resource.v1.ReadResponse.upgraded_prior:type_name -> landscaper.resource.v1.State
+	10, // 44: landscaper.resource.v1.PrepareRequest.prior:type_name -> landscaper.resource.v1.State
+	9,  // 45: landscaper.resource.v1.PrepareRequest.inputs:type_name -> landscaper.resource.v1.Values
+	4,  // 46: landscaper.resource.v1.PrepareResponse.diagnostics:type_name -> landscaper.resource.v1.Diagnostic
+	6,  // 47: landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry.value:type_name -> landscaper.resource.v1.ResourceSchema
+	7,  // 48: landscaper.resource.v1.ProviderService.GetSchema:input_type -> landscaper.resource.v1.GetSchemaRequest
+	11, // 49: landscaper.resource.v1.ProviderService.Validate:input_type -> landscaper.resource.v1.ValidateRequest
+	13, // 50: landscaper.resource.v1.ProviderService.Plan:input_type -> landscaper.resource.v1.PlanRequest
+	16, // 51: landscaper.resource.v1.ProviderService.Create:input_type -> landscaper.resource.v1.CreateRequest
+	17, // 52: landscaper.resource.v1.ProviderService.Update:input_type -> landscaper.resource.v1.UpdateRequest
+	18, // 53: landscaper.resource.v1.ProviderService.Delete:input_type -> landscaper.resource.v1.DeleteRequest
+	32, // 54: landscaper.resource.v1.ProviderService.Read:input_type -> landscaper.resource.v1.ReadRequest
+	34, // 55: landscaper.resource.v1.ProviderService.Prepare:input_type -> landscaper.resource.v1.PrepareRequest
+	26, // 56: landscaper.resource.v1.ProviderService.PlanBatch:input_type -> landscaper.resource.v1.PlanBatchRequest
+	29, // 57: landscaper.resource.v1.ProviderService.ReadBatch:input_type -> landscaper.resource.v1.ReadBatchRequest
+	8,  // 58: landscaper.resource.v1.ProviderService.GetSchema:output_type -> landscaper.resource.v1.GetSchemaResponse
+	12, // 59: landscaper.resource.v1.ProviderService.Validate:output_type -> landscaper.resource.v1.ValidateResponse
+	14, // 60: landscaper.resource.v1.ProviderService.Plan:output_type -> landscaper.resource.v1.PlanResponse
+	23, // 61: landscaper.resource.v1.ProviderService.Create:output_type -> landscaper.resource.v1.CreateResponse
+	24, // 62: landscaper.resource.v1.ProviderService.Update:output_type -> landscaper.resource.v1.UpdateResponse
+	25, // 63: landscaper.resource.v1.ProviderService.Delete:output_type -> landscaper.resource.v1.DeleteResponse
+	33, // 64: landscaper.resource.v1.ProviderService.Read:output_type -> landscaper.resource.v1.ReadResponse
+	35, // 65: landscaper.resource.v1.ProviderService.Prepare:output_type -> landscaper.resource.v1.PrepareResponse
+	27, // 66: landscaper.resource.v1.ProviderService.PlanBatch:output_type -> landscaper.resource.v1.PlanBatchResponse
+	30, // 67: landscaper.resource.v1.ProviderService.ReadBatch:output_type -> landscaper.resource.v1.ReadBatchResponse
+	58, // [58:68] is the sub-list for method output_type
+	48, // [48:58] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_landscaper_resource_v1_resource_proto_init() }
@@ -2315,7 +2672,7 @@ func file_landscaper_resource_v1_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_landscaper_resource_v1_resource_proto_rawDesc), len(file_landscaper_resource_v1_resource_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,8 @@ const (
 	ProviderService_Delete_FullMethodName    = "/landscaper.resource.v1.ProviderService/Delete"
 	ProviderService_Read_FullMethodName      = "/landscaper.resource.v1.ProviderService/Read"
 	ProviderService_Prepare_FullMethodName   = "/landscaper.resource.v1.ProviderService/Prepare"
+	ProviderService_PlanBatch_FullMethodName = "/landscaper.resource.v1.ProviderService/PlanBatch"
+	ProviderService_ReadBatch_FullMethodName = "/landscaper.resource.v1.ProviderService/ReadBatch"
 )
 
 // ProviderServiceClient is the client API for ProviderService service.
@@ -63,6 +65,14 @@ type ProviderServiceClient interface {
 	// the change itself is quick. It must not change what the resource is.
 	// A provider without it answers UNIMPLEMENTED; the engine then goes on.
 	Prepare(ctx context.Context, in *PrepareRequest, opts ...grpc.CallOption) (*PrepareResponse, error)
+	// PlanBatch is Plan for many resources in one call: the engine plans a
+	// large deployment without a round trip per resource. Each plan is
+	// what Plan would answer; answers stream back as they are ready, in
+	// any order, each with the index of its request. A provider without it
+	// answers UNIMPLEMENTED; the engine then calls Plan for each.
+	PlanBatch(ctx context.Context, in *PlanBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PlanBatchResponse], error)
+	// ReadBatch is Read for many resources in one call, like PlanBatch.
+	ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBatchResponse], error)
 }
 
 type providerServiceClient struct {
@@ -180,6 +190,44 @@ func (c *providerServiceClient) Prepare(ctx context.Context, in *PrepareRequest,
 	return out, nil
 }
 
+func (c *providerServiceClient) PlanBatch(ctx context.Context, in *PlanBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PlanBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ProviderService_ServiceDesc.Streams[3], ProviderService_PlanBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PlanBatchRequest, PlanBatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProviderService_PlanBatchClient = grpc.ServerStreamingClient[PlanBatchResponse]
+
+func (c *providerServiceClient) ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ProviderService_ServiceDesc.Streams[4], ProviderService_ReadBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadBatchRequest, ReadBatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProviderService_ReadBatchClient = grpc.ServerStreamingClient[ReadBatchResponse]
+
 // ProviderServiceServer is the server API for ProviderService service.
 // All implementations must embed UnimplementedProviderServiceServer
 // for forward compatibility.
@@ -206,6 +254,14 @@ type ProviderServiceServer interface {
 	// the change itself is quick. It must not change what the resource is.
 	// A provider without it answers UNIMPLEMENTED; the engine then goes on.
 	Prepare(context.Context, *PrepareRequest) (*PrepareResponse, error)
+	// PlanBatch is Plan for many resources in one call: the engine plans a
+	// large deployment without a round trip per resource. Each plan is
+	// what Plan would answer; answers stream back as they are ready, in
+	// any order, each with the index of its request. A provider without it
+	// answers UNIMPLEMENTED; the engine then calls Plan for each.
+	PlanBatch(*PlanBatchRequest, grpc.ServerStreamingServer[PlanBatchResponse]) error
+	// ReadBatch is Read for many resources in one call, like PlanBatch.
+	ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error
 	mustEmbedUnimplementedProviderServiceServer()
 }
 
@@ -239,6 +295,12 @@ func (UnimplementedProviderServiceServer) Read(context.Context, *ReadRequest) (*
 }
 func (UnimplementedProviderServiceServer) Prepare(context.Context, *PrepareRequest) (*PrepareResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Prepare not implemented")
+}
+func (UnimplementedProviderServiceServer) PlanBatch(*PlanBatchRequest, grpc.ServerStreamingServer[PlanBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method PlanBatch not implemented")
+}
+func (UnimplementedProviderServiceServer) ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadBatch not implemented")
 }
 func (UnimplementedProviderServiceServer) mustEmbedUnimplementedProviderServiceServer() {}
 func (UnimplementedProviderServiceServer) testEmbeddedByValue()                         {}
@@ -384,6 +446,28 @@ func _ProviderService_Prepare_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProviderService_PlanBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PlanBatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ProviderServiceServer).PlanBatch(m, &grpc.GenericServerStream[PlanBatchRequest, PlanBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProviderService_PlanBatchServer = grpc.ServerStreamingServer[PlanBatchResponse]
+
+func _ProviderService_ReadBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadBatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ProviderServiceServer).ReadBatch(m, &grpc.GenericServerStream[ReadBatchRequest, ReadBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProviderService_ReadBatchServer = grpc.ServerStreamingServer[ReadBatchResponse]
+
 // ProviderService_ServiceDesc is the grpc.ServiceDesc for ProviderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -426,6 +510,16 @@ var ProviderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Delete",
 			Handler:       _ProviderService_Delete_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PlanBatch",
+			Handler:       _ProviderService_PlanBatch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadBatch",
+			Handler:       _ProviderService_ReadBatch_Handler,
 			ServerStreams: true,
 		},
 	},

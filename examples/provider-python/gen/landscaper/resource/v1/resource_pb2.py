@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='landscaper/resource/v1/resource.proto',
   package='landscaper.resource.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x9d\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"\x91\x01\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x16\n\x0eschema_version\x18\x04 \x01(\x03\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xd2\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x10\n\x08\x64\x65scribe\x18\x06 \x01(\x08\"\xef\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\x12\x36\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32%.landscaper.resource.v1.ChangeDetails\"=\n\rChangeDetails\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\xae\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\xe8\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\x12\x35\n\x0eupgraded_prior\x18\x06 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xe5\x05\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponseBKZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
+  serialized_pb=_b('\n%landscaper/resource/v1/resource.proto\x12\x16landscaper.resource.v1\"@\n\rAttributePath\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .landscaper.resource.v1.PathStep\"`\n\x08PathStep\x12\x18\n\x0e\x61ttribute_name\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x65lement_key\x18\x02 \x01(\tH\x00\x12\x17\n\relement_index\x18\x03 \x01(\x03H\x00\x42\n\n\x08selector\"\x9b\x01\n\nDiagnostic\x12\x32\n\x08severity\x18\x01 \x01(\x0e\x32 .landscaper.resource.v1.Severity\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x38\n\tattribute\x18\x04 \x01(\x0b\x32%.landscaper.resource.v1.AttributePath\"\xc1\x01\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\x0c\x12\x11\n\tsensitive\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tforce_new\x18\x07 \x01(\x08\x12\x35\n\nattributes\x18\x08 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\"\x9d\x01\n\x0eResourceSchema\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x31\n\x06inputs\x18\x02 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x32\n\x07outputs\x18\x03 \x03(\x0b\x32!.landscaper.resource.v1.Attribute\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x12\n\x10GetSchemaRequest\"\xb1\x02\n\x11GetSchemaResponse\x12\x15\n\rprovider_name\x18\x01 \x01(\t\x12\x18\n\x10provider_version\x18\x02 \x01(\t\x12T\n\x0eresource_types\x18\x03 \x03(\x0b\x32<.landscaper.resource.v1.GetSchemaResponse.ResourceTypesEntry\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x1a\\\n\x12ResourceTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x35\n\x05value\x18\x02 \x01(\x0b\x32&.landscaper.resource.v1.ResourceSchema:\x02\x38\x01\"P\n\x06Values\x12\x0c\n\x04json\x18\x01 \x01(\x0c\x12\x38\n\tsensitive\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"\x91\x01\n\x05State\x12.\n\x06inputs\x18\x01 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x16\n\x0eschema_version\x18\x04 \x01(\x03\"\x95\x01\n\x0fValidateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x04 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\"K\n\x10ValidateResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\"\xd2\x01\n\x0bPlanRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12/\n\x07\x64\x65sired\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x36\n\x07unknown\x18\x05 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x10\n\x08\x64\x65scribe\x18\x06 \x01(\x08\"\xef\x02\n\x0cPlanResponse\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.landscaper.resource.v1.Action\x12\x36\n\x07\x63hanged\x18\x02 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12?\n\x10requires_replace\x18\x03 \x03(\x0b\x32%.landscaper.resource.v1.AttributePath\x12\x1c\n\x14planned_outputs_json\x18\x04 \x01(\x0c\x12\x17\n\x0funknown_outputs\x18\x05 \x03(\t\x12\x37\n\x0b\x64iagnostics\x18\x06 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x0e\n\x06\x63laims\x18\x07 \x03(\t\x12\x36\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32%.landscaper.resource.v1.ChangeDetails\"=\n\rChangeDetails\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"[\n\rCreateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\x06inputs\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"\x89\x01\n\rUpdateRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"l\n\rDeleteRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12\x11\n\treplacing\x18\x04 \x01(\x08\"\x17\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\"-\n\x08Progress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\xae\x01\n\x06Result\x12\x11\n\thas_state\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\"\xa8\x01\n\x05\x45vent\x12.\n\x03log\x18\x01 \x01(\x0b\x32\x1f.landscaper.resource.v1.LogLineH\x00\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32 .landscaper.resource.v1.ProgressH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.landscaper.resource.v1.ResultH\x00\x42\x07\n\x05\x65vent\">\n\x0e\x43reateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0eUpdateResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\">\n\x0e\x44\x65leteResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.landscaper.resource.v1.Event\"^\n\x10PlanBatchRequest\x12\x35\n\x08requests\x18\x01 \x03(\x0b\x32#.landscaper.resource.v1.PlanRequest\x12\x13\n\x0bparallelism\x18\x02 \x01(\x05\"M\n\x11PlanBatchResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.landscaper.resource.v1.PlanBatchResult\"g\n\x0fPlanBatchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x36\n\x08response\x18\x02 \x01(\x0b\x32$.landscaper.resource.v1.PlanResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"^\n\x10ReadBatchRequest\x12\x35\n\x08requests\x18\x01 \x03(\x0b\x32#.landscaper.resource.v1.ReadRequest\x12\x13\n\x0bparallelism\x18\x02 \x01(\x05\"M\n\x11ReadBatchResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.landscaper.resource.v1.ReadBatchResult\"g\n\x0fReadBatchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x36\n\x08response\x18\x02 \x01(\x0b\x32$.landscaper.resource.v1.ReadResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"W\n\x0bReadRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\xe8\x01\n\x0cReadResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12/\n\x07outputs\x18\x02 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\x12\x0f\n\x07private\x18\x03 \x01(\x0c\x12\x37\n\x0b\x64iagnostics\x18\x04 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic\x12\x16\n\x0eschema_version\x18\x05 \x01(\x03\x12\x35\n\x0eupgraded_prior\x18\x06 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\"\x8a\x01\n\x0ePrepareRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x05prior\x18\x03 \x01(\x0b\x32\x1d.landscaper.resource.v1.State\x12.\n\x06inputs\x18\x04 \x01(\x0b\x32\x1e.landscaper.resource.v1.Values\"J\n\x0fPrepareResponse\x12\x37\n\x0b\x64iagnostics\x18\x01 \x03(\x0b\x32\".landscaper.resource.v1.Diagnostic*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*~\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_NOOP\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x12\n\x0e\x41\x43TION_REPLACE\x10\x04\x12\x11\n\rACTION_DELETE\x10\x05\x32\xad\x07\n\x0fProviderService\x12`\n\tGetSchema\x12(.landscaper.resource.v1.GetSchemaRequest\x1a).landscaper.resource.v1.GetSchemaResponse\x12]\n\x08Validate\x12\'.landscaper.resource.v1.ValidateRequest\x1a(.landscaper.resource.v1.ValidateResponse\x12Q\n\x04Plan\x12#.landscaper.resource.v1.PlanRequest\x1a$.landscaper.resource.v1.PlanResponse\x12Y\n\x06\x43reate\x12%.landscaper.resource.v1.CreateRequest\x1a&.landscaper.resource.v1.CreateResponse0\x01\x12Y\n\x06Update\x12%.landscaper.resource.v1.UpdateRequest\x1a&.landscaper.resource.v1.UpdateResponse0\x01\x12Y\n\x06\x44\x65lete\x12%.landscaper.resource.v1.DeleteRequest\x1a&.landscaper.resource.v1.DeleteResponse0\x01\x12Q\n\x04Read\x12#.landscaper.resource.v1.ReadRequest\x1a$.landscaper.resource.v1.ReadResponse\x12Z\n\x07Prepare\x12&.landscaper.resource.v1.PrepareRequest\x1a\'.landscaper.resource.v1.PrepareResponse\x12\x62\n\tPlanBatch\x12(.landscaper.resource.v1.PlanBatchRequest\x1a).landscaper.resource.v1.PlanBatchResponse0\x01\x12\x62\n\tReadBatch\x12(.landscaper.resource.v1.ReadBatchRequest\x1a).landscaper.resource.v1.ReadBatchResponse0\x01\x42KZIgithub.com/landscaper-nix/landscaper/proto/internal/resourcev1;resourcev1b\x06proto3')
 )
 
 _SEVERITY = _descriptor.EnumDescriptor(
@@ -44,8 +44,8 @@ _SEVERITY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3672,
-  serialized_end=3750,
+  serialized_start=4232,
+  serialized_end=4310,
 )
 _sym_db.RegisterEnumDescriptor(_SEVERITY)
 
@@ -83,8 +83,8 @@ _ACTION = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3752,
-  serialized_end=3878,
+  serialized_start=4312,
+  serialized_end=4438,
 )
 _sym_db.RegisterEnumDescriptor(_ACTION)
 
@@ -1259,6 +1259,234 @@ _DELETERESPONSE = _descriptor.Descriptor(
 )
 
 
+_PLANBATCHREQUEST = _descriptor.Descriptor(
+  name='PlanBatchRequest',
+  full_name='landscaper.resource.v1.PlanBatchRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='requests', full_name='landscaper.resource.v1.PlanBatchRequest.requests', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parallelism', full_name='landscaper.resource.v1.PlanBatchRequest.parallelism', index=1,
+      number=2, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3131,
+  serialized_end=3225,
+)
+
+
+_PLANBATCHRESPONSE = _descriptor.Descriptor(
+  name='PlanBatchResponse',
+  full_name='landscaper.resource.v1.PlanBatchResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='results', full_name='landscaper.resource.v1.PlanBatchResponse.results', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3227,
+  serialized_end=3304,
+)
+
+
+_PLANBATCHRESULT = _descriptor.Descriptor(
+  name='PlanBatchResult',
+  full_name='landscaper.resource.v1.PlanBatchResult',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='index', full_name='landscaper.resource.v1.PlanBatchResult.index', index=0,
+      number=1, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='response', full_name='landscaper.resource.v1.PlanBatchResult.response', index=1,
+      number=2, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='error', full_name='landscaper.resource.v1.PlanBatchResult.error', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3306,
+  serialized_end=3409,
+)
+
+
+_READBATCHREQUEST = _descriptor.Descriptor(
+  name='ReadBatchRequest',
+  full_name='landscaper.resource.v1.ReadBatchRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='requests', full_name='landscaper.resource.v1.ReadBatchRequest.requests', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parallelism', full_name='landscaper.resource.v1.ReadBatchRequest.parallelism', index=1,
+      number=2, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3411,
+  serialized_end=3505,
+)
+
+
+_READBATCHRESPONSE = _descriptor.Descriptor(
+  name='ReadBatchResponse',
+  full_name='landscaper.resource.v1.ReadBatchResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='results', full_name='landscaper.resource.v1.ReadBatchResponse.results', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3507,
+  serialized_end=3584,
+)
+
+
+_READBATCHRESULT = _descriptor.Descriptor(
+  name='ReadBatchResult',
+  full_name='landscaper.resource.v1.ReadBatchResult',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='index', full_name='landscaper.resource.v1.ReadBatchResult.index', index=0,
+      number=1, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='response', full_name='landscaper.resource.v1.ReadBatchResult.response', index=1,
+      number=2, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='error', full_name='landscaper.resource.v1.ReadBatchResult.error', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3586,
+  serialized_end=3689,
+)
+
+
 _READREQUEST = _descriptor.Descriptor(
   name='ReadRequest',
   full_name='landscaper.resource.v1.ReadRequest',
@@ -1299,8 +1527,8 @@ _READREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3131,
-  serialized_end=3218,
+  serialized_start=3691,
+  serialized_end=3778,
 )
 
 
@@ -1365,8 +1593,8 @@ _READRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3221,
-  serialized_end=3453,
+  serialized_start=3781,
+  serialized_end=4013,
 )
 
 
@@ -1417,8 +1645,8 @@ _PREPAREREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3456,
-  serialized_end=3594,
+  serialized_start=4016,
+  serialized_end=4154,
 )
 
 
@@ -1448,8 +1676,8 @@ _PREPARERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3596,
-  serialized_end=3670,
+  serialized_start=4156,
+  serialized_end=4230,
 )
 
 _ATTRIBUTEPATH.fields_by_name['steps'].message_type = _PATHSTEP
@@ -1506,6 +1734,12 @@ _EVENT.fields_by_name['result'].containing_oneof = _EVENT.oneofs_by_name['event'
 _CREATERESPONSE.fields_by_name['event'].message_type = _EVENT
 _UPDATERESPONSE.fields_by_name['event'].message_type = _EVENT
 _DELETERESPONSE.fields_by_name['event'].message_type = _EVENT
+_PLANBATCHREQUEST.fields_by_name['requests'].message_type = _PLANREQUEST
+_PLANBATCHRESPONSE.fields_by_name['results'].message_type = _PLANBATCHRESULT
+_PLANBATCHRESULT.fields_by_name['response'].message_type = _PLANRESPONSE
+_READBATCHREQUEST.fields_by_name['requests'].message_type = _READREQUEST
+_READBATCHRESPONSE.fields_by_name['results'].message_type = _READBATCHRESULT
+_READBATCHRESULT.fields_by_name['response'].message_type = _READRESPONSE
 _READREQUEST.fields_by_name['prior'].message_type = _STATE
 _READRESPONSE.fields_by_name['outputs'].message_type = _VALUES
 _READRESPONSE.fields_by_name['diagnostics'].message_type = _DIAGNOSTIC
@@ -1537,6 +1771,12 @@ DESCRIPTOR.message_types_by_name['Event'] = _EVENT
 DESCRIPTOR.message_types_by_name['CreateResponse'] = _CREATERESPONSE
 DESCRIPTOR.message_types_by_name['UpdateResponse'] = _UPDATERESPONSE
 DESCRIPTOR.message_types_by_name['DeleteResponse'] = _DELETERESPONSE
+DESCRIPTOR.message_types_by_name['PlanBatchRequest'] = _PLANBATCHREQUEST
+DESCRIPTOR.message_types_by_name['PlanBatchResponse'] = _PLANBATCHRESPONSE
+DESCRIPTOR.message_types_by_name['PlanBatchResult'] = _PLANBATCHRESULT
+DESCRIPTOR.message_types_by_name['ReadBatchRequest'] = _READBATCHREQUEST
+DESCRIPTOR.message_types_by_name['ReadBatchResponse'] = _READBATCHRESPONSE
+DESCRIPTOR.message_types_by_name['ReadBatchResult'] = _READBATCHRESULT
 DESCRIPTOR.message_types_by_name['ReadRequest'] = _READREQUEST
 DESCRIPTOR.message_types_by_name['ReadResponse'] = _READRESPONSE
 DESCRIPTOR.message_types_by_name['PrepareRequest'] = _PREPAREREQUEST
@@ -1721,6 +1961,48 @@ DeleteResponse = _reflection.GeneratedProtocolMessageType('DeleteResponse', (_me
   ))
 _sym_db.RegisterMessage(DeleteResponse)
 
+PlanBatchRequest = _reflection.GeneratedProtocolMessageType('PlanBatchRequest', (_message.Message,), dict(
+  DESCRIPTOR = _PLANBATCHREQUEST,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.PlanBatchRequest)
+  ))
+_sym_db.RegisterMessage(PlanBatchRequest)
+
+PlanBatchResponse = _reflection.GeneratedProtocolMessageType('PlanBatchResponse', (_message.Message,), dict(
+  DESCRIPTOR = _PLANBATCHRESPONSE,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.PlanBatchResponse)
+  ))
+_sym_db.RegisterMessage(PlanBatchResponse)
+
+PlanBatchResult = _reflection.GeneratedProtocolMessageType('PlanBatchResult', (_message.Message,), dict(
+  DESCRIPTOR = _PLANBATCHRESULT,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.PlanBatchResult)
+  ))
+_sym_db.RegisterMessage(PlanBatchResult)
+
+ReadBatchRequest = _reflection.GeneratedProtocolMessageType('ReadBatchRequest', (_message.Message,), dict(
+  DESCRIPTOR = _READBATCHREQUEST,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.ReadBatchRequest)
+  ))
+_sym_db.RegisterMessage(ReadBatchRequest)
+
+ReadBatchResponse = _reflection.GeneratedProtocolMessageType('ReadBatchResponse', (_message.Message,), dict(
+  DESCRIPTOR = _READBATCHRESPONSE,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.ReadBatchResponse)
+  ))
+_sym_db.RegisterMessage(ReadBatchResponse)
+
+ReadBatchResult = _reflection.GeneratedProtocolMessageType('ReadBatchResult', (_message.Message,), dict(
+  DESCRIPTOR = _READBATCHRESULT,
+  __module__ = 'landscaper.resource.v1.resource_pb2'
+  # @@protoc_insertion_point(class_scope:landscaper.resource.v1.ReadBatchResult)
+  ))
+_sym_db.RegisterMessage(ReadBatchResult)
+
 ReadRequest = _reflection.GeneratedProtocolMessageType('ReadRequest', (_message.Message,), dict(
   DESCRIPTOR = _READREQUEST,
   __module__ = 'landscaper.resource.v1.resource_pb2'
@@ -1761,8 +2043,8 @@ _PROVIDERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=3881,
-  serialized_end=4622,
+  serialized_start=4441,
+  serialized_end=5382,
   methods=[
   _descriptor.MethodDescriptor(
     name='GetSchema',
@@ -1834,6 +2116,24 @@ _PROVIDERSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_PREPAREREQUEST,
     output_type=_PREPARERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='PlanBatch',
+    full_name='landscaper.resource.v1.ProviderService.PlanBatch',
+    index=8,
+    containing_service=None,
+    input_type=_PLANBATCHREQUEST,
+    output_type=_PLANBATCHRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ReadBatch',
+    full_name='landscaper.resource.v1.ProviderService.ReadBatch',
+    index=9,
+    containing_service=None,
+    input_type=_READBATCHREQUEST,
+    output_type=_READBATCHRESPONSE,
     options=None,
   ),
 ])

@@ -54,6 +54,16 @@ class ProviderServiceStub(object):
         request_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PrepareRequest.SerializeToString,
         response_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PrepareResponse.FromString,
         )
+    self.PlanBatch = channel.unary_stream(
+        '/landscaper.resource.v1.ProviderService/PlanBatch',
+        request_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PlanBatchRequest.SerializeToString,
+        response_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PlanBatchResponse.FromString,
+        )
+    self.ReadBatch = channel.unary_stream(
+        '/landscaper.resource.v1.ProviderService/ReadBatch',
+        request_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.ReadBatchRequest.SerializeToString,
+        response_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.ReadBatchResponse.FromString,
+        )
 
 
 class ProviderServiceServicer(object):
@@ -120,6 +130,24 @@ class ProviderServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def PlanBatch(self, request, context):
+    """PlanBatch is Plan for many resources in one call: the engine plans a
+    large deployment without a round trip per resource. Each plan is
+    what Plan would answer; answers stream back as they are ready, in
+    any order, each with the index of its request. A provider without it
+    answers UNIMPLEMENTED; the engine then calls Plan for each.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ReadBatch(self, request, context):
+    """ReadBatch is Read for many resources in one call, like PlanBatch.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -162,6 +190,16 @@ def add_ProviderServiceServicer_to_server(servicer, server):
           servicer.Prepare,
           request_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PrepareRequest.FromString,
           response_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PrepareResponse.SerializeToString,
+      ),
+      'PlanBatch': grpc.unary_stream_rpc_method_handler(
+          servicer.PlanBatch,
+          request_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PlanBatchRequest.FromString,
+          response_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.PlanBatchResponse.SerializeToString,
+      ),
+      'ReadBatch': grpc.unary_stream_rpc_method_handler(
+          servicer.ReadBatch,
+          request_deserializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.ReadBatchRequest.FromString,
+          response_serializer=landscaper_dot_resource_dot_v1_dot_resource__pb2.ReadBatchResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
