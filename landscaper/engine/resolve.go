@@ -200,7 +200,17 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 	// Whole again, unless the structure still cannot be evaluated whole.
 	e.evaluator.SetGuarded(false)
 	known, knownKeys := e.structureKnown()
-	found, forced, err := e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, TraceForced: true})
+	// The structure and the members it finds, in one evaluation; when it
+	// fails, they are evaluated apart, which tells what failed.
+	found, forced, planned, err := e.evaluator.Plan(ctx, eval.PlanRequest{Types: e.types, Known: known})
+	if err != nil {
+		var evalErr *eval.Error
+		if !errors.As(err, &evalErr) {
+			return nil, info, err
+		}
+		planned = nil
+		found, forced, err = e.evaluator.Structure(ctx, eval.StructureRequest{Types: e.types, Known: known, TraceForced: true})
+	}
 	if err != nil {
 		var evalErr *eval.Error
 		if !errors.As(err, &evalErr) {
@@ -257,7 +267,15 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 	if len(known) > 0 {
 		req.KnownCheck = known
 	}
-	res, err := e.evaluator.Evaluate(ctx, req)
+	res := planned
+	for _, m := range found {
+		if res != nil && e.tokens.Has(m.Path) != eval.HoldsStandIn(m.Path) {
+			res = nil // the evaluation chose other members than these
+		}
+	}
+	if res == nil {
+		res, err = e.evaluator.Evaluate(ctx, req)
+	}
 	e.timeline.mark("members evaluated")
 	var blockedMembers []*member
 	if err != nil {

@@ -32,9 +32,8 @@ let
 
   # The module system and the `lib` modules receive. A stand-in token
   # passes every option type's check: it is checked once it is known.
-  lib = import ./lib {
-    isStandIn = v: builtins.isString v && builtins.length (builtins.split "@@ls'|%%LANDSCAPER" v) > 1;
-  };
+  lib = import ./lib { inherit isStandIn; };
+  isStandIn = v: builtins.isString v && builtins.length (builtins.split "@@ls'|%%LANDSCAPER" v) > 1;
 
   # A deployment is a module when it is an attribute set, or a function
   # whose result has `imports`, `options` or `config`. Any other deployment
@@ -139,17 +138,24 @@ let
   # make escaping functions mangle the token, which the engine notices.
   token = spelling: key:
     let
-      forced = if ctx.traceForced then builtins.trace "landscaper-forced:${key}" else (x: x);
+      forced = if traces spelling then builtins.trace "landscaper-forced:${key}" else (x: x);
       a = "@@ls'\"\\$<&> \n" + builtins.substring 0 24 (builtins.hashString "sha256" (ctx.nonceA + key)) + "@@";
       b = "%%LANDSCAPER\t'\"\\$<&>|" + builtins.hashString "sha256" (ctx.nonceB + key) + "%%";
     in
     if spelling == "c" then throw "landscaper-unknown-output"
-    else forced (if spelling == "a" then a else b);
+    else forced (if spelling == "a" || spelling == "s" then a else b);
 
   # The fourth spelling, "k", uses the values in ctx.knownCheck: comparing
   # it with spelling "a" after substitution shows members whose inputs use
-  # an output in a way the tokens do not show.
-  knownFor = spelling: if spelling == "k" then ctx.knownCheck else ctx.known;
+  # an output in a way the tokens do not show. The known values are in
+  # files of their own, read only when an output is looked up: a
+  # deployment that uses few outputs does not pay for parsing them all.
+  knownFor = spelling:
+    if spelling == "k" then knownCheck
+    else if ctx.mode != "plan" || spelling == "s" then known
+    else { };
+  known = if ctx.knownFile == null then { } else builtins.fromJSON (builtins.readFile ctx.knownFile);
+  knownCheck = builtins.fromJSON (builtins.readFile ctx.knownCheckFile);
 
   evaluate = spelling: evaluateWith spelling false;
 
@@ -165,6 +171,20 @@ let
   # ctx.only as a set: membership in constant time (a list would make
   # selecting N members out of N quadratic).
   onlySet = if ctx.only == null then null else builtins.listToAttrs (map (p: { name = p; value = true; }) ctx.only);
+
+  # Mode "plan" is modes "paths" and "members" in one evaluation: the
+  # structure in spelling "s" (spelling "a" with the known values, traced),
+  # then the members it found whose names hold no stand-in, as mode
+  # "members" evaluates them (guarded, without the known values but for
+  # spelling "k").
+  planMode = ctx.mode == "plan";
+  structure = evaluate "s";
+  onlyFor = spelling:
+    if !planMode then onlySet
+    else if spelling == "s" then null
+    else builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: !(isStandIn r.path)) structure));
+  guardedFor = spelling: if planMode && spelling != "s" then true else ctx.guarded or false;
+  traces = spelling: ctx.traceForced && (!planMode || spelling == "s");
   memberAt = ms: names:
     let m = ms.${builtins.head names}; in
     if builtins.length names == 1 then m else memberAt m.members (builtins.tail names);
@@ -195,7 +215,7 @@ let
                   then
                     # The structure's trace shows known outputs it uses too:
                     # a plan that changes one has not decided the structure.
-                    (if ctx.traceKnown or false then builtins.trace "landscaper-forced:${key}#${o}" else (x: x))
+                    (if (ctx.traceKnown or false) && traces spelling then builtins.trace "landscaper-forced:${key}#${o}" else (x: x))
                       known.${key}.${o}
                   else token (if spelling == "k" then "a" else spelling) "${key}#${o}";
               })
@@ -248,18 +268,20 @@ let
         let
           all =
             if spelling == "c" then guardedResources [ ] (result.members or { })
-            else if ctx.guarded or false then
+            else if guardedFor spelling then
               map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) guardedEntries
             else resources [ ] (result.members or { });
         in
         if spelling == "c" && !raw then cSelected
         else
           let
-            # Spelling "c" itself decides what is settled.
-            skip = if spelling == "c" then { } else settled;
+            # Spelling "c" itself decides what is settled; the structure
+            # lists every member.
+            skip = if spelling == "c" || spelling == "s" then { } else settled;
           in
-          if onlySet == null && skip == { } then all
-          else builtins.filter (r: (r.whole or false) || ((onlySet == null || onlySet ? ${r.key}) && !(skip ? ${r.key}))) all;
+          let only = onlyFor spelling; in
+          if only == null && skip == { } then all
+          else builtins.filter (r: (r.whole or false) || ((only == null || only ? ${r.key}) && !(skip ? ${r.key}))) all;
       encode = r:
         let
           ty = typeOf r.key r.m;
@@ -314,7 +336,7 @@ let
     if raw then selected
     else if ctx.mode == "names" then map (r: { path = r.key; type = ""; }) selected
     else if spelling == "c" then map encodeFailing selected
-    else map (if ctx.mode == "paths" then encodePath else encode) selected;
+    else map (if ctx.mode == "paths" || spelling == "s" then encodePath else encode) selected;
 
   # The third evaluation, and the members it settled (see encodeFailing):
   # the others are evaluated in spellings "a", "b" and "k", those it
@@ -338,6 +360,13 @@ let
     else if builtins.isAttrs v then builtins.mapAttrs (n: x: if t ? ${n} then mask t.${n} x else x) v
     else if builtins.isList v then builtins.genList (i: let x = builtins.elemAt v i; in if t ? ${toString i} then mask t.${toString i} x else x) (builtins.length v)
     else v;
+
+  membersResult = {
+    a = evaluate "a";
+    b = if ctx.twice then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "b") else null;
+    c = cResult;
+    k = if ctx.knownCheckFile != null then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "k") else null;
+  };
 
   declared = builtins.mapAttrs
     (n: p:
@@ -368,9 +397,5 @@ let
 in
 if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
-else {
-  a = evaluate "a";
-  b = if ctx.twice then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "b") else null;
-  c = cResult;
-  k = if ctx.knownCheck != null then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "k") else null;
-}
+else if planMode then { paths = structure; members = membersResult; }
+else membersResult

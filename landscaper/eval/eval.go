@@ -221,20 +221,24 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 type contextFile struct {
-	Mode        string                                `json:"mode"`
-	File        string                                `json:"file,omitempty"`
-	Flake       *string                               `json:"flake"`
-	FlakeAttr   *string                               `json:"flakeAttr"`
-	Types       Types                                 `json:"types"`
-	Known       map[string]map[string]json.RawMessage `json:"known"`
-	NonceA      string                                `json:"nonceA"`
-	NonceB      string                                `json:"nonceB"`
-	Twice       bool                                  `json:"twice"`
-	Only        []string                              `json:"only"`
-	TraceForced bool                                  `json:"traceForced"`
-	Guarded     bool                                  `json:"guarded"`
-	TraceKnown  bool                                  `json:"traceKnown"`
-	KnownCheck  map[string]map[string]json.RawMessage `json:"knownCheck"`
+	Mode           string                                `json:"mode"`
+	File           string                                `json:"file,omitempty"`
+	Flake          *string                               `json:"flake"`
+	FlakeAttr      *string                               `json:"flakeAttr"`
+	Types          Types                                 `json:"types"`
+	Known          map[string]map[string]json.RawMessage `json:"-"`
+	KnownFile      *string                               `json:"knownFile"`
+	NonceA         string                                `json:"nonceA"`
+	NonceB         string                                `json:"nonceB"`
+	Twice          bool                                  `json:"twice"`
+	Only           []string                              `json:"only"`
+	TraceForced    bool                                  `json:"traceForced"`
+	Guarded        bool                                  `json:"guarded"`
+	TraceKnown     bool                                  `json:"traceKnown"`
+	KnownCheck     map[string]map[string]json.RawMessage `json:"-"`
+	KnownCheckFile *string                               `json:"knownCheckFile"`
+	// checkWithKnown: spelling "k" uses the values of Known.
+	checkWithKnown bool
 	// Masked: the failing parts of members an earlier evaluation masked
 	// (without Twice): only those parts are evaluated.
 	Masked map[string][][]json.RawMessage `json:"masked,omitempty"`
@@ -248,9 +252,6 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 	if cf.Types == nil {
 		cf.Types = Types{}
 	}
-	if cf.Known == nil {
-		cf.Known = map[string]map[string]json.RawMessage{}
-	}
 	cf.File = e.source.File
 	if e.source.Flake != "" {
 		f := e.source.Flake
@@ -261,13 +262,30 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 	}
 	cf.NonceA, cf.NonceB = e.nonceA, e.nonceB
 	cf.Guarded = cf.Guarded || e.guarded.Load()
-	b, err := json.Marshal(cf)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode eval context: %w", err)
+	n := ctxCounter.Add(1)
+	// The known values go to files of their own, which the driver reads
+	// only if it looks an output up.
+	for _, f := range []struct {
+		values map[string]map[string]json.RawMessage
+		path   **string
+		name   string
+	}{{cf.Known, &cf.KnownFile, "known"}, {cf.KnownCheck, &cf.KnownCheckFile, "known-check"}} {
+		if f.values == nil {
+			continue
+		}
+		path, err := e.writeJSON(fmt.Sprintf("%s-%d.json", f.name, n), f.values)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer os.Remove(path)
+		*f.path = &path
 	}
-	path := filepath.Join(e.dir, fmt.Sprintf("context-%d.json", ctxCounter.Add(1)))
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, nil, fmt.Errorf("write eval context: %w", err)
+	if cf.checkWithKnown && cf.KnownFile != nil {
+		cf.KnownCheckFile = cf.KnownFile
+	}
+	path, err := e.writeJSON(fmt.Sprintf("context-%d.json", n), cf)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer os.Remove(path)
 	args := []string{"--eval", "--strict", "--json", "--read-write-mode",
@@ -291,6 +309,19 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 		return nil, forced, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: forced}
 	}
 	return stdout.Bytes(), forced, nil
+}
+
+// writeJSON writes v as JSON to a scratch file and returns its path.
+func (e *Evaluator) writeJSON(name string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode eval context: %w", err)
+	}
+	path := filepath.Join(e.dir, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", fmt.Errorf("write eval context: %w", err)
+	}
+	return path, nil
 }
 
 // decodeError wraps a failure to decode the driver's output.
@@ -363,6 +394,42 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 	}
 	res.Forced = forced
 	return res, nil
+}
+
+// PlanRequest asks for the structure and the members in one evaluation:
+// Structure with TraceForced, then Evaluate with Twice of the members the
+// structure found whose paths hold no stand-in, with Known as KnownCheck.
+type PlanRequest struct {
+	Types Types
+	Known map[string]map[string]json.RawMessage
+}
+
+// Plan is Structure, then Evaluate of the members found, in one nix
+// invocation (see PlanRequest). It returns the structure, the outputs it
+// forced, and the members' evaluation.
+func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []string, *Result, error) {
+	cf := contextFile{Mode: "plan", Types: req.Types, Known: req.Known, Twice: true, TraceForced: true, TraceKnown: true, checkWithKnown: len(req.Known) > 0}
+	out, forced, err := e.run(ctx, cf)
+	if err != nil {
+		return nil, forced, nil, err
+	}
+	var raw struct {
+		Paths   json.RawMessage `json:"paths"`
+		Members json.RawMessage `json:"members"`
+	}
+	if err := decodeStrict(out, &raw); err != nil {
+		return nil, forced, nil, e.decodeError("plan", err)
+	}
+	found, err := decodeStructure(append(append([]byte(`{"paths":`), raw.Paths...), '}'), false)
+	if err != nil {
+		return nil, forced, nil, e.decodeError("plan", err)
+	}
+	res, masked, err := decodeMembers(raw.Members, true, nil)
+	if err != nil {
+		return nil, forced, nil, e.decodeError("plan", err)
+	}
+	e.keepMasked(masked)
+	return found, forced, res, nil
 }
 
 // StructureRequest asks for the deployment's structure: every resource

@@ -368,3 +368,9 @@ func (t *Tokens) Has(s string) bool {
 	intact, mangled := t.scan(s)
 	return len(intact) > 0 || len(mangled) > 0
 }
+
+// HoldsStandIn reports whether s holds what the driver takes for a
+// stand-in token (its isStandIn): the start of either spelling.
+func HoldsStandIn(s string) bool {
+	return strings.Contains(s, "@@ls'") || strings.Contains(s, "%%LANDSCAPER")
+}

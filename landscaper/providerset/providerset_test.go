@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,5 +276,62 @@ func TestProviderDiesMidCall(t *testing.T) {
 	}
 	if n := s.Started(); n != 2 {
 		t.Errorf("started %d provider processes, want 2 (one again after the crash)", n)
+	}
+}
+
+// TestBatchTimeout: in a batch of plans or reads, a request the provider
+// never answers fails with a TimeoutError once no answer has come within
+// the call timeout; the others are answered as usual.
+func TestBatchTimeout(t *testing.T) {
+	for _, call := range []string{"plan", "read"} {
+		t.Run(call, func(t *testing.T) {
+			t.Parallel()
+			_, p := newSet(t, Timeouts{Operation: time.Second, Call: time.Second})
+			b, ok := p.(resource.Batcher)
+			if !ok {
+				t.Fatal("the set's provider does not take batches")
+			}
+			dir := t.TempDir()
+			errs := make([]error, 6)
+			answered := make([]bool, 6)
+			hang := map[string]string{"plan": testprovider.BehaviourHangPlan, "read": testprovider.BehaviourHangRead}[call]
+			inputs := func(i int) resource.Values {
+				behaviour := testprovider.BehaviourOK
+				if i == 4 {
+					behaviour = hang
+				}
+				return itemInputs(t, filepath.Join(dir, fmt.Sprint(i)), behaviour)
+			}
+			_ = guarded(t, "batch", func() error {
+				if call == "plan" {
+					var reqs []resource.PlanRequest
+					for i := range errs {
+						reqs = append(reqs, resource.PlanRequest{Type: "testkit.item", Name: fmt.Sprint("m", i), Desired: inputs(i)})
+					}
+					b.PlanBatch(context.Background(), reqs, 2, func(i int, _ *resource.PlanResponse, err error) { answered[i], errs[i] = true, err })
+				} else {
+					var reqs []resource.ReadRequest
+					for i := range errs {
+						reqs = append(reqs, resource.ReadRequest{Type: "testkit.item", Name: fmt.Sprint("m", i), Prior: resource.State{Inputs: inputs(i)}})
+					}
+					b.ReadBatch(context.Background(), reqs, 2, func(i int, _ *resource.ReadResponse, err error) { answered[i], errs[i] = true, err })
+				}
+				return nil
+			})
+			for i, err := range errs {
+				if !answered[i] {
+					t.Errorf("request %d not answered", i)
+					continue
+				}
+				var te *TimeoutError
+				if i == 4 {
+					if want := (TimeoutError{Provider: "testkit", Call: call, After: time.Second, Kind: "call"}); !errors.As(err, &te) || *te != want {
+						t.Errorf("the request never answered: err = %v, want %v", err, &want)
+					}
+				} else if err != nil {
+					t.Errorf("request %d: %v", i, err)
+				}
+			}
+		})
 	}
 }

@@ -20,7 +20,7 @@ import (
 // answers back grouped in messages of about batchAnswerBytes, as they
 // finish.
 const (
-	batchRequestBytes = 8 << 20
+	batchRequestBytes = 1 << 20
 	batchAnswerBytes  = 1 << 20
 )
 
