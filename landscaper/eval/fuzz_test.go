@@ -51,6 +51,7 @@ func FuzzSubstitute(f *testing.F) {
 		e := &Evaluator{nonceA: "a", nonceB: "b"}
 		sec, known, num, unk, obj := Key{"s", "secret"}, Key{"k", "v"}, Key{"n", "v"}, Key{"u", "v"}, Key{"o", "v"}
 		toks := e.Tokens([]Key{sec, known, num, unk, obj})
+		toks.tables()
 		tok := map[Key]string{}
 		for s, k := range toks.a {
 			// The token as it appears inside a JSON string.

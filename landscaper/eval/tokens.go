@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -31,25 +32,55 @@ const (
 	suffixB = "%%"
 )
 
-// Tokens recognises the stand-in tokens of one evaluator.
+// Tokens recognises the stand-in tokens of one evaluator. Its tables
+// are made the first time a string holds something that may be a token:
+// a deployment whose inputs use no output never pays for them.
 type Tokens struct {
-	a   map[string]Key // token spelling A -> key
-	b   map[string]Key // token spelling B -> key
-	ids map[string]Key // the hex id of spelling A -> key
+	keys           []Key
+	nonceA, nonceB string
+	once           sync.Once
+	a              map[string]Key // token spelling A -> key
+	b              map[string]Key // token spelling B -> key
+	ids            map[string]Key // the hex id of spelling A -> key
 }
 
 // Tokens returns the tokens the evaluator uses for the given outputs.
 func (e *Evaluator) Tokens(keys []Key) *Tokens {
-	t := &Tokens{a: make(map[string]Key, len(keys)), b: make(map[string]Key, len(keys)), ids: make(map[string]Key, len(keys))}
-	for _, k := range keys {
-		sumA := sha256.Sum256([]byte(e.nonceA + k.driverKey()))
-		id := hex.EncodeToString(sumA[:])[:idLenA]
-		sumB := sha256.Sum256([]byte(e.nonceB + k.driverKey()))
-		t.a[prefixA+id+suffixA] = k
-		t.ids[id] = k
-		t.b[prefixB+hex.EncodeToString(sumB[:])+suffixB] = k
-	}
-	return t
+	return &Tokens{keys: keys, nonceA: e.nonceA, nonceB: e.nonceB}
+}
+
+func (t *Tokens) tables() {
+	t.once.Do(func() {
+		t.a, t.b, t.ids = make(map[string]Key, len(t.keys)), make(map[string]Key, len(t.keys)), make(map[string]Key, len(t.keys))
+		for _, k := range t.keys {
+			sumA := sha256.Sum256([]byte(t.nonceA + k.driverKey()))
+			id := hex.EncodeToString(sumA[:])[:idLenA]
+			sumB := sha256.Sum256([]byte(t.nonceB + k.driverKey()))
+			t.a[prefixA+id+suffixA] = k
+			t.ids[id] = k
+			t.b[prefixB+hex.EncodeToString(sumB[:])+suffixB] = k
+		}
+	})
+}
+
+// inA and inB look a whole token up in spelling A or B; byID looks up the
+// hex id of a spelling A token.
+func (t *Tokens) inA(s string) (Key, bool) {
+	t.tables()
+	k, ok := t.a[s]
+	return k, ok
+}
+
+func (t *Tokens) inB(s string) (Key, bool) {
+	t.tables()
+	k, ok := t.b[s]
+	return k, ok
+}
+
+func (t *Tokens) byID(s string) (Key, bool) {
+	t.tables()
+	k, ok := t.ids[s]
+	return k, ok
 }
 
 var hexRun = regexp.MustCompile(`[0-9a-f]{24,}`)
@@ -65,7 +96,7 @@ func (t *Tokens) scan(s string) (intact []Key, mangled []Key) {
 		}
 		end := i + len(prefixA) + idLenA + len(suffixA)
 		if end <= len(rest) {
-			if k, ok := t.a[rest[i:end]]; ok {
+			if k, ok := t.inA(rest[i:end]); ok {
 				intact = append(intact, k)
 				rest = rest[:i] + rest[end:]
 				continue
@@ -75,7 +106,7 @@ func (t *Tokens) scan(s string) (intact []Key, mangled []Key) {
 	}
 	for _, run := range hexRun.FindAllString(rest, -1) {
 		for j := 0; j+idLenA <= len(run); j++ {
-			if k, ok := t.ids[run[j:j+idLenA]]; ok {
+			if k, ok := t.byID(run[j : j+idLenA]); ok {
 				mangled = append(mangled, k)
 			}
 		}
@@ -121,8 +152,8 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resourc
 		if err := json.Unmarshal([]byte(inputsB), &docB); err != nil {
 			return Analysis{}, fmt.Errorf("decode inputs: %w", err)
 		}
-		ca, _ := json.Marshal(t.canonical(docA, t.a))
-		cb, _ := json.Marshal(t.canonical(docB, t.b))
+		ca, _ := json.Marshal(t.canonical(docA, t.inA))
+		cb, _ := json.Marshal(t.canonical(docB, t.inB))
 		if string(ca) != string(cb) {
 			// The inputs depend on the tokens' spelling: every output they
 			// refer to is suspect. If none is visible at all, the engine
@@ -186,7 +217,7 @@ func walkStrings(v any, f func(string)) {
 }
 
 // canonical replaces every intact token by a spelling-free marker.
-func (t *Tokens) canonical(v any, spelling map[string]Key) any {
+func (t *Tokens) canonical(v any, spelling func(string) (Key, bool)) any {
 	// Tokens have a fixed length after their prefix: each occurrence of a
 	// prefix is looked up, so the cost follows the string, not the number
 	// of tokens (a chain of N members would otherwise cost N^2).
@@ -207,7 +238,7 @@ func (t *Tokens) canonical(v any, spelling map[string]Key) any {
 				return b.String()
 			}
 			if i+n <= len(rest) {
-				if k, ok := spelling[rest[i:i+n]]; ok {
+				if k, ok := spelling(rest[i : i+n]); ok {
 					b.WriteString(rest[:i])
 					b.WriteString("\x00" + k.driverKey() + "\x00")
 					rest = rest[i+n:]
@@ -270,7 +301,7 @@ func (t *Tokens) Substitute(inputs string, lookup func(Key) Value) (Substituted,
 			if !strings.Contains(x, prefixA) {
 				return x
 			}
-			if k, ok := t.a[x]; ok {
+			if k, ok := t.inA(x); ok {
 				val := lookup(k)
 				if val.Sensitive {
 					out.Sensitive = append(out.Sensitive, p)
@@ -338,7 +369,7 @@ func (t *Tokens) interpolate(s string, lookup func(Key) Value) (string, bool, bo
 		end := i + len(prefixA) + idLenA + len(suffixA)
 		k, ok := Key{}, false
 		if end <= len(rest) {
-			k, ok = t.a[rest[i:end]]
+			k, ok = t.inA(rest[i:end])
 		}
 		if !ok {
 			b.WriteString(rest[:i+1])

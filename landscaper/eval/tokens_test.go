@@ -11,6 +11,7 @@ func TestSubstitute(t *testing.T) {
 	e := &Evaluator{nonceA: "a", nonceB: "b"}
 	str, num, unk, sec := Key{"s", "v"}, Key{"n", "v"}, Key{"u", "v"}, Key{"k", "privateKey"}
 	toks := e.Tokens([]Key{str, num, unk, sec})
+	toks.tables()
 	tok := func(k Key) string {
 		for t, key := range toks.a {
 			if key == k {
@@ -78,6 +79,7 @@ func TestAnalyzeSeesMangledTokens(t *testing.T) {
 	e := &Evaluator{nonceA: "a", nonceB: "b"}
 	k := Key{"m", "out"}
 	toks := e.Tokens([]Key{k})
+	toks.tables()
 	var token string
 	for t := range toks.a {
 		token = t

@@ -20,7 +20,7 @@ import (
 // answers back grouped in messages of about batchAnswerBytes, as they
 // finish.
 const (
-	batchRequestBytes = 1 << 20
+	batchRequestBytes = 256 << 10
 	batchAnswerBytes  = 1 << 20
 )
 
