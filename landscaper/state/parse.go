@@ -266,27 +266,49 @@ func decodeEntries[T any](what, key string, raw json.RawMessage, into map[string
 	if string(raw) == "null" {
 		return nil
 	}
-	entries, err := objectFields(raw)
-	if err != nil {
-		return invalid(fmt.Sprintf("has an invalid value at %q: %v", key, err), err)
+	entries, ok := scanFields(raw)
+	if !ok {
+		var err error
+		if entries, err = objectFields(raw); err != nil {
+			return invalid(fmt.Sprintf("has an invalid value at %q: %v", key, err), err)
+		}
 	}
+	typ := reflect.TypeFor[T]()
 	for _, e := range entries {
 		if string(e.value) == "null" {
 			into[e.name] = nil
 			continue
 		}
+		var rec T
+		// The quick way: a record whose fields are all the format's,
+		// spelt exactly and each given once, decodes in one go; anything
+		// else is read field by field, which says what is wrong.
+		if fs, ok := scanFields(e.value); ok && knownNames(fs, typ) && json.Unmarshal(e.value, &rec) == nil {
+			into[e.name] = &rec
+			continue
+		}
+		rec = *new(T)
 		where := fmt.Sprintf("%s %q", what, e.name)
 		fs, err := objectFields(e.value)
 		if err != nil {
 			return invalid(fmt.Sprintf("has an invalid %s: %v", where, err), err)
 		}
-		var rec T
 		if err := decodeFields(where, fs, &rec); err != nil {
 			return err
 		}
 		into[e.name] = &rec
 	}
 	return nil
+}
+
+// knownNames reports whether every field is one of typ's, spelt exactly.
+func knownNames(fs fields, typ reflect.Type) bool {
+	for _, f := range fs {
+		if _, ok := fieldIndex(typ, f.name); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonError describes a failure of json.Unmarshal on data.
