@@ -388,8 +388,11 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 	case blocked:
 		return r.fail(c, start, errors.New("its inputs still depend on outputs that are not known"))
 	}
-	sub, err := e.substitute(m)
-	if err != nil {
+	var sub eval.Substituted
+	if len(m.deps) == 0 && len(m.evalKnown) == 0 && !c.Deferred && len(c.Unknown) == 0 {
+		// Its inputs use no output: they are what was planned.
+		sub = eval.Substituted{JSON: c.Inputs, Sensitive: c.Sensitive}
+	} else if sub, err = e.substitute(m); err != nil {
 		return r.fail(c, start, err)
 	}
 	if len(sub.Unknown) > 0 {

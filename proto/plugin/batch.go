@@ -120,7 +120,7 @@ func (c *grpcClient) PlanBatch(ctx context.Context, reqs []resource.PlanRequest,
 		send = append(send, i)
 	}
 	runBatches(ctx, c, send, sizes, parallelism,
-		func(ctx context.Context, chunk []int) (func() ([]int, []*resourcev1.PlanResponse, []string, error), error) {
+		func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []*resourcev1.PlanResponse, []string, error), error) {
 			batch := &resourcev1.PlanBatchRequest{Parallelism: int32(parallelism)}
 			for _, i := range chunk {
 				batch.Requests = append(batch.Requests, preqs[i])
@@ -170,7 +170,7 @@ func (c *grpcClient) ReadBatch(ctx context.Context, reqs []resource.ReadRequest,
 		send = append(send, i)
 	}
 	runBatches(ctx, c, send, sizes, parallelism,
-		func(ctx context.Context, chunk []int) (func() ([]int, []*resourcev1.ReadResponse, []string, error), error) {
+		func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []*resourcev1.ReadResponse, []string, error), error) {
 			batch := &resourcev1.ReadBatchRequest{Parallelism: int32(parallelism)}
 			for _, i := range chunk {
 				batch.Requests = append(batch.Requests, preqs[i])
@@ -203,30 +203,38 @@ func (c *grpcClient) ReadBatch(ctx context.Context, reqs []resource.ReadRequest,
 }
 
 // runBatches sends the requests at the indexes in send, in batches of at
-// most batchRequestBytes, one batch after the other, and hands each answer
-// to deliver with its request's index. A plugin that answers UNIMPLEMENTED
-// before any answer is remembered as one without batches, and single
-// calls (one) serve what is left. A batch that ends early (the plugin
-// died, the context was cancelled) fails the requests it did not answer.
+// most batchRequestBytes, and hands each answer to deliver with its
+// request's index. The first batch goes alone: a plugin that answers it
+// UNIMPLEMENTED is remembered as one without batches, and single calls
+// (one) serve every request. The others go two at a time, each with half
+// the parallelism, so that the engine prepares and reads one while the
+// plugin works on the other. A batch that ends early (the plugin died,
+// the context was cancelled) fails the requests it did not answer.
 func runBatches[R any](
 	ctx context.Context, c *grpcClient, send []int, sizes []int, parallelism int,
-	open func(context.Context, []int) (func() ([]int, []R, []string, error), error),
+	open func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []R, []string, error), error),
 	deliver func(i int, resp R, err error),
 	one func(i int),
 ) {
+	var chunks [][]int
 	for start := 0; start < len(send); {
 		end, total := start, 0
 		for end < len(send) && (end == start || total+sizes[send[end]] <= batchRequestBytes) {
 			total += sizes[send[end]]
 			end++
 		}
-		chunk := send[start:end]
+		chunks = append(chunks, send[start:end])
 		start = end
+	}
+	if len(chunks) == 0 {
+		return
+	}
+	run := func(chunk []int, parallelism int) (unimplemented bool) {
 		answered := make(map[int]bool, len(chunk))
 		err := func() error {
 			callCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			recv, err := open(callCtx, chunk)
+			recv, err := open(callCtx, chunk, parallelism)
 			if err != nil {
 				return err
 			}
@@ -250,13 +258,10 @@ func runBatches[R any](
 			return nil
 		}()
 		if err == nil {
-			continue
+			return false
 		}
 		if status.Code(err) == codes.Unimplemented && len(answered) == 0 {
-			c.noBatch.Store(true)
-			rest := append(append([]int(nil), chunk...), send[start:]...)
-			resource.ForEach(len(rest), parallelism, func(k int) { one(rest[k]) })
-			return
+			return true
 		}
 		if errors.Is(err, io.EOF) {
 			err = errors.New("provider ended a batch without answering every request")
@@ -267,5 +272,19 @@ func runBatches[R any](
 				deliver(i, zero, err)
 			}
 		}
+		return false
 	}
+	if run(chunks[0], parallelism) {
+		c.noBatch.Store(true)
+		resource.ForEach(len(send), parallelism, func(k int) { one(send[k]) })
+		return
+	}
+	lanes := min(2, max(parallelism, 1))
+	each := max(1, parallelism/lanes)
+	resource.ForEach(len(chunks)-1, lanes, func(k int) {
+		if run(chunks[k+1], each) {
+			chunk := chunks[k+1]
+			resource.ForEach(len(chunk), each, func(j int) { one(chunk[j]) })
+		}
+	})
 }

@@ -160,7 +160,8 @@ func TestBatches(t *testing.T) {
 			var plans []resource.PlanRequest
 			var reads []resource.ReadRequest
 			for i, n := range names {
-				desired := resource.Values{JSON: []byte(`{}`)}
+				// Padded, so that the requests make several batches.
+				desired := resource.Values{JSON: []byte(`{"pad":"` + strings.Repeat("p", 4096) + `"}`)}
 				if i == big {
 					desired.JSON = []byte(`{"x":"` + strings.Repeat("a", MaxMessageSize) + `"}`)
 				}
