@@ -176,8 +176,10 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	for _, n := range nodes {
 		track(n)
 	}
+	// At most parallelism nodes run, each in a goroutine of its own: the
+	// others wait in ready (10,000 ready members are not 10,000 goroutines).
 	start := func() {
-		for len(ready) > 0 && ctx.Err() == nil {
+		for len(ready) > 0 && ctx.Err() == nil && running < max(1, w.parallelism) {
 			n := ready[0]
 			ready = ready[1:]
 			if res.skipped[n] {
@@ -263,7 +265,7 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			evalBatch = nil
 		}
 		if ctx.Err() != nil {
-			for _, n := range waitingEval {
+			for _, n := range append(waitingEval, ready...) {
 				res.failed[n] = true
 			}
 			waitingEval, ready = nil, nil

@@ -60,6 +60,8 @@ type File struct {
 	// cache holds the encoding of each resource record of the last write.
 	cache        map[*Resource][]byte
 	pendingCache map[*Pending][]byte
+	// lastSize is the size of the last write's document.
+	lastSize int
 }
 
 var _ Backend = (*File)(nil)
@@ -346,6 +348,9 @@ func (f *File) openDir() (*stateDir, []string, error) {
 func (f *File) encode(s *State) ([]byte, error) {
 	cache := make(map[*Resource][]byte, len(s.Resources))
 	var buf bytes.Buffer
+	// About the size of the last write: a large state is not built by
+	// doubling a buffer again for every write of an apply.
+	buf.Grow(f.lastSize + f.lastSize/8)
 	head, err := encodeValue(struct {
 		Version int    `json:"version"`
 		Lineage string `json:"lineage"`
@@ -368,6 +373,7 @@ func (f *File) encode(s *State) ([]byte, error) {
 	}
 	buf.WriteString("}\n")
 	f.cache, f.pendingCache = cache, pendingCache
+	f.lastSize = buf.Len()
 	return buf.Bytes(), nil
 }
 
@@ -394,13 +400,27 @@ func writeCachedObject[T any](buf *bytes.Buffer, m map[string]*T, old, next map[
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		key, _ := encodeValue(n)
-		buf.Write(key)
+		writeKey(buf, n)
 		buf.WriteByte(':')
 		buf.Write(b)
 	}
 	buf.WriteByte('}')
 	return nil
+}
+
+// writeKey writes an object key as JSON: as it is between quotes when it
+// has nothing to escape (as almost every member name), else encoded.
+func writeKey(buf *bytes.Buffer, k string) {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b, _ := encodeValue(k)
+			buf.Write(b)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(k)
+	buf.WriteByte('"')
 }
 
 // encodeValue encodes v as compact JSON without a newline, keeping

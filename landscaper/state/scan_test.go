@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -68,6 +69,19 @@ func BenchmarkParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestWriteKey: a key written as it is reads back as the same string as
+// one encoded by encoding/json.
+func TestWriteKey(t *testing.T) {
+	for _, k := range []string{"f1", "web.frontend", "a b<&>", `say "hi"`, `back\slash`, "é", "line\nbreak", "\u2028", ""} {
+		var buf bytes.Buffer
+		writeKey(&buf, k)
+		var back string
+		if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back != k {
+			t.Errorf("key %q written as %s reads back as %q (%v)", k, buf.Bytes(), back, err)
 		}
 	}
 }
