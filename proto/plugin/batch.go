@@ -27,46 +27,44 @@ const (
 // PlanBatch serves a batch of plans: each is what Plan answers, panics
 // included.
 func (s *grpcServer) PlanBatch(req *resourcev1.PlanBatchRequest, stream resourcev1.ProviderService_PlanBatchServer) error {
-	ctx := stream.Context()
-	results := make(chan *resourcev1.PlanBatchResult)
-	go func() {
-		defer close(results)
-		resource.ForEach(len(req.Requests), int(req.Parallelism), func(i int) {
-			r := &resourcev1.PlanBatchResult{Index: int32(i)}
-			resp, err := s.Plan(ctx, req.Requests[i])
-			if err != nil {
-				r.Error = err.Error()
-			} else {
-				r.Response = resp
-			}
-			results <- r
+	return serveBatch(stream.Context(), req.Requests, req.Parallelism, s.Plan,
+		func(i int, resp *resourcev1.PlanResponse, err string) *resourcev1.PlanBatchResult {
+			return &resourcev1.PlanBatchResult{Index: int32(i), Response: resp, Error: err}
+		},
+		func(rs []*resourcev1.PlanBatchResult) error {
+			return stream.Send(&resourcev1.PlanBatchResponse{Results: rs})
 		})
-	}()
-	return sendGrouped(results, func(rs []*resourcev1.PlanBatchResult) error {
-		return stream.Send(&resourcev1.PlanBatchResponse{Results: rs})
-	})
 }
 
 // ReadBatch serves a batch of reads, as PlanBatch plans.
 func (s *grpcServer) ReadBatch(req *resourcev1.ReadBatchRequest, stream resourcev1.ProviderService_ReadBatchServer) error {
-	ctx := stream.Context()
-	results := make(chan *resourcev1.ReadBatchResult)
+	return serveBatch(stream.Context(), req.Requests, req.Parallelism, s.Read,
+		func(i int, resp *resourcev1.ReadResponse, err string) *resourcev1.ReadBatchResult {
+			return &resourcev1.ReadBatchResult{Index: int32(i), Response: resp, Error: err}
+		},
+		func(rs []*resourcev1.ReadBatchResult) error {
+			return stream.Send(&resourcev1.ReadBatchResponse{Results: rs})
+		})
+}
+
+// serveBatch answers each request with call, at most parallelism at once,
+// and sends the results as they finish (see sendGrouped); a call that
+// fails is answered with its error's text.
+func serveBatch[Req, Resp any, Result proto.Message](ctx context.Context, reqs []Req, parallelism int32, call func(context.Context, Req) (Resp, error), result func(int, Resp, string) Result, send func([]Result) error) error {
+	results := make(chan Result)
 	go func() {
 		defer close(results)
-		resource.ForEach(len(req.Requests), int(req.Parallelism), func(i int) {
-			r := &resourcev1.ReadBatchResult{Index: int32(i)}
-			resp, err := s.Read(ctx, req.Requests[i])
+		resource.ForEach(len(reqs), int(parallelism), func(i int) {
+			resp, err := call(ctx, reqs[i])
 			if err != nil {
-				r.Error = err.Error()
-			} else {
-				r.Response = resp
+				var none Resp
+				results <- result(i, none, err.Error())
+				return
 			}
-			results <- r
+			results <- result(i, resp, "")
 		})
 	}()
-	return sendGrouped(results, func(rs []*resourcev1.ReadBatchResult) error {
-		return stream.Send(&resourcev1.ReadBatchResponse{Results: rs})
-	})
+	return sendGrouped(results, send)
 }
 
 // sendGrouped sends the results as they come, each message holding those
@@ -103,103 +101,130 @@ var _ resource.Batcher = (*grpcClient)(nil)
 // PlanBatch plans in batches; a plugin without batches gets one Plan call
 // per request.
 func (c *grpcClient) PlanBatch(ctx context.Context, reqs []resource.PlanRequest, parallelism int, each func(int, *resource.PlanResponse, error)) {
-	if c.noBatch.Load() {
-		resource.ForEach(len(reqs), parallelism, func(i int) { resp, err := c.Plan(ctx, reqs[i]); each(i, resp, err) })
-		return
-	}
-	preqs := make([]*resourcev1.PlanRequest, len(reqs))
-	sizes := make([]int, len(reqs))
-	var send []int
-	for i, req := range reqs {
-		preqs[i] = planRequestToProto(req)
-		if diags := fitRequest("plan", req.Type, req.Name, preqs[i], preqs[i].Prior); diags != nil {
-			each(i, &resource.PlanResponse{Diagnostics: diags}, nil)
-			continue
-		}
-		sizes[i] = proto.Size(preqs[i])
-		send = append(send, i)
-	}
-	runBatches(ctx, c, send, sizes, parallelism,
-		func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []*resourcev1.PlanResponse, []string, error), error) {
-			batch := &resourcev1.PlanBatchRequest{Parallelism: int32(parallelism)}
-			for _, i := range chunk {
-				batch.Requests = append(batch.Requests, preqs[i])
+	clientBatch(ctx, c, reqs, parallelism, each, batchKind[resource.PlanRequest, *resource.PlanResponse, *resourcev1.PlanRequest, *resourcev1.PlanResponse, *resourcev1.PlanBatchResult]{
+		single: c.Plan, toProto: planRequestToProto,
+		fit: func(req resource.PlanRequest, preq *resourcev1.PlanRequest) (*resource.PlanResponse, bool) {
+			if diags := fitRequest("plan", req.Type, req.Name, preq, preq.Prior); diags != nil {
+				return &resource.PlanResponse{Diagnostics: diags}, false
 			}
-			stream, err := c.client.PlanBatch(ctx, batch)
+			return nil, true
+		},
+		open: func(ctx context.Context, preqs []*resourcev1.PlanRequest, parallelism int) (func() ([]*resourcev1.PlanBatchResult, error), error) {
+			stream, err := c.client.PlanBatch(ctx, &resourcev1.PlanBatchRequest{Requests: preqs, Parallelism: int32(parallelism)})
 			if err != nil {
 				return nil, err
 			}
-			return func() ([]int, []*resourcev1.PlanResponse, []string, error) {
+			return func() ([]*resourcev1.PlanBatchResult, error) {
 				msg, err := stream.Recv()
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				idx, resps, errs := make([]int, len(msg.Results)), make([]*resourcev1.PlanResponse, len(msg.Results)), make([]string, len(msg.Results))
-				for j, r := range msg.Results {
-					idx[j], resps[j], errs[j] = int(r.Index), r.Response, r.Error
-				}
-				return idx, resps, errs, nil
+				return msg.GetResults(), err
 			}, nil
 		},
-		func(i int, resp *resourcev1.PlanResponse, err error) {
-			if err != nil {
-				each(i, nil, err)
-				return
-			}
-			each(i, planResponseFromProto(resp), nil)
+		fromProto: func(_ resource.PlanRequest, _ *resourcev1.PlanRequest, resp *resourcev1.PlanResponse) *resource.PlanResponse {
+			return planResponseFromProto(resp)
 		},
-		func(i int) { resp, err := c.Plan(ctx, reqs[i]); each(i, resp, err) })
+	})
 }
 
 // ReadBatch reads in batches, as PlanBatch plans.
 func (c *grpcClient) ReadBatch(ctx context.Context, reqs []resource.ReadRequest, parallelism int, each func(int, *resource.ReadResponse, error)) {
+	clientBatch(ctx, c, reqs, parallelism, each, batchKind[resource.ReadRequest, *resource.ReadResponse, *resourcev1.ReadRequest, *resourcev1.ReadResponse, *resourcev1.ReadBatchResult]{
+		single: c.Read, toProto: readRequestToProto,
+		fit: func(req resource.ReadRequest, preq *resourcev1.ReadRequest) (*resource.ReadResponse, bool) {
+			if diags := fitRequest("read", req.Type, req.Name, preq, preq.Prior); diags != nil {
+				return &resource.ReadResponse{Exists: true, Diagnostics: diags}, false
+			}
+			return nil, true
+		},
+		open: func(ctx context.Context, preqs []*resourcev1.ReadRequest, parallelism int) (func() ([]*resourcev1.ReadBatchResult, error), error) {
+			stream, err := c.client.ReadBatch(ctx, &resourcev1.ReadBatchRequest{Requests: preqs, Parallelism: int32(parallelism)})
+			if err != nil {
+				return nil, err
+			}
+			return func() ([]*resourcev1.ReadBatchResult, error) {
+				msg, err := stream.Recv()
+				return msg.GetResults(), err
+			}, nil
+		},
+		fromProto: func(req resource.ReadRequest, preq *resourcev1.ReadRequest, resp *resourcev1.ReadResponse) *resource.ReadResponse {
+			return readResponseFromProto(fitRead(req.Type, req.Name, preq.Prior, resp))
+		},
+	})
+}
+
+// batchKind is what differs between batches of plans and of reads: Req
+// and Resp are the Go API's request and answer, PReq and PResp the wire's,
+// Result one answer of a batch on the wire.
+type batchKind[Req, Resp any, PReq proto.Message, PResp any, Result interface {
+	GetIndex() int32
+	GetError() string
+	GetResponse() PResp
+}] struct {
+	single func(context.Context, Req) (Resp, error)
+	// fit answers a request too large to send (false), without sending it.
+	fit       func(Req, PReq) (Resp, bool)
+	toProto   func(Req) PReq
+	open      func(ctx context.Context, preqs []PReq, parallelism int) (func() ([]Result, error), error)
+	fromProto func(Req, PReq, PResp) Resp
+}
+
+// clientBatch sends reqs in batches (see runBatches), or one by one to a
+// plugin without batches.
+func clientBatch[Req, Resp any, PReq proto.Message, PResp any, Result interface {
+	GetIndex() int32
+	GetError() string
+	GetResponse() PResp
+}](ctx context.Context, c *grpcClient, reqs []Req, parallelism int, each func(int, Resp, error), k batchKind[Req, Resp, PReq, PResp, Result]) {
+	one := func(i int) {
+		resp, err := k.single(ctx, reqs[i])
+		each(i, resp, err)
+	}
 	if c.noBatch.Load() {
-		resource.ForEach(len(reqs), parallelism, func(i int) { resp, err := c.Read(ctx, reqs[i]); each(i, resp, err) })
+		resource.ForEach(len(reqs), parallelism, one)
 		return
 	}
-	preqs := make([]*resourcev1.ReadRequest, len(reqs))
+	preqs := make([]PReq, len(reqs))
 	sizes := make([]int, len(reqs))
 	var send []int
 	for i, req := range reqs {
-		preqs[i] = readRequestToProto(req)
-		if diags := fitRequest("read", req.Type, req.Name, preqs[i], preqs[i].Prior); diags != nil {
-			each(i, &resource.ReadResponse{Exists: true, Diagnostics: diags}, nil)
+		preqs[i] = k.toProto(req)
+		if resp, ok := k.fit(req, preqs[i]); !ok {
+			each(i, resp, nil)
 			continue
 		}
 		sizes[i] = proto.Size(preqs[i])
 		send = append(send, i)
 	}
 	runBatches(ctx, c, send, sizes, parallelism,
-		func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []*resourcev1.ReadResponse, []string, error), error) {
-			batch := &resourcev1.ReadBatchRequest{Parallelism: int32(parallelism)}
-			for _, i := range chunk {
-				batch.Requests = append(batch.Requests, preqs[i])
+		func(ctx context.Context, chunk []int, parallelism int) (func() ([]int, []PResp, []string, error), error) {
+			batch := make([]PReq, len(chunk))
+			for j, i := range chunk {
+				batch[j] = preqs[i]
 			}
-			stream, err := c.client.ReadBatch(ctx, batch)
+			recv, err := k.open(ctx, batch, parallelism)
 			if err != nil {
 				return nil, err
 			}
-			return func() ([]int, []*resourcev1.ReadResponse, []string, error) {
-				msg, err := stream.Recv()
+			return func() ([]int, []PResp, []string, error) {
+				results, err := recv()
 				if err != nil {
 					return nil, nil, nil, err
 				}
-				idx, resps, errs := make([]int, len(msg.Results)), make([]*resourcev1.ReadResponse, len(msg.Results)), make([]string, len(msg.Results))
-				for j, r := range msg.Results {
-					idx[j], resps[j], errs[j] = int(r.Index), r.Response, r.Error
+				idx, resps, errs := make([]int, len(results)), make([]PResp, len(results)), make([]string, len(results))
+				for j, r := range results {
+					idx[j], resps[j], errs[j] = int(r.GetIndex()), r.GetResponse(), r.GetError()
 				}
 				return idx, resps, errs, nil
 			}, nil
 		},
-		func(i int, resp *resourcev1.ReadResponse, err error) {
+		func(i int, resp PResp, err error) {
 			if err != nil {
-				each(i, nil, err)
+				var none Resp
+				each(i, none, err)
 				return
 			}
-			resp = fitRead(reqs[i].Type, reqs[i].Name, preqs[i].Prior, resp)
-			each(i, readResponseFromProto(resp), nil)
+			each(i, k.fromProto(reqs[i], preqs[i], resp), nil)
 		},
-		func(i int) { resp, err := c.Read(ctx, reqs[i]); each(i, resp, err) })
+		one)
 }
 
 // runBatches sends the requests at the indexes in send, in batches of at
