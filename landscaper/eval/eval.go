@@ -468,14 +468,19 @@ func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Memb
 // inside a composite whose definition needs an unknown output fails whole.
 func (r *Result) FailingFor(path string) []resource.Path {
 	failing := r.Failing[path]
-	for prefix, parts := range r.Failing {
-		if strings.HasPrefix(path, prefix+".") {
-			for _, p := range parts {
-				if len(p) == 0 {
-					return append(failing, nil)
-				}
+	// The composites holding it: each prefix of its path that ends before
+	// a dot (looked up one by one, not by going through every entry).
+	for i := strings.IndexByte(path, '.'); i >= 0; {
+		for _, p := range r.Failing[path[:i]] {
+			if len(p) == 0 {
+				return append(failing, nil)
 			}
 		}
+		j := strings.IndexByte(path[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	return failing
 }
