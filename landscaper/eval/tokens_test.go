@@ -94,3 +94,49 @@ func TestAnalyzeSeesMangledTokens(t *testing.T) {
 		t.Errorf("opaque %v, want [%v]", an.Opaque, k)
 	}
 }
+
+// TestMayHoldToken: the quick check before the analysis lets through
+// nothing that could be a token, intact or mangled.
+func TestMayHoldToken(t *testing.T) {
+	e := &Evaluator{nonceA: "a", nonceB: "b"}
+	k := Key{"m", "out"}
+	toks := e.Tokens([]Key{k})
+	toks.tables()
+	var tokenA, tokenB string
+	for s := range toks.a {
+		tokenA = s
+	}
+	for s := range toks.b {
+		tokenB = s
+	}
+	quoted, _ := json.Marshal(tokenA)
+	tests := []struct {
+		doc  string
+		want bool
+	}{
+		{`{"name":"out/f1","contents":"member 1\n"}`, false},
+		{`{"n":12345678901234567890123}`, false},
+		{`{"sha":"` + "0123456789abcdef01234567" + `"}`, true},
+		{mustJSON(map[string]string{"c": tokenA}), true},
+		{mustJSON(map[string]string{"c": tokenB}), true},
+		{mustJSON(map[string]string{"c": "x=" + string(quoted)}), true},
+		{mustJSON(map[string]string{"c": tokenA[len(prefixA):]}), true},
+	}
+	for _, tt := range tests {
+		if got := mayHoldToken(tt.doc); got != tt.want {
+			t.Errorf("mayHoldToken(%q) = %v, want %v", tt.doc, got, tt.want)
+		}
+	}
+	an, err := toks.Analyze(`{"name":"out/f1"}`, `{"name":"out/f1"}`, true)
+	if err != nil || len(an.Deps) != 0 || len(an.Opaque) != 0 {
+		t.Errorf("inputs without tokens: %+v, %v", an, err)
+	}
+	if _, err := toks.Analyze(`{"name":`, `{"name":`, true); err == nil {
+		t.Error("invalid JSON was analysed without an error")
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

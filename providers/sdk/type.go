@@ -215,22 +215,29 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 }
 
 func (t *Type[In, Out]) decodeState(s resource.State) (State[In, Out], error) {
+	st, _, err := t.decodeStateChecked(s)
+	return st, err
+}
+
+// decodeStateChecked is decodeState that also returns the recorded inputs
+// as checkObject reads them, which planning compares with the desired ones.
+func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], map[string]json.RawMessage, error) {
 	var st State[In, Out]
 	st.Private = s.Private
+	obj, _ := checkObject(attributes(t.Inputs), s.Inputs.JSON, nil, nil)
 	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 {
-		obj, _ := checkObject(attributes(t.Inputs), s.Inputs.JSON, nil, nil)
 		b, _ := json.Marshal(obj)
 		if err := json.Unmarshal(b, &st.Inputs); err != nil {
-			return st, fmt.Errorf("decode recorded inputs: %w", err)
+			return st, obj, fmt.Errorf("decode recorded inputs: %w", err)
 		}
 	}
 	if len(bytes.TrimSpace(s.Outputs.JSON)) > 0 && !isNull(s.Outputs.JSON) {
 		if err := json.Unmarshal(s.Outputs.JSON, &st.Outputs); err != nil {
-			return st, fmt.Errorf("decode recorded outputs: %w", err)
+			return st, obj, fmt.Errorf("decode recorded outputs: %w", err)
 		}
 		st.HasOutputs = true
 	}
-	return st, nil
+	return st, obj, nil
 }
 
 func (t *Type[In, Out]) validate(req resource.ValidateRequest) resource.Diagnostics {
@@ -260,12 +267,11 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 		if err != nil {
 			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
 		}
-		prior, err := t.decodeState(recorded)
+		prior, priorObj, err := t.decodeStateChecked(recorded)
 		if err != nil {
 			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
 		}
 		p.Prior = &prior
-		priorObj, _ := checkObject(attributes(t.Inputs), recorded.Inputs.JSON, nil, nil)
 		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
 		if prior.HasOutputs {
 			p.Changed = t.dropSame(p.Changed, prior.Inputs, desired, req.Unknown)
