@@ -79,10 +79,10 @@ func FuzzSubstitute(f *testing.F) {
 			return
 		}
 		var gotDoc, refDoc any
-		if err := json.Unmarshal(got.JSON, &gotDoc); err != nil {
+		if err := decodeExact(got.JSON, &gotDoc); err != nil {
 			t.Fatalf("Substitute(%q) = %q, not JSON: %v", doc, got.JSON, err)
 		}
-		if err := json.Unmarshal(ref.JSON, &refDoc); err != nil {
+		if err := decodeExact(ref.JSON, &refDoc); err != nil {
 			t.Fatalf("Substitute(%q) = %q, not JSON: %v", doc, ref.JSON, err)
 		}
 		// The order of the paths follows map iteration: compare them sorted.

@@ -1,11 +1,13 @@
 package eval
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -161,7 +163,7 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resourc
 		return Analysis{Deps: []Key{}, Opaque: []Key{}}, nil
 	}
 	var docA any
-	if err := json.Unmarshal([]byte(inputsA), &docA); err != nil {
+	if err := decodeExact([]byte(inputsA), &docA); err != nil {
 		return Analysis{}, fmt.Errorf("decode inputs: %w", err)
 	}
 	deps := map[Key]bool{}
@@ -178,7 +180,7 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resourc
 	})
 	if haveB {
 		var docB any
-		if err := json.Unmarshal([]byte(inputsB), &docB); err != nil {
+		if err := decodeExact([]byte(inputsB), &docB); err != nil {
 			return Analysis{}, fmt.Errorf("decode inputs: %w", err)
 		}
 		ca, _ := json.Marshal(t.canonical(docA, t.inA))
@@ -297,6 +299,21 @@ func (t *Tokens) canonical(v any, spelling func(string) (Key, bool)) any {
 	return v
 }
 
+// decodeExact decodes one JSON document into v, keeping numbers as they
+// are written (json.Number): a whole number beyond 2^53 (a timestamp in
+// nanoseconds, say) would otherwise come back rounded.
+func decodeExact(b []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("invalid character after the top-level value")
+	}
+	return nil
+}
+
 // Value is what the engine knows of an output when substituting.
 type Value struct {
 	JSON      json.RawMessage
@@ -319,7 +336,7 @@ type Substituted struct {
 // type); a token inside a longer string is replaced by the value's text.
 func (t *Tokens) Substitute(inputs string, lookup func(Key) Value) (Substituted, error) {
 	var doc any
-	if err := json.Unmarshal([]byte(inputs), &doc); err != nil {
+	if err := decodeExact([]byte(inputs), &doc); err != nil {
 		return Substituted{}, fmt.Errorf("decode inputs: %w", err)
 	}
 	var out Substituted
@@ -340,7 +357,7 @@ func (t *Tokens) Substitute(inputs string, lookup func(Key) Value) (Substituted,
 					return nil
 				}
 				var decoded any
-				if err := json.Unmarshal(val.JSON, &decoded); err != nil {
+				if err := decodeExact(val.JSON, &decoded); err != nil {
 					return nil
 				}
 				return decoded

@@ -140,3 +140,27 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestSubstituteKeepsNumbers: numbers in inputs and in substituted outputs
+// keep every digit (a nanosecond timestamp is beyond 2^53).
+func TestSubstituteKeepsNumbers(t *testing.T) {
+	e := &Evaluator{nonceA: "a", nonceB: "b"}
+	k := Key{"m", "out"}
+	toks := e.Tokens([]Key{k})
+	toks.tables()
+	var token string
+	for s := range toks.a {
+		token = s
+	}
+	inputs := mustJSON(map[string]any{"ns": json.Number("1733221234567890123"), "f": json.Number("1.5"), "out": token})
+	sub, err := toks.Substitute(inputs, func(Key) Value { return Value{JSON: json.RawMessage(`9007199254740993`), Known: true} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"f":1.5,"ns":1733221234567890123,"out":9007199254740993}`; string(sub.JSON) != want {
+		t.Errorf("substituted %s, want %s", sub.JSON, want)
+	}
+	if _, err := toks.Substitute(`{"a":1} x`, func(Key) Value { return Value{} }); err == nil {
+		t.Error("trailing text after the inputs was accepted")
+	}
+}
