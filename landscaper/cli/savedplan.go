@@ -3,15 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/landscaper-nix/landscaper/internal/atomicfile"
 	"github.com/landscaper-nix/landscaper/landscaper/engine"
 	"github.com/landscaper-nix/landscaper/landscaper/ui"
 )
@@ -26,28 +24,8 @@ func writeSavedPlan(path string, saved *engine.SavedPlan) error {
 	if err != nil {
 		return fmt.Errorf("encode the plan: %w", err)
 	}
-	suffix := make([]byte, 6)
-	if _, err := rand.Read(suffix); err != nil {
-		return fmt.Errorf("write the plan to %s: %w", path, err)
-	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+hex.EncodeToString(suffix)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("write the plan to %s: %w", path, err)
-	}
-	_, werr := f.Write(append(b, '\n'))
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write the plan to %s: %w", path, werr)
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write the plan: %w", err)
 	}
 	return nil
 }

@@ -126,7 +126,6 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	}
 	results := make(chan finished)
 	evalDone := make(chan error, 1)
-	sem := make(chan struct{}, max(1, w.parallelism))
 	var wg sync.WaitGroup
 	running := 0
 	var waitingEval, evalBatch []string
@@ -189,15 +188,11 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			wg.Add(1)
 			go func(n string) {
 				defer wg.Done()
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
+				if ctx.Err() != nil {
 					results <- finished{n, outcomeFailed}
 					return
 				}
-				out := w.handle(ctx, n)
-				<-sem
-				results <- finished{n, out}
+				results <- finished{n, w.handle(ctx, n)}
 			}(n)
 		}
 	}

@@ -470,17 +470,15 @@ func (r *Result) FailingFor(path string) []resource.Path {
 	failing := r.Failing[path]
 	// The composites holding it: each prefix of its path that ends before
 	// a dot (looked up one by one, not by going through every entry).
-	for i := strings.IndexByte(path, '.'); i >= 0; {
+	for i := range len(path) {
+		if path[i] != '.' {
+			continue
+		}
 		for _, p := range r.Failing[path[:i]] {
 			if len(p) == 0 {
 				return append(failing, nil)
 			}
 		}
-		j := strings.IndexByte(path[i+1:], '.')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
 	}
 	return failing
 }

@@ -92,20 +92,7 @@ var hexRun = regexp.MustCompile(`[0-9a-f]{24,}`)
 // spelling or a run of hex digits as long as a token's id, which is where
 // scan looks for tokens intact or mangled.
 func mayHoldToken(s string) bool {
-	if strings.Contains(s, prefixA[:4]) || strings.Contains(s, prefixB[:4]) {
-		return true
-	}
-	run := 0
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') {
-			if run++; run >= idLenA {
-				return true
-			}
-		} else {
-			run = 0
-		}
-	}
-	return false
+	return strings.Contains(s, prefixA[:4]) || strings.Contains(s, prefixB[:4]) || hexRun.MatchString(s)
 }
 
 // scan finds the tokens in s (spelling A): those intact and the keys whose

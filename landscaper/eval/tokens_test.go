@@ -79,11 +79,7 @@ func TestAnalyzeSeesMangledTokens(t *testing.T) {
 	e := &Evaluator{nonceA: "a", nonceB: "b"}
 	k := Key{"m", "out"}
 	toks := e.Tokens([]Key{k})
-	toks.tables()
-	var token string
-	for t := range toks.a {
-		token = t
-	}
+	token, _ := onlyTokens(toks)
 	quoted, _ := json.Marshal(token)
 	inputs, _ := json.Marshal(map[string]string{"c": "x=" + string(quoted)})
 	an, err := toks.Analyze(string(inputs), "", false)
@@ -101,14 +97,7 @@ func TestMayHoldToken(t *testing.T) {
 	e := &Evaluator{nonceA: "a", nonceB: "b"}
 	k := Key{"m", "out"}
 	toks := e.Tokens([]Key{k})
-	toks.tables()
-	var tokenA, tokenB string
-	for s := range toks.a {
-		tokenA = s
-	}
-	for s := range toks.b {
-		tokenB = s
-	}
+	tokenA, tokenB := onlyTokens(toks)
 	quoted, _ := json.Marshal(tokenA)
 	tests := []struct {
 		doc  string
@@ -147,11 +136,7 @@ func TestSubstituteKeepsNumbers(t *testing.T) {
 	e := &Evaluator{nonceA: "a", nonceB: "b"}
 	k := Key{"m", "out"}
 	toks := e.Tokens([]Key{k})
-	toks.tables()
-	var token string
-	for s := range toks.a {
-		token = s
-	}
+	token, _ := onlyTokens(toks)
 	inputs := mustJSON(map[string]any{"ns": json.Number("1733221234567890123"), "f": json.Number("1.5"), "out": token})
 	sub, err := toks.Substitute(inputs, func(Key) Value { return Value{JSON: json.RawMessage(`9007199254740993`), Known: true} })
 	if err != nil {
@@ -163,4 +148,17 @@ func TestSubstituteKeepsNumbers(t *testing.T) {
 	if _, err := toks.Substitute(`{"a":1} x`, func(Key) Value { return Value{} }); err == nil {
 		t.Error("trailing text after the inputs was accepted")
 	}
+}
+
+// onlyTokens returns the two spellings of the token of a Tokens made for
+// one output.
+func onlyTokens(toks *Tokens) (a, b string) {
+	toks.tables()
+	for s := range toks.a {
+		a = s
+	}
+	for s := range toks.b {
+		b = s
+	}
+	return a, b
 }

@@ -2,12 +2,8 @@ package providerset
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -54,18 +50,7 @@ func batchCall[T any](ctx context.Context, r *restarting, what string, n int, ea
 		timer.Reset(timeout)
 		mu.Unlock()
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				err = ctx.Err()
-			case timedOut(callCtx):
-				err = &TimeoutError{Provider: r.e.name, Call: what, After: timeout, Kind: "call"}
-			default:
-				if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) {
-					err = c.ExplainFailure(err)
-				} else {
-					err = fmt.Errorf("provider %s: %w", r.e.name, c.ExplainFailure(err))
-				}
-			}
+			err = r.explain(ctx, callCtx, c, err, &TimeoutError{Provider: r.e.name, Call: what, After: timeout, Kind: "call"})
 		}
 		each(i, resp, err)
 	})

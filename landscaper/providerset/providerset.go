@@ -415,18 +415,25 @@ func call[T any](ctx context.Context, r *restarting, what string, f func(context
 	defer stop()
 	v, err := f(callCtx, c)
 	if err != nil {
-		if ctx.Err() != nil {
-			return zero, ctx.Err()
-		}
-		if timedOut(callCtx) {
-			return zero, &TimeoutError{Provider: r.e.name, Call: what, After: timeout, Kind: kind}
-		}
-		if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) {
-			return zero, c.ExplainFailure(err)
-		}
-		return zero, fmt.Errorf("provider %s: %w", r.e.name, c.ExplainFailure(err))
+		return zero, r.explain(ctx, callCtx, c, err, &TimeoutError{Provider: r.e.name, Call: what, After: timeout, Kind: kind})
 	}
 	return v, nil
+}
+
+// explain says why a call to c made with callCtx (derived from ctx) failed:
+// the caller's own cancellation, the timeout (timeout), the plugin gone,
+// or the provider's error.
+func (r *restarting) explain(ctx, callCtx context.Context, c running, err error, timeout *TimeoutError) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case timedOut(callCtx):
+		return timeout
+	}
+	if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) {
+		return c.ExplainFailure(err)
+	}
+	return fmt.Errorf("provider %s: %w", r.e.name, c.ExplainFailure(err))
 }
 
 func (r *restarting) GetSchema(ctx context.Context) (*resource.ProviderSchema, error) {
