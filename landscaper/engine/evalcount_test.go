@@ -40,14 +40,17 @@ func countingNix(t *testing.T) func() map[string]int {
 
 // evalCountDeployment has a member whose inputs use no output (plain), one
 // that passes an output through (passes) and one that computes with it
-// (computes); each traces when its inputs are evaluated. Of beside and
-// besideComputes, whose contents pass an output through or compute with
-// it, the names trace: parts beside an output, such as a NixOS toplevel
+// (computes: a hash, which looks like a token's id) or decides with it (a
+// comparison: its inputs show nothing of the output, as a NixOS toplevel
+// built with a host's key shows a store path); each traces when its
+// inputs are evaluated. Of beside and besideComputes, whose contents pass
+// an output through or compute with it, the names trace: parts beside an output, such as a NixOS toplevel
 // beside a host's address.
 const evalCountDeployment = `{ members, providers, ... }: {
   members.plain = { type = providers.local.file; inputs = builtins.trace "EVAL-plain" { name = "out/plain"; contents = "v1"; }; };
   members.passes = { type = providers.local.file; inputs = builtins.trace "EVAL-passes" { name = "out/passes"; contents = "after ${members.plain.outputs.sha256}"; }; };
   members.computes = { type = providers.local.file; inputs = builtins.trace "EVAL-computes" { name = "out/computes"; contents = builtins.hashString "sha256" members.plain.outputs.sha256; }; };
+  members.decides = { type = providers.local.file; inputs = builtins.trace "EVAL-decides" { name = "out/decides"; contents = if members.plain.outputs.sha256 == "" then "none" else "some"; }; };
   members.beside = { type = providers.local.file; inputs = { name = builtins.trace "EVAL-beside" "out/beside"; contents = "after ${members.plain.outputs.sha256}"; }; };
   members.besideComputes = { type = providers.local.file; inputs = { name = builtins.trace "EVAL-beside-computes" "out/beside-computes"; contents = builtins.hashString "sha256" members.plain.outputs.sha256; }; };
 }
@@ -72,6 +75,8 @@ func TestEvaluationsPerMember(t *testing.T) {
 
 	write(evalCountDeployment)
 	counts()
+	// The commands that have recorded outputs to check with.
+	known := map[string]int{"no-op plan": 1, "plan after an edit of plain": 1}
 	for _, step := range []struct {
 		name  string
 		edit  string
@@ -97,14 +102,25 @@ func TestEvaluationsPerMember(t *testing.T) {
 		}
 		e.Close()
 		got := counts()
-		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d, the part beside an output %d and %d", step.name, got["plain"], got["passes"], got["computes"], got["beside"], got["beside-computes"])
+		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d, decides %d, the part beside an output %d and %d", step.name, got["plain"], got["passes"], got["computes"], got["decides"], got["beside"], got["beside-computes"])
 		if got["plain"] != 1 {
 			t.Errorf("%s: the member that uses no output was evaluated %d times, want once", step.name, got["plain"])
 		}
 		if got["beside"] != 1 || got["beside-computes"] != 1 {
 			t.Errorf("%s: the parts beside an output were evaluated %d and %d times, want once", step.name, got["beside"], got["beside-computes"])
 		}
-		if got["passes"] == 0 || got["computes"] == 0 {
+		// A member whose inputs show no token is evaluated with every
+		// output throwing, in spelling A, and once more with the values
+		// (not in spelling B, nor with the recorded values to check).
+		if got["decides"] != 3 {
+			t.Errorf("%s: the member that decides with an output was evaluated %d times, want 3", step.name, got["decides"])
+		}
+		// One that computes a hash (a run of hex digits, which could
+		// be a mangled token) is checked with the recorded values too.
+		if limit := 3 + known[step.name]; got["computes"] > limit {
+			t.Errorf("%s: the member that computes with an output was evaluated %d times, want at most %d", step.name, got["computes"], limit)
+		}
+		if got["passes"] == 0 || got["computes"] == 0 || got["decides"] == 0 {
 			t.Errorf("%s: a member that uses an output was not evaluated (%v)", step.name, got)
 		}
 	}

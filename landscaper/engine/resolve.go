@@ -292,11 +292,11 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 	}
 	members := map[string]*member{}
 	for _, em := range res.Members {
-		second, inBoth := res.Second[em.Path]
+		second, haveSecond, inBoth := res.SecondFor(em.Path)
 		if _, inStructure := typeOf[em.Path]; !inStructure || !inBoth {
 			continue
 		}
-		m, err := e.newMember(em, second, res.FailingFor(em.Path), nil)
+		m, err := e.newMember(em, second, haveSecond, res.FailingFor(em.Path), nil)
 		if err != nil {
 			return nil, info, err
 		}
@@ -330,11 +330,11 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 			return nil, info, err
 		}
 		for _, em := range more.Members {
-			second, ok := more.Second[em.Path]
+			second, haveSecond, ok := more.SecondFor(em.Path)
 			if !ok {
 				return nil, info, &MemberError{Member: em.Path, Err: errors.New("its name depends on outputs not known yet")}
 			}
-			m, err := e.newMember(em, second, more.FailingFor(em.Path), knownKeys)
+			m, err := e.newMember(em, second, haveSecond, more.FailingFor(em.Path), knownKeys)
 			if err != nil {
 				return nil, info, err
 			}
@@ -498,13 +498,16 @@ func (e *Engine) failingMembers(ctx context.Context, paths []string, known map[s
 	return append(left, right...), nil
 }
 
-func (e *Engine) newMember(em eval.Member, second string, failing []resource.Path, evalKnown map[eval.Key]bool) (*member, error) {
+// newMember reads an evaluated member: its inputs in spelling A, in
+// spelling B when haveSecond, and the parts that failed with every unknown
+// output throwing.
+func (e *Engine) newMember(em eval.Member, second string, haveSecond bool, failing []resource.Path, evalKnown map[eval.Key]bool) (*member, error) {
 	schema, ok := e.schemas[em.Type]
 	if !ok {
 		return nil, &MemberError{Member: em.Path, Err: fmt.Errorf("unknown resource type %q", em.Type)}
 	}
 	provider, _, _ := strings.Cut(em.Type, ".")
-	an, err := e.tokens.Analyze(em.Inputs, second, true, failing...)
+	an, err := e.tokens.Analyze(em.Inputs, second, haveSecond, failing...)
 	if err != nil {
 		return nil, &MemberError{Member: em.Path, Type: em.Type, Err: err}
 	}
@@ -616,7 +619,11 @@ func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
 		if old == nil {
 			continue
 		}
-		m, err := e.newMember(em, res.Second[em.Path], res.FailingFor(em.Path), keys)
+		second, haveSecond, ok := res.SecondFor(em.Path)
+		if !ok {
+			return fmt.Errorf("member %s: missing from the second evaluation", em.Path)
+		}
+		m, err := e.newMember(em, second, haveSecond, res.FailingFor(em.Path), keys)
 		if err != nil {
 			return err
 		}

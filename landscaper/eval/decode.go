@@ -24,6 +24,9 @@ type membersOutput struct {
 	B []pathInputs  `json:"b"`
 	C []pathFailing `json:"c"`
 	K []pathInputs  `json:"k"`
+	// Computing lists the members of "c" with failing parts that "b" left
+	// out (see Result.Computing).
+	Computing []string `json:"computing"`
 }
 
 // memberParts is a member of the "a" list; with Parts, its inputs are the
@@ -241,7 +244,7 @@ func decodeMembers(data []byte, twice bool, earlier maskedInputs) (*Result, mask
 		res.Checked = checked
 	}
 	if !twice {
-		if raw.B != nil || raw.C != nil {
+		if raw.B != nil || raw.C != nil || len(raw.Computing) > 0 {
 			return nil, nil, errors.New("a second evaluation that was not asked for")
 		}
 		return res, masked, nil
@@ -280,6 +283,20 @@ func decodeMembers(data []byte, twice bool, earlier maskedInputs) (*Result, mask
 			}
 			res.Failing[m.Path] = append(res.Failing[m.Path], p)
 		}
+	}
+	// A member left out of "b" and "k" is one whose failing parts compute
+	// with outputs: the engine's reading of it rests on those parts.
+	for _, path := range raw.Computing {
+		if len(res.Failing[path]) == 0 {
+			return nil, nil, fmt.Errorf("member %s: left out of the second evaluation without failing parts", path)
+		}
+		if _, ok := second[path]; ok {
+			return nil, nil, fmt.Errorf("member %s: left out of the second evaluation, and in it", path)
+		}
+		if res.Computing == nil {
+			res.Computing = map[string]bool{}
+		}
+		res.Computing[path] = true
 	}
 	return res, masked, nil
 }

@@ -277,7 +277,11 @@ let
           let
             # Spelling "c" itself decides what is settled; the structure
             # lists every member.
-            skip = if spelling == "c" || spelling == "s" then { } else settled;
+            skip =
+              if spelling == "c" || spelling == "s" then { }
+              else if spelling == "b" then settled // computing
+              else if spelling == "k" then settled // unchecked
+              else settled;
           in
           let only = onlyFor spelling; in
           if only == null && skip == { } then all
@@ -361,11 +365,28 @@ let
     else if builtins.isList v then builtins.genList (i: let x = builtins.elemAt v i; in if t ? ${toString i} then mask t.${toString i} x else x) (builtins.length v)
     else v;
 
+  # Of the members spelling "c" found using outputs, those whose inputs in
+  # spelling "a" hold no token intact (no start of one): every token they
+  # show is mangled and every part that shows none computes with outputs,
+  # which the engine reads from "a" and "c" alone (and evaluates such a
+  # member again once the outputs are known). Spelling "b" would only
+  # evaluate them again: a NixOS toplevel built with a host's key, say.
+  # Of those, the ones that cannot hide a mangled token either (no run of
+  # hex digits as long as a token's id; the engine's mayHoldToken) are
+  # left out of spelling "k" too, which would not tell more.
+  aResult = evaluate "a";
+  holds = re: m: builtins.length (builtins.split re m.inputs) > 1;
+  computingList = if cResult == null then [ ] else builtins.filter (m: !(holds "@@ls" m)) aResult;
+  pathSet = ms: builtins.listToAttrs (map (m: { name = m.path; value = true; }) ms);
+  computing = pathSet computingList;
+  unchecked = pathSet (builtins.filter (m: !(holds "[0-9a-f]{24}" m)) computingList);
+
   membersResult = {
-    a = evaluate "a";
+    a = aResult;
     b = if ctx.twice then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "b") else null;
     c = cResult;
     k = if ctx.knownCheckFile != null then map (m: { inherit (m) path inputs; parts = m.parts or false; }) (evaluate "k") else null;
+    computing = builtins.attrNames computing;
   };
 
   declared = builtins.mapAttrs

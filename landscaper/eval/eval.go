@@ -209,6 +209,22 @@ type Result struct {
 	// Checked holds the inputs evaluated with Request.KnownCheck, by
 	// member path.
 	Checked map[string]string
+	// Computing holds the members whose inputs in spelling A show no
+	// token intact: every part that uses an unknown output computes with
+	// it, whatever spelling B gives, so B was not evaluated for them and
+	// Second leaves them out. Those that could not hide a mangled token
+	// either are left out of Checked too.
+	Computing map[string]bool
+}
+
+// SecondFor returns a member's inputs in spelling B, and whether that
+// evaluation tells anything about it: false for a member of Computing,
+// which is read from spelling A and its failing parts alone.
+func (r *Result) SecondFor(path string) (inputs string, have bool, ok bool) {
+	if s, in := r.Second[path]; in {
+		return s, true, true
+	}
+	return "", false, r.Computing[path]
 }
 
 // Error is a failed evaluation: nix's message, cleaned up.

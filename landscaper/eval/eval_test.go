@@ -31,7 +31,11 @@ func TestAnalyzeTellsPassThroughFromComputation(t *testing.T) {
 		t.Fatalf("got %d members, want %d", len(res.Members), len(want))
 	}
 	for _, m := range res.Members {
-		an, err := toks.Analyze(m.Inputs, res.Second[m.Path], true)
+		second, haveSecond, ok := res.SecondFor(m.Path)
+		if !ok {
+			t.Fatalf("%s: missing from the second evaluation", m.Path)
+		}
+		an, err := toks.Analyze(m.Inputs, second, haveSecond, res.FailingFor(m.Path)...)
 		if err != nil {
 			t.Fatal(err)
 		}

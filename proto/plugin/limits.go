@@ -26,7 +26,7 @@ const MaxMessageSize = 64 << 20
 
 // serverOptions are the gRPC limits of the provider's side.
 func serverOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize)}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize), grpc.NumStreamWorkers(16)}
 }
 
 // dialOptions are the gRPC limits of the engine's side. They come after
