@@ -300,7 +300,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		if err != nil {
 			return nil, info, err
 		}
-		if checked, ok := res.Checked[em.Path]; ok && !e.substitutionHolds(em.Inputs, checked, known) {
+		if checked, ok := res.Checked[em.Path]; ok && checked != em.Inputs && !e.substitutionHolds(em.Inputs, checked, known) {
 			// With the known values the inputs differ from what
 			// substituting them gives: the member computes with them.
 			e.evaluateAgain[m.path] = true

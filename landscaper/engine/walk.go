@@ -175,25 +175,38 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	for _, n := range nodes {
 		track(n)
 	}
-	// At most parallelism nodes run, each in a goroutine of its own: the
-	// others wait in ready (10,000 ready members are not 10,000 goroutines).
+	// At most parallelism nodes run, on as many workers, started as they
+	// are needed and kept for the next node (a goroutine's stack grows
+	// once, not once per node); the others wait in ready (10,000 ready
+	// members are not 10,000 goroutines). The work channel holds as many
+	// nodes as may run, so handing one out never blocks.
+	limit := max(1, w.parallelism)
+	work := make(chan string, limit)
+	workers := 0
+	worker := func() {
+		defer wg.Done()
+		for n := range work {
+			if ctx.Err() != nil {
+				results <- finished{n, outcomeFailed}
+				continue
+			}
+			results <- finished{n, w.handle(ctx, n)}
+		}
+	}
 	start := func() {
-		for len(ready) > 0 && ctx.Err() == nil && running < max(1, w.parallelism) {
+		for len(ready) > 0 && ctx.Err() == nil && running < limit {
 			n := ready[0]
 			ready = ready[1:]
 			if res.skipped[n] {
 				continue
 			}
 			running++
-			wg.Add(1)
-			go func(n string) {
-				defer wg.Done()
-				if ctx.Err() != nil {
-					results <- finished{n, outcomeFailed}
-					return
-				}
-				results <- finished{n, w.handle(ctx, n)}
-			}(n)
+			if workers < running {
+				workers++
+				wg.Add(1)
+				go worker()
+			}
+			work <- n
 		}
 	}
 	startEval := func() {
@@ -271,6 +284,7 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			evalTimer = time.After(20 * time.Millisecond)
 		}
 	}
+	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
 		return res, ctx.Err()

@@ -60,8 +60,10 @@ type File struct {
 	// cache holds the encoding of each resource record of the last write.
 	cache        map[*Resource][]byte
 	pendingCache map[*Pending][]byte
-	// lastSize is the size of the last write's document.
-	lastSize int
+	// buf holds the document of the last write; the next write encodes
+	// into it again (a state of 10,000 members is megabytes, written many
+	// times by one apply).
+	buf bytes.Buffer
 }
 
 var _ Backend = (*File)(nil)
@@ -345,12 +347,11 @@ func (f *File) openDir() (*stateDir, []string, error) {
 // recorded (the Recorder stores copies), so its encoding is kept from one
 // write to the next: an apply of many members re-encodes only the records
 // that changed since the last write.
+// The document is valid until the next call.
 func (f *File) encode(s *State) ([]byte, error) {
 	cache := make(map[*Resource][]byte, len(s.Resources))
-	var buf bytes.Buffer
-	// About the size of the last write: a large state is not built by
-	// doubling a buffer again for every write of an apply.
-	buf.Grow(f.lastSize + f.lastSize/8)
+	buf := &f.buf
+	buf.Reset()
 	head, err := encodeValue(struct {
 		Version int    `json:"version"`
 		Lineage string `json:"lineage"`
@@ -361,19 +362,18 @@ func (f *File) encode(s *State) ([]byte, error) {
 	}
 	buf.Write(head[:len(head)-1])
 	buf.WriteString(`,"resources":`)
-	if err := writeCachedObject(&buf, s.Resources, f.cache, cache); err != nil {
+	if err := writeCachedObject(buf, s.Resources, f.cache, cache); err != nil {
 		return nil, err
 	}
 	pendingCache := make(map[*Pending][]byte, len(s.Pending))
 	if len(s.Pending) > 0 {
 		buf.WriteString(`,"pending":`)
-		if err := writeCachedObject(&buf, s.Pending, f.pendingCache, pendingCache); err != nil {
+		if err := writeCachedObject(buf, s.Pending, f.pendingCache, pendingCache); err != nil {
 			return nil, err
 		}
 	}
 	buf.WriteString("}\n")
 	f.cache, f.pendingCache = cache, pendingCache
-	f.lastSize = buf.Len()
 	return buf.Bytes(), nil
 }
 

@@ -24,10 +24,17 @@ import (
 // being recorded, and a request that would not fit is not sent.
 const MaxMessageSize = 64 << 20
 
-// serverOptions are the gRPC limits of the provider's side.
+// serverOptions are the gRPC limits of the provider's side, and its
+// stream workers: calls are served by goroutines kept from one call to the
+// next (more start when they are all busy), not one new goroutine per
+// call whose stack grows again each time (a tenth of a provider's CPU in
+// an apply of 10,000 files).
 func serverOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize), grpc.NumStreamWorkers(16)}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize), grpc.NumStreamWorkers(streamWorkers)}
 }
+
+// streamWorkers is how many goroutines serve calls ahead of need.
+const streamWorkers = 16
 
 // dialOptions are the gRPC limits of the engine's side. They come after
 // go-plugin's own (2 GiB both ways) and so replace them.

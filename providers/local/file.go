@@ -37,10 +37,29 @@ type fileOutputs struct {
 	Path string `json:"path,omitempty"`
 }
 
+// workDir is the provider's working directory, which the engine sets to
+// the deployment's directory, read once when the provider starts (every
+// plan and write of a file resolves its name against it); empty when it
+// could not be read, and then asked each time.
+type workDir string
+
+func currentWorkDir() workDir {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	return workDir(wd)
+}
+
 // absName is where a name puts the file: a relative name is relative to
-// the provider's working directory, which the engine sets to the
-// deployment's directory.
-func absName(name string) (string, error) {
+// the working directory.
+func (d workDir) absName(name string) (string, error) {
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name), nil
+	}
+	if d != "" {
+		return filepath.Join(string(d), name), nil
+	}
 	abs, err := filepath.Abs(name)
 	if err != nil {
 		return "", fmt.Errorf("file %s: %w", name, err)
@@ -90,6 +109,7 @@ func (w *writing) removeLeftover(name string) {
 
 func fileType() *sdk.Type[fileInputs, fileOutputs] {
 	inFlight := &writing{names: map[string]int{}}
+	wd := currentWorkDir()
 	return &sdk.Type[fileInputs, fileOutputs]{
 		Description: "A file on the machine running the engine, written atomically with the given contents and mode.",
 		Inputs: []sdk.Attr{
@@ -102,12 +122,14 @@ func fileType() *sdk.Type[fileInputs, fileOutputs] {
 			sdk.String("path", "The file's absolute path: name, resolved against the deployment's directory."),
 		},
 		Validate: validateFile,
-		Plan:     planFile,
+		Plan: func(ctx context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
+			planFile(ctx, p, wd)
+		},
 		Create: func(ctx context.Context, op *sdk.Op, in fileInputs) (fileOutputs, error) {
-			return writeFile(ctx, op, in, inFlight)
+			return writeFile(ctx, op, in, inFlight, wd)
 		},
 		Update: func(ctx context.Context, op *sdk.Op, _ sdk.State[fileInputs, fileOutputs], in fileInputs) (fileOutputs, error) {
-			return writeFile(ctx, op, in, inFlight)
+			return writeFile(ctx, op, in, inFlight, wd)
 		},
 		Delete: deleteFile,
 		Read: func(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fileOutputs, bool, error) {
@@ -141,9 +163,9 @@ func hashString(s string) string {
 // are known, and
 // turns a no-op into an update when the file on disk no longer has the
 // desired contents (Read refreshed the recorded hash).
-func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs]) {
+func planFile(_ context.Context, p *sdk.Plan[fileInputs, fileOutputs], wd workDir) {
 	if !p.IsUnknown("name") && p.Desired.Name != "" {
-		abs, err := absName(p.Desired.Name)
+		abs, err := wd.absName(p.Desired.Name)
 		if err != nil {
 			p.Diagnostics = append(p.Diagnostics, resource.Error(resource.AttrPath("name"), "cannot resolve the file's path", "%v", err))
 			return
@@ -195,12 +217,12 @@ func planPath(p *sdk.Plan[fileInputs, fileOutputs], abs string) {
 // directory, given its mode, is renamed over the target. It is not
 // fsynced: refresh notices a file lost to a power cut and writes it again,
 // and a chain of files is not held up by a disk flush for each.
-func writeFile(ctx context.Context, op *sdk.Op, in fileInputs, inFlight *writing) (fileOutputs, error) {
+func writeFile(ctx context.Context, op *sdk.Op, in fileInputs, inFlight *writing, wd workDir) (fileOutputs, error) {
 	mode, err := sdk.ParseFileMode(in.Mode)
 	if err != nil {
 		return fileOutputs{}, fmt.Errorf("file %s: %w", in.Name, err)
 	}
-	name, err := absName(in.Name)
+	name, err := wd.absName(in.Name)
 	if err != nil {
 		return fileOutputs{}, err
 	}

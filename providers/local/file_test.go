@@ -141,7 +141,9 @@ func TestFileRelativeName(t *testing.T) {
 		t.Errorf("plan in the same directory = %v, want no-op", p.Action)
 	}
 
+	// A later run starts its provider in its own directory.
 	t.Chdir(elsewhere)
+	h = newHarness(t)
 	if r := h.Read("local.file", s); !r.Exists || !strings.Contains(string(r.Outputs.JSON), want) {
 		t.Fatalf("Read from another directory = exists %v, outputs %s; want the recorded file", r.Exists, r.Outputs.JSON)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -47,20 +48,7 @@ func decodeInto(v reflect.Value, raw json.RawMessage, p resource.Path) resource.
 		if raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
 			return mismatch("an attribute set")
 		}
-		fields := jsonFields(v.Type())
-		var diags resource.Diagnostics
-		for _, name := range sortedKeys(obj) {
-			f, ok := fields[name]
-			if !ok {
-				// Declared attributes were checked against the schema
-				// already; this is an object whose attributes were
-				// not declared (an element of a list(object)).
-				diags = append(diags, resource.Error(p.Attr(name), "unknown attribute", "%q is not one of %s", name, strings.Join(sortedKeys(fields), ", ")))
-				continue
-			}
-			diags = append(diags, decodeInto(fieldByIndex(v, f.index), obj[name], p.Attr(name))...)
-		}
-		return diags
+		return decodeFields(v, obj, p)
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 && raw[0] == '"' {
 			// []byte takes base64, as encoding/json has it.
@@ -132,6 +120,10 @@ func decodeInto(v reflect.Value, raw json.RawMessage, p resource.Path) resource.
 		v.SetFloat(f)
 		return nil
 	case reflect.String:
+		if s, ok := plainString(raw); ok {
+			v.SetString(s)
+			return nil
+		}
 		var s string
 		if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 			return mismatch("a string")
@@ -239,6 +231,44 @@ type field struct {
 // jsonFields maps the json names of struct type t to its fields, as
 // encoding/json sees them: exported fields, tags' names, embedded structs'
 // fields promoted, "-" left out.
+// plainString reads a JSON string without escapes, control characters or
+// invalid UTF-8 (most strings) without the decoder: what json.Unmarshal
+// would give. It returns false for any other text.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
+}
+
+// decodeFields decodes the attributes of an object, read already, into
+// the fields of struct v, as decodeInto does.
+func decodeFields(v reflect.Value, obj map[string]json.RawMessage, p resource.Path) resource.Diagnostics {
+	fields := jsonFields(v.Type())
+	var diags resource.Diagnostics
+	for _, name := range sortedKeys(obj) {
+		f, ok := fields[name]
+		if !ok {
+			// Declared attributes were checked against the schema
+			// already; this is an object whose attributes were not
+			// declared (an element of a list(object)).
+			diags = append(diags, resource.Error(p.Attr(name), "unknown attribute", "%q is not one of %s", name, strings.Join(sortedKeys(fields), ", ")))
+			continue
+		}
+		diags = append(diags, decodeInto(fieldByIndex(v, f.index), obj[name], p.Attr(name))...)
+	}
+	return diags
+}
+
 func jsonFields(t reflect.Type) map[string]field {
 	out := map[string]field{}
 	collectFields(t, nil, out, map[reflect.Type]bool{})

@@ -167,6 +167,30 @@ type Type[In, Out any] struct {
 	// Prepare see the state. Required when Version is above 0. State
 	// recorded at a version newer than Version is refused.
 	Upgrade func(ctx context.Context, from int, prior RawState) (RawState, error)
+
+	// declared holds Inputs and Outputs as schema attributes, made once:
+	// every operation reads them several times.
+	declared struct {
+		once            sync.Once
+		inputs, outputs []resource.Attribute
+	}
+}
+
+// inputAttributes returns the declared inputs as schema attributes, shared
+// (callers do not change them).
+func (t *Type[In, Out]) inputAttributes() []resource.Attribute {
+	t.declared.once.Do(t.declare)
+	return t.declared.inputs
+}
+
+// outputAttributes returns the declared outputs as inputAttributes does.
+func (t *Type[In, Out]) outputAttributes() []resource.Attribute {
+	t.declared.once.Do(t.declare)
+	return t.declared.outputs
+}
+
+func (t *Type[In, Out]) declare() {
+	t.declared.inputs, t.declared.outputs = attributes(t.Inputs), attributes(t.Outputs)
 }
 
 // Resource is a resource type the SDK can serve; *Type is one.
@@ -191,7 +215,7 @@ func (t *Type[In, Out]) schema() *resource.TypeSchema {
 // decode checks inputs against the schema and decodes them.
 func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In, map[string]json.RawMessage, resource.Diagnostics) {
 	var in In
-	obj, diags := checkObject(attributes(t.Inputs), doc, nil, unknown)
+	obj, diags := checkObject(t.inputAttributes(), doc, nil, unknown)
 	if diags.HasError() {
 		return in, nil, diags
 	}
@@ -204,8 +228,16 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 			known[name] = v
 		}
 	}
-	b, _ := json.Marshal(known)
-	if d := decodeInto(reflect.ValueOf(&in).Elem(), b, nil); d.HasError() {
+	target := reflect.ValueOf(&in).Elem()
+	var d resource.Diagnostics
+	if target.Kind() == reflect.Struct && !usesOwnDecoding(target.Type()) {
+		// The object is read already: fill the fields from it.
+		d = decodeFields(target, known, nil)
+	} else {
+		b, _ := json.Marshal(known)
+		d = decodeInto(target, b, nil)
+	}
+	if d.HasError() {
 		return in, nil, append(diags, d...)
 	}
 	if t.Validate != nil {
@@ -224,7 +256,7 @@ func (t *Type[In, Out]) decodeState(s resource.State) (State[In, Out], error) {
 func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], map[string]json.RawMessage, error) {
 	var st State[In, Out]
 	st.Private = s.Private
-	obj, _ := checkObject(attributes(t.Inputs), s.Inputs.JSON, nil, nil)
+	obj, _ := checkObject(t.inputAttributes(), s.Inputs.JSON, nil, nil)
 	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 {
 		b, _ := json.Marshal(obj)
 		if err := json.Unmarshal(b, &st.Inputs); err != nil {
@@ -272,7 +304,7 @@ func (t *Type[In, Out]) plan(ctx context.Context, req resource.PlanRequest) (*re
 			return &resource.PlanResponse{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot read recorded state", "%v", err)}}, nil
 		}
 		p.Prior = &prior
-		p.Changed, p.RequiresReplace = changedAttrs(attributes(t.Inputs), priorObj, desiredObj, req.Unknown)
+		p.Changed, p.RequiresReplace = changedAttrs(t.inputAttributes(), priorObj, desiredObj, req.Unknown)
 		if prior.HasOutputs {
 			p.Changed = t.dropSame(p.Changed, prior.Inputs, desired, req.Unknown)
 			p.RequiresReplace = t.keepReplacing(t.dropSame(p.RequiresReplace, prior.Inputs, desired, req.Unknown), prior.Inputs, desired, req.Unknown)
@@ -375,19 +407,19 @@ func (t *Type[In, Out]) result(out Out, err error) *resource.Result {
 	if mErr != nil {
 		return &resource.Result{Diagnostics: resource.Diagnostics{resource.Error(nil, "cannot encode outputs", "%v", mErr)}}
 	}
-	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(attributes(t.Outputs), b)}, SchemaVersion: int64(t.Version)}
+	return &resource.Result{HasState: true, Outputs: resource.Values{JSON: b, Sensitive: resource.DeclaredSensitive(t.outputAttributes(), b)}, SchemaVersion: int64(t.Version)}
 }
 
 // inputSecrets adds to v's sensitive paths those the type's inputs declare
 // (inside lists and maps of objects too), whether the engine marked them
 // or not.
 func (t *Type[In, Out]) inputSecrets(v resource.Values) resource.Values {
-	return withDeclaredSensitive(v, attributes(t.Inputs))
+	return withDeclaredSensitive(v, t.inputAttributes())
 }
 
 // outputSecrets is inputSecrets for outputs.
 func (t *Type[In, Out]) outputSecrets(v resource.Values) resource.Values {
-	return withDeclaredSensitive(v, attributes(t.Outputs))
+	return withDeclaredSensitive(v, t.outputAttributes())
 }
 
 func withDeclaredSensitive(v resource.Values, attrs []resource.Attribute) resource.Values {

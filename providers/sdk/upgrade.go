@@ -114,7 +114,7 @@ func (t *Type[In, Out]) encodeRaw(raw RawState, prior resource.State) (resource.
 		return prior, fmt.Errorf("encode upgraded inputs: %w", err)
 	}
 	up := resource.State{
-		Inputs:        withDeclaredSensitive(resource.Values{JSON: in, Sensitive: prior.Inputs.Sensitive}, attributes(t.Inputs)),
+		Inputs:        withDeclaredSensitive(resource.Values{JSON: in, Sensitive: prior.Inputs.Sensitive}, t.inputAttributes()),
 		Private:       raw.Private,
 		SchemaVersion: int64(t.Version),
 	}
@@ -123,7 +123,7 @@ func (t *Type[In, Out]) encodeRaw(raw RawState, prior resource.State) (resource.
 		if err != nil {
 			return prior, fmt.Errorf("encode upgraded outputs: %w", err)
 		}
-		up.Outputs = withDeclaredSensitive(resource.Values{JSON: out, Sensitive: prior.Outputs.Sensitive}, attributes(t.Outputs))
+		up.Outputs = withDeclaredSensitive(resource.Values{JSON: out, Sensitive: prior.Outputs.Sensitive}, t.outputAttributes())
 	}
 	return up, nil
 }
