@@ -51,6 +51,9 @@ func TestDecodeRefusesWhatTheDriverDoesNotSay(t *testing.T) {
 		{"fractional index", "members twice", `{"a":[],"b":[],"c":[{"path":"x","failing":[[1.5]]}],"k":null}`, "step 1.5"},
 		{"huge index", "members twice", `{"a":[],"b":[],"c":[{"path":"x","failing":[[1e300]]}],"k":null}`, "step 1e300"},
 		{"boolean step", "members twice", `{"a":[],"b":[],"c":[{"path":"x","failing":[[true]]}],"k":null}`, "step true"},
+		{"computing without failing parts", "members twice", `{"a":[` + member + `],"b":[],"c":[{"path":"x","failing":[]}],"k":null,"computing":["x"]}`, "left out of the second evaluation without failing parts"},
+		{"computing and in the second evaluation", "members twice", `{"a":[` + member + `],"b":[{"path":"x","inputs":"{}"}],"c":[{"path":"x","failing":[["n"]]}],"k":null,"computing":["x"]}`, "left out of the second evaluation, and in it"},
+		{"computing not asked for", "members", `{"a":[],"b":null,"c":null,"k":null,"computing":["x"]}`, "not asked for"},
 		{"checked inputs not JSON", "members", `{"a":[],"b":null,"c":null,"k":[{"path":"x","inputs":""}]}`, "known values are not JSON"},
 		{"providers missing", "providers", `{"providers":null}`, `("providers") are missing`},
 		{"empty executable", "providers", `{"providers":{"mine":{"executable":""}}}`, "declared provider mine: an empty executable"},
@@ -87,6 +90,18 @@ func TestDecodeAcceptsTheDriversOutput(t *testing.T) {
 				Members: []Member{{Path: "g.x", Type: "local.file", Inputs: `{"n":1}`, Context: map[string]ContextEntry{"/nix/store/a-x.drv": {Outputs: []string{"out"}}}}},
 				Second:  map[string]string{"g.x": `{"n":2}`},
 				Failing: map[string][]resource.Path{"g.x": {resource.AttrPath("l").Index(0).Attr("a b"), {}}},
+			},
+		},
+		{
+			name: "a member computing with outputs, not in the second evaluation",
+			mode: "members twice",
+			data: `{"a":[{"context":{},"inputs":"{\"n\":1}","path":"x","type":"local.file"}],` +
+				`"b":[],"c":[{"failing":[["n"]],"path":"x"}],"k":null,"computing":["x"]}`,
+			want: &Result{
+				Members:   []Member{{Path: "x", Type: "local.file", Inputs: `{"n":1}`, Context: map[string]ContextEntry{}}},
+				Second:    map[string]string{},
+				Failing:   map[string][]resource.Path{"x": {resource.AttrPath("n")}},
+				Computing: map[string]bool{"x": true},
 			},
 		},
 		{

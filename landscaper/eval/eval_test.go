@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"reflect"
 	"testing"
 )
 
@@ -29,6 +30,12 @@ func TestAnalyzeTellsPassThroughFromComputation(t *testing.T) {
 	}
 	if len(res.Members) != len(want) {
 		t.Fatalf("got %d members, want %d", len(res.Members), len(want))
+	}
+	// The members whose inputs show no token intact are not evaluated in
+	// the second spelling: the hash and the length. The slice keeps the
+	// token's start, toJSON the whole token (escaped).
+	if want := map[string]bool{"hash": true, "len": true}; !reflect.DeepEqual(res.Computing, want) {
+		t.Errorf("computing %v, want %v", res.Computing, want)
 	}
 	for _, m := range res.Members {
 		second, haveSecond, ok := res.SecondFor(m.Path)
