@@ -182,7 +182,10 @@ let
   onlyFor = spelling:
     if !planMode then onlySet
     else if spelling == "s" then null
-    else builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: !(isStandIn r.path)) structure));
+    else structureOnly;
+  # The members of the structure whose names hold no stand-in, as a set:
+  # made once, for every spelling.
+  structureOnly = builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: !(isStandIn r.path)) structure));
   guardedFor = spelling: if planMode && spelling != "s" then true else ctx.guarded or false;
   traces = spelling: ctx.traceForced && (!planMode || spelling == "s");
   memberAt = ms: names:
