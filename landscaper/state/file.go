@@ -346,8 +346,8 @@ func (f *File) openDir() (*stateDir, []string, error) {
 // encode writes the state as JSON. A resource record does not change once
 // recorded (the Recorder stores copies), so its encoding is kept from one
 // write to the next: an apply of many members re-encodes only the records
-// that changed since the last write.
-// The document is valid until the next call.
+// that changed since the last write. The document is built in the
+// File's buffer and is valid until the next call.
 func (f *File) encode(s *State) ([]byte, error) {
 	cache := make(map[*Resource][]byte, len(s.Resources))
 	buf := &f.buf

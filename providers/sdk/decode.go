@@ -228,9 +228,6 @@ type field struct {
 	typ   reflect.Type
 }
 
-// jsonFields maps the json names of struct type t to its fields, as
-// encoding/json sees them: exported fields, tags' names, embedded structs'
-// fields promoted, "-" left out.
 // plainString reads a JSON string without escapes, control characters or
 // invalid UTF-8 (most strings) without the decoder: what json.Unmarshal
 // would give. It returns false for any other text.
@@ -269,6 +266,9 @@ func decodeFields(v reflect.Value, obj map[string]json.RawMessage, p resource.Pa
 	return diags
 }
 
+// jsonFields maps the json names of struct type t to its fields, as
+// encoding/json sees them: exported fields, tags' names, embedded structs'
+// fields promoted, "-" left out.
 func jsonFields(t reflect.Type) map[string]field {
 	out := map[string]field{}
 	collectFields(t, nil, out, map[reflect.Type]bool{})
