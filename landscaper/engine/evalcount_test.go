@@ -44,8 +44,8 @@ func countingNix(t *testing.T) func() map[string]int {
 // comparison: its inputs show nothing of the output, as a NixOS toplevel
 // built with a host's key shows a store path); each traces when its
 // inputs are evaluated. Of beside and besideComputes, whose contents pass
-// an output through or compute with it, the names trace: parts beside an output, such as a NixOS toplevel
-// beside a host's address.
+// an output through or compute with it, the names trace: parts beside an
+// output, such as a NixOS toplevel beside a host's address.
 const evalCountDeployment = `{ members, providers, ... }: {
   members.plain = { type = providers.local.file; inputs = builtins.trace "EVAL-plain" { name = "out/plain"; contents = "v1"; }; };
   members.passes = { type = providers.local.file; inputs = builtins.trace "EVAL-passes" { name = "out/passes"; contents = "after ${members.plain.outputs.sha256}"; }; };

@@ -284,8 +284,9 @@ func decodeMembers(data []byte, twice bool, earlier maskedInputs) (*Result, mask
 			res.Failing[m.Path] = append(res.Failing[m.Path], p)
 		}
 	}
-	// A member left out of "b" and "k" is one whose failing parts compute
-	// with outputs: the engine's reading of it rests on those parts.
+	// A member left out of "b" (and perhaps "k") is one whose failing
+	// parts compute with outputs: the engine's reading of it rests on
+	// those parts, so it must have some.
 	for _, path := range raw.Computing {
 		if len(res.Failing[path]) == 0 {
 			return nil, nil, fmt.Errorf("member %s: left out of the second evaluation without failing parts", path)
