@@ -314,9 +314,27 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, err := hashFile(f)
+	if err != nil {
 		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
 	}
-	return fileOutputs{SHA256: hex.EncodeToString(h.Sum(nil)), Path: prior.Outputs.Path}, true, nil
+	return fileOutputs{SHA256: sum, Path: prior.Outputs.Path}, true, nil
+}
+
+// hashFile returns the hex SHA-256 of what is left to read of f. The
+// buffer is sized to the file (at most 32 KiB): io.Copy straight from an
+// *os.File would take a 32 KiB buffer per file, and refreshing 10,000
+// small files then spent more time on allocation and giving memory back
+// than on reading.
+func hashFile(f *os.File) (string, error) {
+	size := int64(32 << 10)
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() {
+		size = min(size, max(info.Size()+1, 512))
+	}
+	h := sha256.New()
+	// The struct hides the file's WriteTo, which would ignore the buffer.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
