@@ -184,7 +184,13 @@ func (f *File) load() (onDisk, error) {
 		f.broken = err
 		return onDisk{}, err
 	}
+	// Sized to the file (and a little more, so that the read ends without
+	// growing it): a state of 10,000 members is a few MB, copied at every
+	// doubling otherwise.
 	var buf bytes.Buffer
+	if n := fi.Size(); n > 0 && n < 1<<30 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
 	if _, err := buf.ReadFrom(file); err != nil {
 		return onDisk{}, fmt.Errorf("read state %s: %w", f.path, err)
 	}
