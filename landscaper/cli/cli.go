@@ -478,6 +478,8 @@ func openEngine(ctx context.Context, c *common, env Env, obs engine.Observer, ne
 		Observer: obs, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache:      schemaCache(env),
 		OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
+		// Plan and apply plan the deployment next.
+		StartEarly: needDeployment,
 	}
 	if env.Getenv("LANDSCAPER_TIMELINE") != "" {
 		opts.Timeline = env.Stderr

@@ -77,6 +77,10 @@ type Options struct {
 	// Timeline, when set, receives a line at the end of each phase of
 	// the run (LANDSCAPER_TIMELINE=1 sends it to stderr).
 	Timeline io.Writer
+	// StartEarly starts the built-in providers and evaluates the
+	// deployment's declarations while Open reads the state, for a command
+	// that plans the deployment next (Plan).
+	StartEarly bool
 }
 
 // Engine runs one command against one deployment and state.
@@ -89,6 +93,8 @@ type Engine struct {
 	providers *providerset.Set
 	evaluator *eval.Evaluator
 	redact    *redact.Set
+	// early is what Open began for Plan (Options.StartEarly).
+	early *providerStart
 
 	// Filled while planning.
 	mu      sync.Mutex
@@ -163,19 +169,28 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
-	st, err := opts.Backend.Read(ctx)
-	if err != nil {
-		_ = unlock()
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	tl.mark("state read (%d resources)", len(st.Resources))
 	e := &Engine{
-		opts: opts, timeline: tl, observer: opts.Observer, unlock: unlock, state: st,
+		opts: opts, timeline: tl, observer: opts.Observer, unlock: unlock,
 		providers: newProviderSet(opts), redact: &redact.Set{},
 		schemas: map[string]*resource.TypeSchema{}, declared: map[string]string{},
 		members: map[string]*member{}, values: map[eval.Key]eval.Value{},
 		evaluateAgain: map[string]bool{},
 	}
+	if opts.StartEarly {
+		// Neither needs the state: start them while it is read (a state of
+		// 10,000 members takes as long to decode as the providers to start).
+		if ev, err := eval.New(opts.Source); err == nil {
+			e.evaluator = ev
+			e.early = e.launchProviders(ctx, true)
+		}
+	}
+	st, err := opts.Backend.Read(ctx)
+	if err != nil {
+		_ = e.Close() // stops what started early, and unlocks
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	tl.mark("state read (%d resources)", len(st.Resources))
+	e.state = st
 	for _, r := range st.Resources {
 		e.learnSecrets(r)
 	}
@@ -195,6 +210,11 @@ func (e *Engine) State() *state.State { return e.state }
 
 // Close stops the providers, removes scratch files and releases the lock.
 func (e *Engine) Close() error {
+	if e.early != nil {
+		// Providers still starting would outlive the set's Close.
+		e.early.wait()
+		e.early = nil
+	}
 	e.providers.Close()
 	if e.evaluator != nil {
 		_ = e.evaluator.Close()
@@ -245,54 +265,89 @@ func (e *Engine) learnSecretAt(doc json.RawMessage, p resource.Path) {
 	}
 }
 
-// startProviders starts the built-in providers (all of them: their types
-// make up the `providers` argument of the deployment) and those the
-// deployment declares.
-func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
-	type started struct {
-		name   string
-		schema *resource.ProviderSchema
-		err    error
-	}
-	names := make([]string, 0, len(e.opts.Builtins))
+// providerStart is the built-in providers being started and the
+// deployment's declarations being evaluated, begun by launchProviders and
+// finished by startProviders.
+type providerStart struct {
+	names    []string
+	results  chan startedProvider
+	declDone chan struct{}
+	declared map[string]eval.DeclaredProvider
+	declErr  error
+}
+
+type startedProvider struct {
+	name   string
+	schema *resource.ProviderSchema
+	err    error
+}
+
+// launchProviders starts the built-in providers and, with needDeclared,
+// evaluates the deployment's declarations, in the background.
+func (e *Engine) launchProviders(ctx context.Context, needDeclared bool) *providerStart {
+	ps := &providerStart{declDone: make(chan struct{})}
 	for n := range e.opts.Builtins {
-		names = append(names, n)
+		ps.names = append(ps.names, n)
 	}
-	sort.Strings(names)
-	results := make(chan started, len(names))
-	for _, n := range names {
+	sort.Strings(ps.names)
+	ps.results = make(chan startedProvider, len(ps.names))
+	for _, n := range ps.names {
 		go func() {
 			s, err := e.providers.Add(ctx, n, e.opts.Builtins[n])
-			results <- started{n, s, err}
+			ps.results <- startedProvider{n, s, err}
 		}()
 	}
-	var declared map[string]eval.DeclaredProvider
-	var declErr error
-	var wg sync.WaitGroup
-	if needDeclared {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, err := e.evaluator.Declarations(ctx, nil)
-			if err != nil {
-				declErr = err
-				return
-			}
-			declared = d.Providers
-			e.setRollouts(d.Rollouts)
-		}()
+	if !needDeclared {
+		close(ps.declDone)
+		return ps
+	}
+	go func() {
+		defer close(ps.declDone)
+		d, err := e.evaluator.Declarations(ctx, nil)
+		if err != nil {
+			ps.declErr = err
+			return
+		}
+		ps.declared = d.Providers
+		e.setRollouts(d.Rollouts)
+	}()
+	return ps
+}
+
+// wait waits until everything launchProviders began has ended.
+func (ps *providerStart) wait() []startedProvider {
+	started := make([]startedProvider, 0, len(ps.names))
+	for range ps.names {
+		started = append(started, <-ps.results)
+	}
+	<-ps.declDone
+	slices.SortFunc(started, func(a, b startedProvider) int { return strings.Compare(a.name, b.name) })
+	return started
+}
+
+// startProviders starts the built-in providers (all of them: their types
+// make up the `providers` argument of the deployment) and those the
+// deployment declares. Open may have begun it (Options.StartEarly).
+func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
+	ps := e.early
+	e.early = nil
+	if ps == nil {
+		ps = e.launchProviders(ctx, needDeclared)
+	}
+	started := ps.wait() // once: it drains what was launched
+	declared, declErr := ps.declared, ps.declErr
+	if !needDeclared {
+		declared, declErr = nil, nil
 	}
 	var errs []error
 	types := eval.Types{}
-	for range names {
-		r := <-results
+	for _, r := range started {
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue
 		}
 		e.addTypes(types, r.name, r.schema)
 	}
-	wg.Wait()
 	if declErr != nil {
 		errs = append(errs, declErr)
 	}
