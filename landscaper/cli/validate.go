@@ -51,6 +51,7 @@ func checkedPlan(ctx context.Context, c *common, env Env) (*engine.Plan, error) 
 		Source: src, Backend: readOnlyState{backend}, LockInfo: lockInfo(),
 		NoRefresh: true, Builtins: providerset.Discover(), Logger: pluginLogger(env),
 		SchemaCache: schemaCache(env), OperationTimeout: c.operationTimeout, CallTimeout: c.callTimeout,
+		StartEarly: true,
 	})
 	if err != nil {
 		return nil, err
