@@ -181,7 +181,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		// 10,000 members takes as long to decode as the providers to start).
 		if ev, err := eval.New(opts.Source); err == nil {
 			e.evaluator = ev
-			e.early = e.launchProviders(ctx, true)
+			e.early = e.launchProviders(ctx)
 		}
 	}
 	st, err := opts.Backend.Read(ctx)
@@ -282,9 +282,9 @@ type startedProvider struct {
 	err    error
 }
 
-// launchProviders starts the built-in providers and, with needDeclared,
-// evaluates the deployment's declarations, in the background.
-func (e *Engine) launchProviders(ctx context.Context, needDeclared bool) *providerStart {
+// launchProviders starts the built-in providers and evaluates the
+// deployment's declarations, in the background.
+func (e *Engine) launchProviders(ctx context.Context) *providerStart {
 	ps := &providerStart{declDone: make(chan struct{})}
 	for n := range e.opts.Builtins {
 		ps.names = append(ps.names, n)
@@ -296,10 +296,6 @@ func (e *Engine) launchProviders(ctx context.Context, needDeclared bool) *provid
 			s, err := e.providers.Add(ctx, n, e.opts.Builtins[n])
 			ps.results <- startedProvider{n, s, err}
 		}()
-	}
-	if !needDeclared {
-		close(ps.declDone)
-		return ps
 	}
 	go func() {
 		defer close(ps.declDone)
@@ -328,17 +324,14 @@ func (ps *providerStart) wait() []startedProvider {
 // startProviders starts the built-in providers (all of them: their types
 // make up the `providers` argument of the deployment) and those the
 // deployment declares. Open may have begun it (Options.StartEarly).
-func (e *Engine) startProviders(ctx context.Context, needDeclared bool) error {
+func (e *Engine) startProviders(ctx context.Context) error {
 	ps := e.early
 	e.early = nil
 	if ps == nil {
-		ps = e.launchProviders(ctx, needDeclared)
+		ps = e.launchProviders(ctx)
 	}
 	started := ps.wait() // once: it drains what was launched
 	declared, declErr := ps.declared, ps.declErr
-	if !needDeclared {
-		declared, declErr = nil, nil
-	}
 	var errs []error
 	types := eval.Types{}
 	for _, r := range started {

@@ -116,7 +116,7 @@ func (e *Engine) Plan(ctx context.Context) (_ *Plan, err error) {
 		}
 		e.evaluator = ev
 	}
-	if err := e.startProviders(ctx, true); err != nil {
+	if err := e.startProviders(ctx); err != nil {
 		return nil, err
 	}
 	plan := &Plan{}
