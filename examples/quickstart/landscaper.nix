@@ -1,7 +1,7 @@
 # The Landscaper quickstart: three local files and one local command.
 # Run `landscaper plan`, `landscaper apply` and `landscaper destroy` in this
-# directory; the files are written under ./out (paths are relative to the
-# directory landscaper runs in).
+# directory; the files are written under ./out (paths are relative to this
+# file's directory, wherever landscaper runs).
 { members, providers, ... }:
 {
   # A file with fixed contents. Its output `sha256` is the hash of its

@@ -68,6 +68,10 @@ func (s spec) parse(fs *flag.FlagSet, args []string, env Env) ([]string, error) 
 	}
 	if err == nil {
 		err = s.checkArgs(positional)
+	} else if strings.HasSuffix(err.Error(), "not defined: -chdir") {
+		// Terraform users write "plan -chdir=DIR" after reading that
+		// Terraform's must come first; say so instead of "not defined".
+		err = fmt.Errorf("--chdir is a global option and comes before the command: landscaper --chdir DIR %s", s.name)
 	}
 	if err != nil {
 		s.usage(env.Stderr, fs)

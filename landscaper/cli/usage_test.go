@@ -151,6 +151,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "x"}, `serve takes no arguments, got "x"`},
 		{[]string{"version", "x"}, `version takes no arguments, got "x"`},
 		{[]string{"plan", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"plan", "-chdir=/tmp"}, "--chdir is a global option and comes before the command: landscaper --chdir DIR plan"},
+		{[]string{"state", "list", "--chdir", "/tmp"}, "comes before the command: landscaper --chdir DIR state list"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
