@@ -454,10 +454,8 @@ func (e *Engine) selected(ctx context.Context) ([]string, error) {
 		if err != nil || len(untraced) == 0 {
 			return closure, err
 		}
-		for _, p := range untraced {
-			if err := e.traceMember(ctx, p); err != nil {
-				return nil, err
-			}
+		if err := e.traceMembers(ctx, untraced); err != nil {
+			return nil, err
 		}
 	}
 }

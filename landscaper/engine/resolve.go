@@ -560,10 +560,8 @@ func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
 		}
 	}
 	e.mu.Unlock()
-	for _, p := range trace {
-		if err := e.traceMember(ctx, p); err != nil {
-			return err
-		}
+	if err := e.traceMembers(ctx, trace); err != nil {
+		return err
 	}
 	if len(again) == 0 {
 		return nil
@@ -655,12 +653,39 @@ func mergeDeps(a, b []string) []string {
 	return out
 }
 
-// traceMember finds the outputs a member's inputs force.
-func (e *Engine) traceMember(ctx context.Context, path string) error {
-	// Every output is a token here, known or not: a known value would hide
-	// that the member uses it. Only the outputs that decide which members
-	// exist are given, when known, and the member is reached by its path,
-	// so that the trace shows what its own inputs force.
+// traceMembers finds the outputs the members' inputs force: all in one
+// evaluation, or one at a time when that evaluation fails as a whole (one
+// of them fails in a way Nix cannot catch; tracing it alone reports what
+// it forced before).
+func (e *Engine) traceMembers(ctx context.Context, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	if len(paths) > 1 {
+		traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Only: paths, Known: e.deciderValues()})
+		var evalErr *eval.Error
+		switch {
+		case err == nil:
+			for _, p := range paths {
+				e.recordTrace(p, traced[p].Forced)
+			}
+			return nil
+		case !errors.As(err, &evalErr):
+			return err
+		}
+	}
+	for _, p := range paths {
+		if err := e.traceMember(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deciderValues returns the known values of the outputs that decide
+// which members exist: a trace gives those, and a token for every other
+// output, known or not (a known value would hide that a member uses it).
+func (e *Engine) deciderValues() map[string]map[string]json.RawMessage {
 	known := map[string]map[string]json.RawMessage{}
 	all, _ := e.knownForNix()
 	e.mu.Lock()
@@ -673,7 +698,15 @@ func (e *Engine) traceMember(ctx context.Context, path string) error {
 		}
 	}
 	e.mu.Unlock()
-	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Only: []string{path}, TraceForced: true, Known: known})
+	return known
+}
+
+// traceMember finds the outputs a member's inputs force, in an evaluation
+// of its own.
+func (e *Engine) traceMember(ctx context.Context, path string) error {
+	// The member is reached by its path, so that the trace shows what its
+	// own inputs force.
+	res, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Only: []string{path}, TraceForced: true, Known: e.deciderValues()})
 	var forced []string
 	if err != nil {
 		var evalErr *eval.Error
@@ -684,6 +717,13 @@ func (e *Engine) traceMember(ctx context.Context, path string) error {
 	} else {
 		forced = res.Forced
 	}
+	e.recordTrace(path, forced)
+	return nil
+}
+
+// recordTrace records what a member forced ("member#output" keys) among
+// its needs.
+func (e *Engine) recordTrace(path string, forced []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.members[path]
@@ -697,7 +737,6 @@ func (e *Engine) traceMember(ctx context.Context, path string) error {
 	m.traced = true
 	m.analysis.Opaque = append(m.analysis.Opaque, keys...)
 	m.deps = mergeDeps(m.deps, depsOf(path, keys))
-	return nil
 }
 
 // explainStructureError names the member whose type does not evaluate, when

@@ -418,8 +418,45 @@ let
       if builtins.isAttrs r then r
       else throw "landscaper: rollouts.${n} must be an attribute set { members = [ ... ]; batchSize ? 1; maxFailures ? 0; }")
     (top.rollouts or { });
+
+  # Mode "trace": which outputs each member of ctx.only forces, the known
+  # values of ctx.known given as they are. Each member is evaluated in an
+  # application of the deployment of its own, whose outputs name that
+  # member when forced ("landscaper-forced-by:" and a JSON list of the
+  # member and the output): a value two members share is forced once per
+  # application, so what one forces is never credited to the other. Of a
+  # member with masked parts only those parts are evaluated. A member
+  # whose inputs throw reports what it forced before; `ok` says which.
+  traceOne = path:
+    let
+      result = deployment { members = tracedView [ ] (result.members or { }); providers = providerTypes; };
+      tracedView = prefix: ms: builtins.mapAttrs
+        (n: m:
+          let
+            at = prefix ++ [ (checkName (builtins.concatStringsSep "." (prefix ++ [ n ])) n) ];
+            key = builtins.concatStringsSep "." at;
+          in
+          if builtins.isAttrs m && m ? members && !(m ? type) then { members = tracedView at m.members; }
+          else {
+            inputs = m.inputs or { };
+            outputs = builtins.listToAttrs (map
+              (o: {
+                name = o;
+                value =
+                  if known ? ${key} && known.${key} ? ${o} then known.${key}.${o}
+                  else builtins.trace "landscaper-forced-by:${builtins.toJSON [ path "${key}#${o}" ]}" (token "a" "${key}#${o}");
+              })
+              (typeOf key m).outputs);
+          })
+        ms;
+      m = memberAt (result.members or { }) (builtins.filter builtins.isString (builtins.split "[.]" path));
+      inputs = m.inputs or { };
+      json = builtins.toJSON (if masked ? ${path} then map (p: partAt p inputs) masked.${path} else inputs);
+    in
+    { inherit path; ok = (builtins.tryEval (builtins.seq json true)).success; };
 in
 if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
 else if planMode then { paths = structure; members = membersResult; }
+else if ctx.mode == "trace" then { traced = map traceOne ctx.only; }
 else membersResult

@@ -262,9 +262,18 @@ type contextFile struct {
 
 var ctxCounter atomic.Int64
 
-// run runs the driver and returns what it printed (checked by the caller's
-// decoder) and the tokens it forced.
-func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, error) {
+// ran is what a run of the driver printed: its output (checked by the
+// caller's decoder) and the outputs it forced, on stderr.
+type ran struct {
+	out    []byte
+	forced []string
+	// forcedBy holds the outputs forced in mode "trace", by the member
+	// whose evaluation forced them.
+	forcedBy map[string][]string
+}
+
+// run runs the driver. On an error, what it forced before is returned too.
+func (e *Evaluator) run(ctx context.Context, cf contextFile) (ran, error) {
 	if cf.Types == nil {
 		cf.Types = Types{}
 	}
@@ -291,7 +300,7 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 		}
 		path, err := e.writeJSON(fmt.Sprintf("%s-%d.json", f.name, n), f.values)
 		if err != nil {
-			return nil, nil, err
+			return ran{}, err
 		}
 		defer os.Remove(path)
 		*f.path = &path
@@ -301,7 +310,7 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 	}
 	path, err := e.writeJSON(fmt.Sprintf("context-%d.json", n), cf)
 	if err != nil {
-		return nil, nil, err
+		return ran{}, err
 	}
 	defer os.Remove(path)
 	args := []string{"--eval", "--strict", "--json", "--read-write-mode",
@@ -317,14 +326,15 @@ func (e *Evaluator) run(ctx context.Context, cf contextFile) ([]byte, []string, 
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	e.invocations.Add(1)
 	runErr := cmd.Run()
-	forced := forcedTokens(stderr.String())
+	r := ran{forced: forcedTokens(stderr.String()), forcedBy: forcedByMember(stderr.String())}
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return nil, forced, ctx.Err()
+			return r, ctx.Err()
 		}
-		return nil, forced, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: forced}
+		return r, &Error{Message: cleanNixError(stderr.String(), e.source.String()), Forced: r.forced}
 	}
-	return stdout.Bytes(), forced, nil
+	r.out = stdout.Bytes()
+	return r, nil
 }
 
 // writeJSON writes v as JSON to a scratch file and returns its path.
@@ -345,7 +355,30 @@ func (e *Evaluator) decodeError(mode string, err error) error {
 	return fmt.Errorf("decode the evaluation (%s) of %s: %w", mode, e.source, err)
 }
 
-var forcedRe = regexp.MustCompile(`trace: landscaper-forced:(\S+)`)
+var (
+	// The rest of the line: a member's name may hold spaces.
+	forcedRe   = regexp.MustCompile(`trace: landscaper-forced:([^\n]+)`)
+	forcedByRe = regexp.MustCompile(`trace: landscaper-forced-by:([^\n]+)`)
+)
+
+// forcedByMember reads mode "trace"'s lines: a JSON list of the member
+// evaluated and the output it forced.
+func forcedByMember(stderr string) map[string][]string {
+	var by map[string][]string
+	seen := map[[2]string]bool{}
+	for _, m := range forcedByRe.FindAllStringSubmatch(stderr, -1) {
+		var pair [2]string
+		if err := json.Unmarshal([]byte(m[1]), &pair); err != nil || seen[pair] {
+			continue
+		}
+		seen[pair] = true
+		if by == nil {
+			by = map[string][]string{}
+		}
+		by[pair[0]] = append(by[pair[0]], pair[1])
+	}
+	return by
+}
 
 func forcedTokens(stderr string) []string {
 	var keys []string
@@ -364,7 +397,7 @@ func forcedTokens(stderr string) []string {
 func cleanNixError(stderr, source string) string {
 	var lines []string
 	for _, l := range strings.Split(stderr, "\n") {
-		if strings.HasPrefix(l, "trace: landscaper-forced:") {
+		if strings.HasPrefix(l, "trace: landscaper-forced:") || strings.HasPrefix(l, "trace: landscaper-forced-by:") {
 			continue
 		}
 		lines = append(lines, l)
@@ -397,18 +430,18 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 		earlier = e.maskedFor(req.Only)
 		cf.Masked = earlier.failingJSON()
 	}
-	out, forced, err := e.run(ctx, cf)
+	r, err := e.run(ctx, cf)
 	if err != nil {
 		return nil, err
 	}
-	res, masked, err := decodeMembers(out, req.Twice, earlier)
+	res, masked, err := decodeMembers(r.out, req.Twice, earlier)
 	if err != nil {
 		return nil, e.decodeError("members", err)
 	}
 	if req.Twice {
 		e.keepMasked(masked)
 	}
-	res.Forced = forced
+	res.Forced = r.forced
 	return res, nil
 }
 
@@ -425,7 +458,8 @@ type PlanRequest struct {
 // forced, and the members' evaluation.
 func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []string, *Result, error) {
 	cf := contextFile{Mode: "plan", Types: req.Types, Known: req.Known, Twice: true, TraceForced: true, TraceKnown: true, checkWithKnown: len(req.Known) > 0}
-	out, forced, err := e.run(ctx, cf)
+	r, err := e.run(ctx, cf)
+	out, forced := r.out, r.forced
 	if err != nil {
 		return nil, forced, nil, err
 	}
@@ -469,15 +503,70 @@ func (e *Evaluator) Structure(ctx context.Context, req StructureRequest) ([]Memb
 	if req.NamesOnly {
 		mode = "names"
 	}
-	out, forced, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced, TraceKnown: req.TraceForced})
+	r, err := e.run(ctx, contextFile{Mode: mode, Types: req.Types, Known: req.Known, Only: req.Only, TraceForced: req.TraceForced, TraceKnown: req.TraceForced})
+	forced := r.forced
 	if err != nil {
 		return nil, forced, err
 	}
-	members, err := decodeStructure(out, req.NamesOnly)
+	members, err := decodeStructure(r.out, req.NamesOnly)
 	if err != nil {
 		return nil, forced, e.decodeError(mode, err)
 	}
 	return members, forced, nil
+}
+
+// TraceRequest asks which outputs each of some members forces.
+type TraceRequest struct {
+	Types Types
+	// Known values are given as they are and not reported; every other
+	// output is a stand-in token, reported when forced.
+	Known map[string]map[string]json.RawMessage
+	// Only are the members to trace, by path.
+	Only []string
+}
+
+// Traced is what one member forced ("member#output" keys, in the order
+// forced) and whether its inputs evaluated without a throw.
+type Traced struct {
+	Forced []string
+	OK     bool
+}
+
+// Trace evaluates each member of req.Only on its own, in one nix
+// invocation, and reports the outputs each forces: what tracing them one
+// invocation at a time would tell. Of a member with parts masked by an
+// earlier evaluation, only those parts are evaluated. An error that
+// stops the whole evaluation (one tryEval cannot catch, such as
+// builtins.fromJSON of a stand-in) is returned as an *Error; trace the
+// members one at a time then to learn which one it was.
+func (e *Evaluator) Trace(ctx context.Context, req TraceRequest) (map[string]Traced, error) {
+	if len(req.Only) == 0 {
+		return map[string]Traced{}, nil
+	}
+	earlier := e.maskedFor(req.Only)
+	r, err := e.run(ctx, contextFile{Mode: "trace", Types: req.Types, Known: req.Known, Only: req.Only, Masked: earlier.failingJSON()})
+	if err != nil {
+		return nil, err
+	}
+	var raw struct {
+		Traced []struct {
+			Path string `json:"path"`
+			OK   bool   `json:"ok"`
+		} `json:"traced"`
+	}
+	if err := decodeStrict(r.out, &raw); err != nil {
+		return nil, e.decodeError("trace", err)
+	}
+	out := make(map[string]Traced, len(raw.Traced))
+	for _, t := range raw.Traced {
+		out[t.Path] = Traced{Forced: r.forcedBy[t.Path], OK: t.OK}
+	}
+	for _, p := range req.Only {
+		if _, ok := out[p]; !ok {
+			return nil, e.decodeError("trace", fmt.Errorf("member %s is missing", p))
+		}
+	}
+	return out, nil
 }
 
 // FailingFor returns the failing parts of a member's inputs; a member
@@ -539,15 +628,15 @@ type Declarations struct {
 
 // Declarations evaluates the deployment's own providers and its rollouts.
 func (e *Evaluator) Declarations(ctx context.Context, types Types) (*Declarations, error) {
-	out, _, err := e.run(ctx, contextFile{Mode: "providers", Types: types})
+	r, err := e.run(ctx, contextFile{Mode: "providers", Types: types})
 	if err != nil {
 		return nil, err
 	}
-	providers, err := decodeProviders(out)
+	providers, err := decodeProviders(r.out)
 	if err != nil {
 		return nil, e.decodeError("providers", err)
 	}
-	rollouts, err := decodeRollouts(out)
+	rollouts, err := decodeRollouts(r.out)
 	if err != nil {
 		return nil, err
 	}
