@@ -90,3 +90,34 @@ func TestTraceMembers(t *testing.T) {
 		t.Errorf("needs %v", got)
 	}
 }
+
+// TestTraceNameWithSpace: a member that hashes the output of a member
+// whose name holds a space waits for that output (the trace line was read
+// up to the space, so the engine found no need and planned the hash of a
+// stand-in).
+func TestTraceNameWithSpace(t *testing.T) {
+	bin := localProvider(t)
+	dir := t.TempDir()
+	deployment := `{ members, providers, ... }: {
+  members."the src" = { type = providers.local.exec; inputs = { executable = "printf"; args = [ "hello" ]; }; };
+  members.h = { type = providers.local.file; inputs = { name = "out/h"; contents = builtins.hashString "sha256" members."the src".outputs.stdout; }; };
+}`
+	if err := os.WriteFile(filepath.Join(dir, "landscaper.nix"), []byte(deployment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := openLocal(t, dir, bin)
+	plan, err := e.Plan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range plan.Changes {
+		if c.Member != "h" {
+			continue
+		}
+		if !c.Deferred || !reflect.DeepEqual(c.WaitsFor, []string{"the src.stdout"}) || !reflect.DeepEqual(c.Deps, []string{"the src"}) {
+			t.Errorf("h: deferred %v, waits for %v, needs %v; want deferred, waiting for and needing the src", c.Deferred, c.WaitsFor, c.Deps)
+		}
+		return
+	}
+	t.Errorf("h is not in the plan")
+}
