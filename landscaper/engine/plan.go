@@ -479,6 +479,7 @@ func (e *Engine) targetClosure() (closure, untraced []string, err error) {
 		for _, k := range m.analysis.Opaque {
 			if k == (eval.Key{}) && !m.traced {
 				untraced = append(untraced, p)
+				break
 			}
 		}
 		for _, d := range m.deps {

@@ -539,10 +539,61 @@ func depsOf(self string, keys []eval.Key) []string {
 }
 
 // reevaluate evaluates the given members again with every known output as
-// its real value. Members whose Nix code computes with an output nobody can
-// see (a hash of it, say) are first traced, one by one, to find which
-// outputs they force.
+// its real value. They are first evaluated together, each traced (every
+// output it forces, known or not, reported): one that forced only known
+// outputs has its final inputs then, and what it needs. The others are
+// evaluated again as below (reevaluateApart), the trace standing for the
+// one those whose Nix code computes with an output nobody can see (a
+// hash of it, say) would need.
 func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
+	known, keys := e.knownForNix()
+	traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Known: known, Only: paths, WithInputs: true})
+	var evalErr *eval.Error
+	switch {
+	case errors.As(err, &evalErr):
+		// One of them fails in a way Nix cannot catch: find which.
+		return e.reevaluateApart(ctx, paths)
+	case err != nil:
+		return err
+	}
+	var rest []string
+	for _, p := range paths {
+		t := traced[p]
+		forced := make([]eval.Key, 0, len(t.Forced))
+		settled := t.OK && t.Member != nil
+		for _, f := range t.Forced {
+			k := parseKey(f)
+			forced = append(forced, k)
+			if !keys[k] {
+				settled = false
+			}
+		}
+		if !settled {
+			rest = append(rest, p)
+			continue
+		}
+		// Every output it forced is known: no token is left in its
+		// inputs, which are final.
+		m, err := e.newMember(*t.Member, t.Member.Inputs, true, nil, keys)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		old := e.members[p]
+		m.traced = true
+		m.deps = mergeDeps(depsOf(p, forced), old.deps)
+		e.members[p] = m
+		e.mu.Unlock()
+	}
+	return e.reevaluateApart(ctx, rest, traced)
+}
+
+// reevaluateApart evaluates members again with every known output as its
+// real value, spelling by spelling (which tells the parts of their inputs
+// that use outputs not known yet). Members whose Nix code computes with an
+// output nobody can see are traced first, to find which outputs they
+// force: traced holds what reevaluate found, or else each is traced now.
+func (e *Engine) reevaluateApart(ctx context.Context, paths []string, traced ...map[string]eval.Traced) error {
 	var trace, again []string
 	e.mu.Lock()
 	for _, p := range paths {
@@ -560,7 +611,11 @@ func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
 		}
 	}
 	e.mu.Unlock()
-	if err := e.traceMembers(ctx, trace); err != nil {
+	if len(traced) > 0 {
+		for _, p := range trace {
+			e.recordTrace(p, traced[0][p].Forced)
+		}
+	} else if err := e.traceMembers(ctx, trace); err != nil {
 		return err
 	}
 	if len(again) == 0 {

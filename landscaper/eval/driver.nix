@@ -424,9 +424,12 @@ let
   # application of the deployment of its own, whose outputs name that
   # member when forced ("landscaper-forced-by:" and a JSON list of the
   # member and the output): a value two members share is forced once per
-  # application, so what one forces is never credited to the other. Of a
-  # member with masked parts only those parts are evaluated. A member
-  # whose inputs throw reports what it forced before; `ok` says which.
+  # application, so what one forces is never credited to the other. With
+  # ctx.traceKnown the known values report themselves too; with
+  # ctx.withInputs each member's inputs come back as mode "members" gives
+  # them. Of a member with masked parts only those parts are evaluated. A
+  # member whose inputs throw reports what it forced before; `ok` says
+  # which.
   traceOne = path:
     let
       result = deployment { members = tracedView [ ] (result.members or { }); providers = providerTypes; };
@@ -443,8 +446,9 @@ let
               (o: {
                 name = o;
                 value =
-                  if known ? ${key} && known.${key} ? ${o} then known.${key}.${o}
-                  else builtins.trace "landscaper-forced-by:${builtins.toJSON [ path "${key}#${o}" ]}" (token "a" "${key}#${o}");
+                  let mark = builtins.trace "landscaper-forced-by:${builtins.toJSON [ path "${key}#${o}" ]}"; in
+                  if known ? ${key} && known.${key} ? ${o} then (if ctx.traceKnown then mark else (x: x)) known.${key}.${o}
+                  else mark (token "a" "${key}#${o}");
               })
               (typeOf key m).outputs);
           })
@@ -452,8 +456,15 @@ let
       m = memberAt (result.members or { }) (builtins.filter builtins.isString (builtins.split "[.]" path));
       inputs = m.inputs or { };
       json = builtins.toJSON (if masked ? ${path} then map (p: partAt p inputs) masked.${path} else inputs);
+      ok = (builtins.tryEval (builtins.seq json true)).success;
+      ty = typeOf path m;
     in
-    { inherit path; ok = (builtins.tryEval (builtins.seq json true)).success; };
+    { inherit path ok; } // (if !(ctx.withInputs or false) || !ok then { } else {
+      type = "${ty.provider}.${ty.name}";
+      inputs = builtins.unsafeDiscardStringContext json;
+      context = builtins.getContext json;
+      parts = masked ? ${path};
+    });
 in
 if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }

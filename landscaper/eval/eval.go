@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,6 +259,8 @@ type contextFile struct {
 	// Masked: the failing parts of members an earlier evaluation masked
 	// (without Twice): only those parts are evaluated.
 	Masked map[string][][]json.RawMessage `json:"masked,omitempty"`
+	// WithInputs: mode "trace" gives the members' inputs too.
+	WithInputs bool `json:"withInputs"`
 }
 
 var ctxCounter atomic.Int64
@@ -523,6 +526,10 @@ type TraceRequest struct {
 	Known map[string]map[string]json.RawMessage
 	// Only are the members to trace, by path.
 	Only []string
+	// WithInputs reports the known values a member forces too, and gives
+	// its inputs (Traced.Member): an evaluation that forced no unknown
+	// output gave the member's final inputs.
+	WithInputs bool
 }
 
 // Traced is what one member forced ("member#output" keys, in the order
@@ -530,6 +537,8 @@ type TraceRequest struct {
 type Traced struct {
 	Forced []string
 	OK     bool
+	// Member is the member as evaluated, with WithInputs and OK.
+	Member *Member
 }
 
 // Trace evaluates each member of req.Only on its own, in one nix
@@ -543,28 +552,74 @@ func (e *Evaluator) Trace(ctx context.Context, req TraceRequest) (map[string]Tra
 	if len(req.Only) == 0 {
 		return map[string]Traced{}, nil
 	}
+	req.Only = slices.Compact(slices.Sorted(slices.Values(req.Only)))
 	earlier := e.maskedFor(req.Only)
-	r, err := e.run(ctx, contextFile{Mode: "trace", Types: req.Types, Known: req.Known, Only: req.Only, Masked: earlier.failingJSON()})
+	r, err := e.run(ctx, contextFile{Mode: "trace", Types: req.Types, Known: req.Known, Only: req.Only, Masked: earlier.failingJSON(),
+		TraceKnown: req.WithInputs, WithInputs: req.WithInputs})
 	if err != nil {
 		return nil, err
 	}
-	var raw struct {
-		Traced []struct {
-			Path string `json:"path"`
-			OK   bool   `json:"ok"`
-		} `json:"traced"`
-	}
-	if err := decodeStrict(r.out, &raw); err != nil {
+	out, err := decodeTraced(r, req.WithInputs, earlier)
+	if err != nil {
 		return nil, e.decodeError("trace", err)
-	}
-	out := make(map[string]Traced, len(raw.Traced))
-	for _, t := range raw.Traced {
-		out[t.Path] = Traced{Forced: r.forcedBy[t.Path], OK: t.OK}
 	}
 	for _, p := range req.Only {
 		if _, ok := out[p]; !ok {
 			return nil, e.decodeError("trace", fmt.Errorf("member %s is missing", p))
 		}
+	}
+	return out, nil
+}
+
+// decodeTraced decodes mode "trace"'s output; the inputs of members with
+// masked parts are put together with what the earlier evaluation read.
+func decodeTraced(r ran, withInputs bool, earlier maskedInputs) (map[string]Traced, error) {
+	var raw struct {
+		Traced []struct {
+			Path string `json:"path"`
+			OK   bool   `json:"ok"`
+			// With inputs: the member as mode "members" gives it.
+			Type    *string                 `json:"type"`
+			Inputs  *string                 `json:"inputs"`
+			Context map[string]ContextEntry `json:"context"`
+			Parts   *bool                   `json:"parts"`
+		} `json:"traced"`
+	}
+	if err := decodeStrict(r.out, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]Traced, len(raw.Traced))
+	for _, t := range raw.Traced {
+		if err := checkMemberPath(t.Path); err != nil {
+			return nil, err
+		}
+		if _, dup := out[t.Path]; dup {
+			return nil, fmt.Errorf("member %s appears twice", t.Path)
+		}
+		tr := Traced{Forced: r.forcedBy[t.Path], OK: t.OK}
+		if given := t.Inputs != nil; given != (withInputs && t.OK) || (t.Type != nil) != given || (t.Parts != nil) != given {
+			return nil, fmt.Errorf("member %s: inputs given %v, asked for %v", t.Path, given, withInputs && t.OK)
+		}
+		if t.Inputs != nil {
+			m := Member{Path: t.Path, Type: *t.Type, Inputs: *t.Inputs, Context: t.Context}
+			if *t.Parts {
+				var err error
+				if m.Inputs, m.Context, err = earlier.splice("the trace", m.Path, m.Inputs, m.Context); err != nil {
+					return nil, err
+				}
+			}
+			if err := decodeMember(m, false); err != nil {
+				return nil, err
+			}
+			if err := decodeInputs("the trace", m.Path, m.Inputs); err != nil {
+				return nil, err
+			}
+			if err := checkContext("member "+m.Path, m.Context); err != nil {
+				return nil, err
+			}
+			tr.Member = &m
+		}
+		out[t.Path] = tr
 	}
 	return out, nil
 }

@@ -73,6 +73,22 @@ func TestTrace(t *testing.T) {
 	}
 }
 
+// TestTraceTwice: a member asked for twice is traced once.
+func TestTraceTwice(t *testing.T) {
+	e, err := New(Source{File: "testdata/traced.nix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	got, err := e.Trace(t.Context(), TraceRequest{Types: localTypes(), Only: []string{"first", "none", "first"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !reflect.DeepEqual(got["first"].Forced, []string{"src#sha256"}) {
+		t.Errorf("got %v", got)
+	}
+}
+
 // TestTraceFailsWhole: an error tryEval cannot catch stops the whole
 // trace, and is reported as an *Error.
 func TestTraceFailsWhole(t *testing.T) {
