@@ -463,16 +463,18 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 // keepDependencies records a member's current dependencies when they
 // differ from the recorded ones (a record settled after a crash has none;
 // a deployment may change what a member refers to without changing its
-// inputs' values), so that deletion order stays right.
+// inputs' values), so that deletion order stays right, and whether its
+// inputs compute with outputs (which the next plan's evaluation uses).
 func (r *applyRun) keepDependencies(m *member) {
 	r.e.mu.Lock()
 	defer r.e.mu.Unlock()
 	prior := r.e.state.Resources[m.path]
-	if prior == nil || slices.Equal(prior.Dependencies, m.deps) {
+	if prior == nil || (slices.Equal(prior.Dependencies, m.deps) && prior.ComputesWithOutputs == m.traced) {
 		return
 	}
 	updated := *prior
 	updated.Dependencies = append([]string(nil), m.deps...)
+	updated.ComputesWithOutputs = m.traced
 	r.e.state.Resources[m.path] = &updated
 	r.rec.SetResource(m.path, &updated)
 }
@@ -491,6 +493,7 @@ func (r *applyRun) record(m *member, c *Change, sub eval.Substituted, res *resou
 		Inputs: sub.JSON, SensitiveInputs: sub.Sensitive,
 		Outputs: res.Outputs.JSON, SensitiveOutputs: sensitiveOutputs(m.schema, res.Outputs.Sensitive),
 		Private: res.Private, SchemaVersion: res.SchemaVersion, Dependencies: m.deps, Tainted: tainted,
+		ComputesWithOutputs: m.traced,
 	}
 	r.e.learnSecrets(rec)
 	r.rec.SetResource(m.path, rec)

@@ -1,12 +1,17 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/landscaper-nix/landscaper/proto/resource"
 )
 
 // countingNix puts a nix-instantiate first in PATH that copies nix's
@@ -79,21 +84,24 @@ func TestEvaluationsPerMember(t *testing.T) {
 	// How often the members that use outputs are evaluated: every output
 	// throwing (the parts that use outputs), spelling A, spelling B for
 	// parts that show a token intact (passes), the recorded values for
-	// parts that could hide a mangled one (computes, in a command with a
+	// parts that could hide a mangled one (passes, in a command with a
 	// state), and, for the members whose inputs compute with an output,
-	// one traced evaluation with the values known then. The plan after an
-	// edit plans twice: it first assumed plain's recorded hash.
-	type evaluations struct{ passes, computes, decides int }
+	// one traced evaluation with the values known then. A member whose
+	// inputs computed with outputs when it was last planned is evaluated
+	// once, alone, with the recorded outputs: that evaluation stands
+	// while plain keeps its hash, and is done again, whole (the part
+	// beside the output too), once plain's plan shows a new one.
+	type evaluations struct{ passes, computes, decides, besideComputes int }
 	for _, step := range []struct {
 		name  string
 		edit  string
 		apply bool
 		want  evaluations
 	}{
-		{name: "first plan", want: evaluations{3, 3, 3}},
-		{name: "apply", apply: true, want: evaluations{3, 3, 3}},
-		{name: "no-op plan", want: evaluations{4, 4, 3}},
-		{name: "plan after an edit of plain", edit: "v2", want: evaluations{4, 5, 4}},
+		{name: "first plan", want: evaluations{3, 3, 3, 1}},
+		{name: "apply", apply: true, want: evaluations{3, 3, 3, 1}},
+		{name: "no-op plan", want: evaluations{4, 1, 1, 1}},
+		{name: "plan after an edit of plain", edit: "v2", want: evaluations{4, 2, 2, 2}},
 	} {
 		if step.edit != "" {
 			write(strings.Replace(evalCountDeployment, "v1", step.edit, 1))
@@ -108,17 +116,35 @@ func TestEvaluationsPerMember(t *testing.T) {
 				t.Fatalf("%s: %v", step.name, err)
 			}
 		}
+		// What the members that compute with plain's hash are planned
+		// with: that of the contents this step gives plain.
+		contents := "v1"
+		if step.edit != "" {
+			contents = step.edit
+		}
+		hash := sha256.Sum256([]byte(contents))
+		wantHash := sha256.Sum256([]byte(hex.EncodeToString(hash[:])))
+		for _, c := range plan.Changes {
+			var in struct{ Contents string }
+			_ = json.Unmarshal(c.Inputs, &in)
+			if (c.Member == "computes" || c.Member == "besideComputes") && in.Contents != hex.EncodeToString(wantHash[:]) {
+				t.Errorf("%s: %s is planned (%s) with contents %q, want the hash of plain's hash", step.name, c.Member, c.Action, in.Contents)
+			}
+			if c.Member == "decides" && (in.Contents != "some" || ((step.name == "no-op plan" || step.edit != "") && c.Action != resource.ActionNoop)) {
+				t.Errorf("%s: decides is planned (%s) with contents %q, want no change to \"some\"", step.name, c.Action, in.Contents)
+			}
+		}
 		e.Close()
 		got := counts()
 		t.Logf("%s: evaluations per member: plain %d, passes %d, computes %d, decides %d, the part beside an output %d and %d", step.name, got["plain"], got["passes"], got["computes"], got["decides"], got["beside"], got["beside-computes"])
 		if got["plain"] != 1 {
 			t.Errorf("%s: the member that uses no output was evaluated %d times, want once", step.name, got["plain"])
 		}
-		if got["beside"] != 1 || got["beside-computes"] != 1 {
-			t.Errorf("%s: the parts beside an output were evaluated %d and %d times, want once", step.name, got["beside"], got["beside-computes"])
+		if got["beside"] != 1 {
+			t.Errorf("%s: the part beside an output passed through was evaluated %d times, want once", step.name, got["beside"])
 		}
-		if got := (evaluations{got["passes"], got["computes"], got["decides"]}); got != step.want {
-			t.Errorf("%s: passes, computes and decides were evaluated %v times, want %v", step.name, got, step.want)
+		if got := (evaluations{got["passes"], got["computes"], got["decides"], got["beside-computes"]}); got != step.want {
+			t.Errorf("%s: passes, computes, decides and the part beside besideComputes's output were evaluated %v times, want %v", step.name, got, step.want)
 		}
 		if got["passes"] == 0 || got["computes"] == 0 || got["decides"] == 0 {
 			t.Errorf("%s: a member that uses an output was not evaluated (%v)", step.name, got)

@@ -350,7 +350,7 @@ func (e *Engine) speculate(ctx context.Context, selected []string) (speculation,
 		m := e.members[path]
 		prior := e.state.Resources[path]
 		e.mu.Unlock()
-		if m == nil || len(m.analysis.Opaque) > 0 {
+		if m == nil || !onlyAssumed(m) {
 			continue
 		}
 		final := len(m.deps) == 0 && len(m.evalKnown) == 0 && !(e.opts.Build && len(m.context) > 0)
@@ -366,6 +366,8 @@ func (e *Engine) speculate(ctx context.Context, selected []string) (speculation,
 		if err != nil || len(sub.Unknown) > 0 {
 			continue
 		}
+		// A member evaluated alone assumed the values it was given.
+		maps.Copy(it.used, m.assumed)
 		it.sub = sub
 		byProvider[m.provider] = append(byProvider[m.provider], it)
 	}
@@ -410,6 +412,18 @@ func (e *Engine) speculate(ctx context.Context, selected []string) (speculation,
 		e.recordPlannedOutputs(e.members[path], c)
 	}
 	return spec, nil
+}
+
+// onlyAssumed reports whether every output a member's Nix code computes
+// with had a value when it was evaluated alone (member.assumed): its
+// inputs hold if those values do.
+func onlyAssumed(m *member) bool {
+	for _, k := range m.analysis.Opaque {
+		if _, ok := m.assumed[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // speculationHeld reports whether every output a speculative plan assumed

@@ -26,6 +26,11 @@ type member struct {
 	// evalKnown holds the outputs that were real values, not tokens, in
 	// the evaluation that produced inputs.
 	evalKnown map[eval.Key]bool
+	// assumed holds, for a member evaluated alone with the outputs known
+	// before planning (recorded ones, mostly), the values it was given of
+	// the outputs it forced: its inputs hold only while each output keeps
+	// that value; else it is evaluated again.
+	assumed map[eval.Key]json.RawMessage
 	// traced: the outputs this member forces were found by tracing.
 	traced bool
 	deps   []string
@@ -58,6 +63,13 @@ func (e *Engine) readinessOf(m *member) (readiness, error) {
 	for _, k := range m.analysis.Opaque {
 		if k == (eval.Key{}) {
 			if !m.traced {
+				r = max(r, needsEval)
+			}
+			continue
+		}
+		if want, ok := m.assumed[k]; ok {
+			if v := e.values[k]; !v.Known || v.Sensitive || !jsonSame(v.JSON, want) {
+				// Evaluated with a value this plan does not keep.
 				r = max(r, needsEval)
 			}
 			continue
@@ -202,7 +214,7 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 	known, knownKeys := e.structureKnown()
 	// The structure and the members it finds, in one evaluation; when it
 	// fails, they are evaluated apart, which tells what failed.
-	found, forced, planned, err := e.evaluator.Plan(ctx, eval.PlanRequest{Types: e.types, Known: known})
+	found, forced, planned, err := e.evaluator.Plan(ctx, eval.PlanRequest{Types: e.types, Known: known, Alone: e.computedLastTime()})
 	if err != nil {
 		var evalErr *eval.Error
 		if !errors.As(err, &evalErr) {
@@ -291,22 +303,65 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		}
 	}
 	members := map[string]*member{}
-	for _, em := range res.Members {
-		second, haveSecond, inBoth := res.SecondFor(em.Path)
-		if _, inStructure := typeOf[em.Path]; !inStructure || !inBoth {
-			continue
+	absorb := func(res *eval.Result) error {
+		for _, em := range res.Members {
+			second, haveSecond, inBoth := res.SecondFor(em.Path)
+			if _, inStructure := typeOf[em.Path]; !inStructure || !inBoth {
+				continue
+			}
+			m, err := e.newMember(em, second, haveSecond, res.FailingFor(em.Path), nil)
+			if err != nil {
+				return err
+			}
+			if checked, ok := res.Checked[em.Path]; ok && checked != em.Inputs && !e.substitutionHolds(em.Inputs, checked, known) {
+				// With the known values the inputs differ from what
+				// substituting them gives: the member computes with them.
+				e.evaluateAgain[m.path] = true
+				m.analysis.Opaque = append(m.analysis.Opaque, eval.Key{})
+			}
+			members[m.path] = m
 		}
-		m, err := e.newMember(em, second, haveSecond, res.FailingFor(em.Path), nil)
-		if err != nil {
-			return nil, info, err
+		return nil
+	}
+	if err := absorb(res); err != nil {
+		return nil, info, err
+	}
+	if len(res.Alone) > 0 {
+		// Members evaluated alone: kept while the outputs they forced
+		// keep the values given; those that forced an output not given
+		// (or failed) are evaluated in the spellings, as the others were.
+		var again []string
+		for _, p := range paths {
+			t, ok := res.Alone[p]
+			if !ok {
+				continue
+			}
+			m, err := e.aloneMember(p, t, known, knownKeys)
+			if err != nil {
+				return nil, info, err
+			}
+			if m == nil {
+				again = append(again, p)
+				continue
+			}
+			members[p] = m
 		}
-		if checked, ok := res.Checked[em.Path]; ok && checked != em.Inputs && !e.substitutionHolds(em.Inputs, checked, known) {
-			// With the known values the inputs differ from what
-			// substituting them gives: the member computes with them.
-			e.evaluateAgain[m.path] = true
-			m.analysis.Opaque = append(m.analysis.Opaque, eval.Key{})
+		if len(again) > 0 {
+			more, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true, Only: again, KnownCheck: req.KnownCheck})
+			if err != nil {
+				var evalErr *eval.Error
+				if !errors.As(err, &evalErr) {
+					return nil, info, err
+				}
+				more, blockedMembers, err = e.evaluateAround(ctx, again, typeOf)
+				if err != nil {
+					return nil, info, err
+				}
+			}
+			if err := absorb(more); err != nil {
+				return nil, info, err
+			}
 		}
-		members[m.path] = m
 	}
 	for _, b := range blockedMembers {
 		members[b.path] = b
@@ -342,6 +397,51 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		}
 	}
 	return members, info, nil
+}
+
+// computedLastTime lists the recorded members whose inputs computed with
+// outputs when they were last planned: the plan's evaluation evaluates
+// each of them alone with the known values (see aloneMember).
+func (e *Engine) computedLastTime() []string {
+	var paths []string
+	for p, r := range e.state.Resources {
+		if r.ComputesWithOutputs && !r.Tainted {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// aloneMember reads a member evaluated alone with the known values
+// (eval.Result.Alone). Its inputs are final while every output it forced
+// keeps the value it was given; nil when it forced an output that was not
+// given (or failed): it is evaluated in the spellings then.
+func (e *Engine) aloneMember(path string, t eval.Traced, known map[string]map[string]json.RawMessage, given map[eval.Key]bool) (*member, error) {
+	if !t.OK || t.Member == nil {
+		return nil, nil
+	}
+	assumed := map[eval.Key]json.RawMessage{}
+	evalKnown := map[eval.Key]bool{}
+	forced := make([]eval.Key, 0, len(t.Forced))
+	for _, f := range t.Forced {
+		k := parseKey(f)
+		if !given[k] {
+			return nil, nil
+		}
+		assumed[k] = known[k.Member][k.Output]
+		evalKnown[k] = true
+		forced = append(forced, k)
+	}
+	m, err := e.newMember(*t.Member, t.Member.Inputs, true, nil, evalKnown)
+	if err != nil {
+		return nil, err
+	}
+	m.assumed = assumed
+	// One that forced no output no longer computes with any.
+	m.traced = len(forced) > 0
+	m.analysis.Opaque = append(m.analysis.Opaque, forced...)
+	m.deps = depsOf(path, forced)
+	return m, nil
 }
 
 // guardedStructure is the structure without the composites whose members
@@ -546,6 +646,19 @@ func depsOf(self string, keys []eval.Key) []string {
 // one those whose Nix code computes with an output nobody can see (a
 // hash of it, say) would need.
 func (e *Engine) reevaluate(ctx context.Context, paths []string) error {
+	e.mu.Lock()
+	for _, p := range paths {
+		// A member evaluated alone with values that did not hold: what it
+		// forced is what it needs; no value it was given stands. (A copy:
+		// a plan that starts again restores the member as it was.)
+		if m := e.members[p]; m != nil && m.assumed != nil {
+			fresh := *m
+			fresh.assumed = nil
+			fresh.evalKnown = map[eval.Key]bool{}
+			e.members[p] = &fresh
+		}
+	}
+	e.mu.Unlock()
 	known, keys := e.knownForNix()
 	traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Known: known, Only: paths, WithInputs: true})
 	var evalErr *eval.Error

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -105,6 +106,12 @@ func findCycle(nodes []string, deps func(string) []string) []string {
 	return nil
 }
 
+// maxFruitlessEvaluations is how many times in a row a node may ask for an
+// evaluation with the same dependencies before it fails: an evaluation
+// that leaves its dependencies as they were and still does not settle it
+// would be repeated forever.
+const maxFruitlessEvaluations = 3
+
 // run walks the nodes. It returns when every node is done, failed or
 // skipped, or the context is cancelled (nodes not started are then neither
 // done nor failed).
@@ -129,6 +136,10 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 	var wg sync.WaitGroup
 	running := 0
 	var waitingEval, evalBatch []string
+	// The dependencies each node had when it last asked for an evaluation,
+	// and how many times in a row it asked with the same ones.
+	evaluatedWith := map[string][]string{}
+	fruitless := map[string]int{}
 	evaluating := false
 	var firstErr error
 
@@ -253,6 +264,25 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 					skip(d, f.node)
 				}
 			case outcomeNeedsEval:
+				// A node that asks again, its dependencies unchanged,
+				// would ask forever: the evaluation learns nothing new.
+				deps := w.deps(f.node)
+				if prev, asked := evaluatedWith[f.node]; asked && slices.Equal(deps, prev) {
+					fruitless[f.node]++
+				} else {
+					fruitless[f.node] = 0
+				}
+				evaluatedWith[f.node] = slices.Clone(deps)
+				if fruitless[f.node] >= maxFruitlessEvaluations {
+					res.failed[f.node] = true
+					for _, d := range dependents[f.node] {
+						skip(d, f.node)
+					}
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: its inputs were evaluated again %d times without settling; this is a Landscaper bug (please report it with the deployment)", f.node, fruitless[f.node])
+					}
+					continue
+				}
 				waitingEval = append(waitingEval, f.node)
 			}
 		case err := <-evalDone:

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,5 +207,66 @@ func TestWalkerCancellation(t *testing.T) {
 	}
 	if res.done["b"] {
 		t.Error("b ran after cancellation")
+	}
+}
+
+// TestWalkerFruitlessEvaluations: a node that keeps asking for an
+// evaluation that changes none of its dependencies fails, and what needs
+// it is skipped, instead of the walk evaluating forever; one whose
+// dependencies grow with each evaluation goes on.
+func TestWalkerFruitlessEvaluations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// grows: each evaluation gives b one dependency more, up to five.
+		grows    bool
+		wantFail bool
+	}{
+		{name: "nothing learned", wantFail: true},
+		{name: "a dependency more each time", grows: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			deps := map[string][]string{"c": {"b"}}
+			evaluated := 0
+			w := &walker{
+				parallelism: 2,
+				deps: func(n string) []string {
+					mu.Lock()
+					defer mu.Unlock()
+					return deps[n]
+				},
+				handle: func(_ context.Context, n string) outcome {
+					mu.Lock()
+					defer mu.Unlock()
+					if n == "b" && (!tc.grows || len(deps["b"]) < 5) {
+						return outcomeNeedsEval
+					}
+					return outcomeDone
+				},
+				evaluate: func(context.Context, []string) error {
+					mu.Lock()
+					defer mu.Unlock()
+					evaluated++
+					if tc.grows {
+						deps["b"] = append(deps["b"], fmt.Sprintf("a%d", len(deps["b"])))
+					}
+					return nil
+				},
+			}
+			nodes := []string{"b", "c", "a0", "a1", "a2", "a3", "a4"}
+			res, err := w.run(context.Background(), nodes)
+			if tc.wantFail {
+				if err == nil || !strings.Contains(err.Error(), "without settling") || !res.failed["b"] || !res.skipped["c"] {
+					t.Fatalf("err %v, failed %v, skipped %v; want b failed without settling and c skipped", err, res.failed, res.skipped)
+				}
+				if evaluated != maxFruitlessEvaluations {
+					t.Errorf("%d evaluations, want %d", evaluated, maxFruitlessEvaluations)
+				}
+				return
+			}
+			if err != nil || !res.done["b"] || !res.done["c"] || evaluated != 5 {
+				t.Fatalf("err %v, done %v, %d evaluations; want b and c done after 5", err, res.done, evaluated)
+			}
+		})
 	}
 }

@@ -185,7 +185,14 @@ let
     else structureOnly;
   # The members of the structure whose names hold no stand-in, as a set:
   # made once, for every spelling.
-  structureOnly = builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: !(isStandIn r.path)) structure));
+  structureOnly = builtins.listToAttrs (map (r: { name = r.path; value = true; }) (builtins.filter (r: !(isStandIn r.path) && !(aloneSet ? ${r.path})) structure));
+  # ctx.alone: members the last run found computing with outputs. Mode
+  # "plan" evaluates each of them once, in an application of the
+  # deployment of its own with the known values (mode "trace" with its
+  # inputs), instead of in the spellings: the engine keeps the result
+  # while every output it forced keeps the value it was given.
+  aloneSet = builtins.listToAttrs (map (p: { name = p; value = true; }) (ctx.alone or [ ]));
+  aloneFound = builtins.filter (r: aloneSet ? ${r.path}) structure;
   guardedFor = spelling: if planMode && spelling != "s" then true else ctx.guarded or false;
   traces = spelling: ctx.traceForced && (!planMode || spelling == "s");
   memberAt = ms: names:
@@ -459,7 +466,7 @@ let
       ok = (builtins.tryEval (builtins.seq json true)).success;
       ty = typeOf path m;
     in
-    { inherit path ok; } // (if !(ctx.withInputs or false) || !ok then { } else {
+    { inherit path ok; } // (if !(ctx.withInputs or false || planMode) || !ok then { } else {
       type = "${ty.provider}.${ty.name}";
       inputs = builtins.unsafeDiscardStringContext json;
       context = builtins.getContext json;
@@ -468,6 +475,6 @@ let
 in
 if ctx.mode == "providers" then { providers = declared; inherit rollouts; }
 else if ctx.mode == "paths" || ctx.mode == "names" then { paths = evaluate "a"; }
-else if planMode then { paths = structure; members = membersResult; }
+else if planMode then { paths = structure; members = membersResult; } // (if aloneSet == { } then { } else { alone = map (r: traceOne r.path) aloneFound; })
 else if ctx.mode == "trace" then { traced = map traceOne ctx.only; }
 else membersResult

@@ -210,6 +210,9 @@ type Result struct {
 	// Checked holds the inputs evaluated with Request.KnownCheck, by
 	// member path.
 	Checked map[string]string
+	// Alone holds, by path, the members of PlanRequest.Alone the structure
+	// found, each evaluated on its own as Trace with WithInputs does.
+	Alone map[string]Traced
 	// Computing holds the members whose inputs in spelling A show no
 	// token intact: every part that uses an unknown output computes with
 	// it, whatever spelling B gives, so B was not evaluated for them and
@@ -261,6 +264,9 @@ type contextFile struct {
 	Masked map[string][][]json.RawMessage `json:"masked,omitempty"`
 	// WithInputs: mode "trace" gives the members' inputs too.
 	WithInputs bool `json:"withInputs"`
+	// Alone: members mode "plan" evaluates as mode "trace" does (with
+	// their inputs), instead of in the spellings.
+	Alone []string `json:"alone,omitempty"`
 }
 
 var ctxCounter atomic.Int64
@@ -454,6 +460,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) (*Result, error) 
 type PlanRequest struct {
 	Types Types
 	Known map[string]map[string]json.RawMessage
+	// Alone lists members to evaluate as Trace with WithInputs does, with
+	// Known, instead of in the spellings (Result.Alone): members whose
+	// inputs computed with outputs the last time, whose evaluation with
+	// the known values is final when every output it forced keeps the
+	// value it was given.
+	Alone []string
 }
 
 // Plan is Structure, then Evaluate of the members found, in one nix
@@ -461,6 +473,9 @@ type PlanRequest struct {
 // forced, and the members' evaluation.
 func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []string, *Result, error) {
 	cf := contextFile{Mode: "plan", Types: req.Types, Known: req.Known, Twice: true, TraceForced: true, TraceKnown: true, checkWithKnown: len(req.Known) > 0}
+	if len(req.Alone) > 0 {
+		cf.Alone = slices.Compact(slices.Sorted(slices.Values(req.Alone)))
+	}
 	r, err := e.run(ctx, cf)
 	out, forced := r.out, r.forced
 	if err != nil {
@@ -469,6 +484,7 @@ func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []stri
 	var raw struct {
 		Paths   json.RawMessage `json:"paths"`
 		Members json.RawMessage `json:"members"`
+		Alone   json.RawMessage `json:"alone"`
 	}
 	if err := decodeStrict(out, &raw); err != nil {
 		return nil, forced, nil, e.decodeError("plan", err)
@@ -480,6 +496,19 @@ func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []stri
 	res, masked, err := decodeMembers(raw.Members, true, nil)
 	if err != nil {
 		return nil, forced, nil, e.decodeError("plan", err)
+	}
+	if (raw.Alone != nil) != (len(cf.Alone) > 0) {
+		return nil, forced, nil, e.decodeError("plan", fmt.Errorf("members evaluated alone given %v, asked for %v", raw.Alone != nil, len(cf.Alone) > 0))
+	}
+	if raw.Alone != nil {
+		if res.Alone, err = decodeTracedList(raw.Alone, r.forcedBy, true, maskedInputs{}); err != nil {
+			return nil, forced, nil, e.decodeError("plan", err)
+		}
+		for p := range res.Alone {
+			if !slices.Contains(cf.Alone, p) {
+				return nil, forced, nil, e.decodeError("plan", fmt.Errorf("member %s was not asked to be evaluated alone", p))
+			}
+		}
 	}
 	e.keepMasked(masked)
 	return found, forced, res, nil
@@ -575,6 +604,18 @@ func (e *Evaluator) Trace(ctx context.Context, req TraceRequest) (map[string]Tra
 // masked parts are put together with what the earlier evaluation read.
 func decodeTraced(r ran, withInputs bool, earlier maskedInputs) (map[string]Traced, error) {
 	var raw struct {
+		Traced json.RawMessage `json:"traced"`
+	}
+	if err := decodeStrict(r.out, &raw); err != nil {
+		return nil, err
+	}
+	return decodeTracedList(raw.Traced, r.forcedBy, withInputs, earlier)
+}
+
+// decodeTracedList decodes the list of members mode "trace" evaluated
+// (mode "plan" gives one too, for PlanRequest.Alone).
+func decodeTracedList(list json.RawMessage, forcedBy map[string][]string, withInputs bool, earlier maskedInputs) (map[string]Traced, error) {
+	var raw struct {
 		Traced []struct {
 			Path string `json:"path"`
 			OK   bool   `json:"ok"`
@@ -585,7 +626,7 @@ func decodeTraced(r ran, withInputs bool, earlier maskedInputs) (map[string]Trac
 			Parts   *bool                   `json:"parts"`
 		} `json:"traced"`
 	}
-	if err := decodeStrict(r.out, &raw); err != nil {
+	if err := decodeStrict(append(append([]byte(`{"traced":`), list...), '}'), &raw); err != nil {
 		return nil, err
 	}
 	out := make(map[string]Traced, len(raw.Traced))
@@ -596,7 +637,7 @@ func decodeTraced(r ran, withInputs bool, earlier maskedInputs) (map[string]Trac
 		if _, dup := out[t.Path]; dup {
 			return nil, fmt.Errorf("member %s appears twice", t.Path)
 		}
-		tr := Traced{Forced: r.forcedBy[t.Path], OK: t.OK}
+		tr := Traced{Forced: forcedBy[t.Path], OK: t.OK}
 		if given := t.Inputs != nil; given != (withInputs && t.OK) || (t.Type != nil) != given || (t.Parts != nil) != given {
 			return nil, fmt.Errorf("member %s: inputs given %v, asked for %v", t.Path, given, withInputs && t.OK)
 		}

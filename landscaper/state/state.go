@@ -66,6 +66,11 @@ type Resource struct {
 	// Tainted marks a resource whose create or update failed half way; the
 	// next plan replaces it.
 	Tainted bool `json:"tainted,omitempty"`
+	// ComputesWithOutputs marks a member whose inputs computed with other
+	// members' outputs (hashed, compared or parsed them) when it was last
+	// planned: the next plan evaluates it on its own, once, with the
+	// outputs known then.
+	ComputesWithOutputs bool `json:"computesWithOutputs,omitempty"`
 }
 
 // Operation is what a pending record says was being done.
