@@ -285,23 +285,13 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 			res = nil // the evaluation chose other members than these
 		}
 	}
+	var blockedMembers []*member
 	if res == nil {
-		res, err = e.evaluator.Evaluate(ctx, req)
+		if res, blockedMembers, err = e.evaluateMembers(ctx, req, typeOf); err != nil {
+			return nil, info, err
+		}
 	}
 	e.timeline.mark("members evaluated")
-	var blockedMembers []*member
-	if err != nil {
-		var evalErr *eval.Error
-		if !errors.As(err, &evalErr) {
-			return nil, info, err
-		}
-		// Some member fails to evaluate. Find which; those that fail only
-		// because they compute with a stand-in wait for the real value.
-		res, blockedMembers, err = e.evaluateAround(ctx, paths, typeOf)
-		if err != nil {
-			return nil, info, err
-		}
-	}
 	members := map[string]*member{}
 	absorb := func(res *eval.Result) error {
 		for _, em := range res.Members {
@@ -347,17 +337,13 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 			members[p] = m
 		}
 		if len(again) > 0 {
-			more, err := e.evaluator.Evaluate(ctx, eval.Request{Types: e.types, Twice: true, Only: again, KnownCheck: req.KnownCheck})
+			againReq := req
+			againReq.Only = again
+			more, blocked, err := e.evaluateMembers(ctx, againReq, typeOf)
 			if err != nil {
-				var evalErr *eval.Error
-				if !errors.As(err, &evalErr) {
-					return nil, info, err
-				}
-				more, blockedMembers, err = e.evaluateAround(ctx, again, typeOf)
-				if err != nil {
-					return nil, info, err
-				}
+				return nil, info, err
 			}
+			blockedMembers = append(blockedMembers, blocked...)
 			if err := absorb(more); err != nil {
 				return nil, info, err
 			}
@@ -397,6 +383,22 @@ func (e *Engine) evaluateAll(ctx context.Context) (map[string]*member, structure
 		}
 	}
 	return members, info, nil
+}
+
+// evaluateMembers evaluates the members of req.Only in the spellings.
+// When that fails, it finds which members fail: those that fail only
+// because they compute with a stand-in are returned apart, waiting for the
+// real value.
+func (e *Engine) evaluateMembers(ctx context.Context, req eval.Request, typeOf map[string]string) (*eval.Result, []*member, error) {
+	res, err := e.evaluator.Evaluate(ctx, req)
+	if err == nil {
+		return res, nil, nil
+	}
+	var evalErr *eval.Error
+	if !errors.As(err, &evalErr) {
+		return nil, nil, err
+	}
+	return e.evaluateAround(ctx, req.Only, typeOf)
 }
 
 // computedLastTime lists the recorded members whose inputs computed with
