@@ -101,3 +101,54 @@ func TestSavedPlan(t *testing.T) {
 		t.Errorf("show of another file: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestSavedPlanFirst: a plan saved before any state exists is applied by
+// apply FILE (each command makes a fresh lineage for a state never stored,
+// which must not make the plan stale), and refused once a state exists.
+func TestSavedPlanFirst(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		applyFirst bool // another apply stores a state between plan and apply FILE
+	}{
+		{"nothing stored since", false},
+		{"a state stored since", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFile(t, dir, "landscaper.nix", `{ members, providers, ... }: {
+  members.greeting = { type = providers.local.file; inputs = { name = "out/greeting"; contents = "hello"; }; };
+  members.count = { type = providers.local.exec; inputs = { executable = "sh"; args = [ "-c" "wc -c < out/greeting" ]; env.H = members.greeting.outputs.sha256; }; };
+}
+`)
+			planFile := filepath.Join(dir, "first.plan")
+			mustRun(t, dir, 0, "plan", "--out", planFile)
+			if _, err := os.Stat(filepath.Join(dir, ".landscaper", "state.json")); err == nil {
+				t.Fatalf("plan --out stored a state")
+			}
+			if !tc.applyFirst {
+				mustRun(t, dir, 0, "apply", planFile)
+				wantFile(t, dir, "out/greeting", "hello")
+				out, _ := mustRun(t, dir, 0, "plan", "--detailed-exitcode")
+				if !strings.Contains(out, "No changes") {
+					t.Errorf("the plan after apply FILE:\n%s", out)
+				}
+				_, stderr, code := run(t, dir, "apply", planFile)
+				if code != 1 || !strings.Contains(stderr, "the state changed since") {
+					t.Errorf("the first plan applied twice: exit %d, want 1 saying the state changed\n%s", code, stderr)
+				}
+				return
+			}
+			mustRun(t, dir, 0, "apply", "--auto-approve")
+			stateBefore := readFile(t, dir, ".landscaper/state.json")
+			_, stderr, code := run(t, dir, "apply", planFile)
+			if code != 1 || !strings.Contains(stderr, "the state changed since") || !strings.Contains(stderr, "nothing was changed") {
+				t.Errorf("a plan made before the state existed: exit %d, want 1 saying the state changed\n%s", code, stderr)
+			}
+			if readFile(t, dir, ".landscaper/state.json") != stateBefore {
+				t.Errorf("a refused saved plan changed the state")
+			}
+		})
+	}
+}

@@ -218,7 +218,11 @@ func (e *Engine) CheckSaved(saved *SavedPlan, now *Plan, destroy bool) error {
 	if saved.Options.Destroy != destroy || !slices.Equal(saved.Options.Targets, e.opts.Targets) || !slices.Equal(saved.Options.Replace, e.opts.Replace) {
 		return stale("it was made with other options (--destroy, --target, --replace)")
 	}
-	if e.state != nil && (saved.Lineage != e.state.Lineage || saved.Serial != e.state.Serial) {
+	// Serial 0 is a state never stored: its lineage is made afresh by
+	// every command, so a plan made without a state holds for an apply
+	// that still finds none.
+	neverStored := saved.Serial == 0 && e.state != nil && e.state.Serial == 0
+	if e.state != nil && !neverStored && (saved.Lineage != e.state.Lineage || saved.Serial != e.state.Serial) {
 		return stale("the state changed since (it was made at lineage %s serial %d, the state is at lineage %s serial %d)", saved.Lineage, saved.Serial, e.state.Lineage, e.state.Serial)
 	}
 	again := &SavedPlan{Salt: saved.Salt}
