@@ -96,6 +96,8 @@ Global flags, before the command:
   --chdir DIR  switch to the directory DIR before anything else (Terraform's
                -chdir); every path, the deployment's and the state's, is
                then relative to DIR
+  --no-color   print without colours (as each command's --no-color and
+               NO_COLOR=1 do)
   --version    print the version
 
 Run "landscaper <command> --help" for a command's flags and arguments.
@@ -158,6 +160,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	chdir := global.String("chdir", "", "")
 	showVersion := global.Bool("version", false, "")
 	global.BoolVar(showVersion, "v", false, "")
+	global.BoolVar(&env.NoColor, "no-color", env.NoColor, "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(env.Stdout, usage)

@@ -205,3 +205,35 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestNoColorGlobal: on a terminal, show colours a saved plan unless
+// --no-color is given, before the command or after it.
+func TestNoColorGlobal(t *testing.T) {
+	dir := deploymentDir(t, `{ members, providers, ... }: {
+  members.f = { type = providers.local.file; inputs = { name = "out/f"; contents = "x"; }; };
+}
+`)
+	planFile := dir + "/p.plan"
+	if _, stderr, code := landscaper(t, dir, nil, "plan", "--out", planFile); code != 0 {
+		t.Fatalf("plan --out: exit %d\n%s", code, stderr)
+	}
+	for _, tc := range []struct {
+		args    []string
+		colored bool
+	}{
+		{[]string{"show", planFile}, true},
+		{[]string{"--no-color", "show", planFile}, false},
+		{[]string{"show", "--no-color", planFile}, false},
+	} {
+		t.Run(strings.Join(tc.args[:len(tc.args)-1], " "), func(t *testing.T) {
+			var out, errb syncBuffer
+			env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: true, Getenv: func(string) string { return "" }}
+			if code := Main(tc.args, env); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			if got := strings.Contains(out.String(), "\x1b["); got != tc.colored || !strings.Contains(out.String(), "will be created") {
+				t.Errorf("coloured %v, want %v:\n%q", got, tc.colored, out.String())
+			}
+		})
+	}
+}
