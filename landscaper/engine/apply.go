@@ -363,6 +363,7 @@ func (r *applyRun) succeed(c *Change, start time.Time) outcome {
 func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 	e := r.e
 	c := r.change(path)
+	shown := c
 	start := time.Now()
 	if c.Action == resource.ActionDelete {
 		e.emit(Event{Kind: EventStarted, Member: path, Type: c.Type, Action: c.Action})
@@ -425,6 +426,12 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		r.mu.Unlock()
 		planned := c
 		c = c2
+		if planned.Action == resource.ActionReplace && c.Action == resource.ActionUpdate {
+			// The other deviation: a replacement planned because an input
+			// that forces one was not known is, with that input the same
+			// as recorded, an update in place. Said, as above.
+			e.emit(Event{Kind: EventInfo, Member: path, Type: c.Type, Message: "updated in place: planned as replace while its inputs were not known; with their values known nothing forces a replacement"})
+		}
 		if c.Action == resource.ActionNoop {
 			if planned.Action != resource.ActionNoop {
 				// The one deviation a plan allows: what might have changed
@@ -454,7 +461,7 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 			return r.fail(c, start, fmt.Errorf("save state: %w", err))
 		}
 	}
-	if err := r.createOrUpdate(ctx, c, m, sub); err != nil {
+	if err := r.createOrUpdate(ctx, c, m, sub, shown); err != nil {
 		return r.fail(c, start, err)
 	}
 	return r.succeed(c, start)
@@ -514,7 +521,9 @@ func sensitiveOutputs(s *resource.TypeSchema, marked []resource.Path) []resource
 	return out
 }
 
-func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub eval.Substituted) error {
+// shown is the change the plan showed (c may be its plan again with the
+// inputs known): outputs either promised must come back with those values.
+func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub eval.Substituted, shown *Change) error {
 	e := r.e
 	_, prov, err := e.providerFor(m.typ)
 	if err != nil {
@@ -544,6 +553,11 @@ func (r *applyRun) createOrUpdate(ctx context.Context, c *Change, m *member, sub
 	case derr == nil:
 		r.record(m, c, sub, res, false)
 		e.setOutputs(m, res.Outputs)
+		if names := brokenPromises(res.Outputs.JSON, shown, c); len(names) > 0 {
+			// What it made is recorded as it is; the members planned
+			// with the promised values wait for another plan.
+			derr = fmt.Errorf("provider %s produced an inconsistent result: output %s is not the value its plan promised; the members that use it are not applied (this is a bug in the provider)", c.Provider, strings.Join(names, ", "))
+		}
 	case res.HasState && isUpdate:
 		// The update failed; the resource is as the provider reports it,
 		// with the inputs it had.
@@ -618,11 +632,14 @@ func jsonSame(a, b json.RawMessage) bool {
 
 // checkPlannedChange refuses what a member's plan at apply time (its inputs
 // known) may not do differently from the plan that was shown: another
-// action, except an update or a deferred change that turns out to be
-// nothing, or another value for an input the plan showed as known.
-// Nothing has been done to the member when it refuses.
+// action, except a change planned with unknown inputs that turns out to
+// be nothing, or a replacement planned with unknown inputs that turns out
+// to be an update in place; or another value for an input the plan showed
+// as known. Nothing has been done to the member when it refuses.
 func checkPlannedChange(planned, now *Change) error {
-	if now.Action != planned.Action && now.Action != resource.ActionNoop {
+	lessened := now.Action == resource.ActionNoop ||
+		(planned.Action == resource.ActionReplace && now.Action == resource.ActionUpdate && (planned.Deferred || len(planned.Unknown) > 0))
+	if now.Action != planned.Action && !lessened {
 		why := ""
 		if len(now.RequiresReplace) > 0 {
 			names := make([]string, len(now.RequiresReplace))
@@ -633,7 +650,8 @@ func checkPlannedChange(planned, now *Change) error {
 		}
 		return fmt.Errorf("the plan showed %s, but with its inputs known the provider %s plans %s%s; nothing was done to it: plan again", planned.Action, now.Provider, now.Action, why)
 	}
-	if planned.Deferred {
+	if planned.Deferred && len(planned.Unknown) == 0 {
+		// Planned without its provider: no input was shown.
 		return nil
 	}
 	var before, after map[string]json.RawMessage
@@ -653,4 +671,33 @@ func checkPlannedChange(planned, now *Change) error {
 		return fmt.Errorf("input %s differs from the value the plan showed; nothing was done to it: this is a Landscaper bug, please report it with the deployment", name)
 	}
 	return nil
+}
+
+// brokenPromises names, sorted, the outputs that the plans promised (known
+// while planning) and that came back with other values.
+func brokenPromises(got json.RawMessage, plans ...*Change) []string {
+	var outputs map[string]json.RawMessage
+	_ = json.Unmarshal(got, &outputs)
+	var broken []string
+	for _, c := range plans {
+		if c == nil || c.Action == resource.ActionNoop || c.Action == resource.ActionDelete {
+			continue
+		}
+		var promised map[string]json.RawMessage
+		if json.Unmarshal(c.PlannedOutputs, &promised) != nil {
+			continue
+		}
+		for name, want := range promised {
+			v, ok := outputs[name]
+			if !ok {
+				v = json.RawMessage("null")
+			}
+			if slices.Contains(c.UnknownOutputs, name) || jsonSame(want, v) || slices.Contains(broken, name) {
+				continue
+			}
+			broken = append(broken, name)
+		}
+	}
+	sort.Strings(broken)
+	return broken
 }

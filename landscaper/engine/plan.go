@@ -544,13 +544,10 @@ func (e *Engine) planMember(ctx context.Context, path string) (*Change, outcome,
 	case needsEval:
 		return nil, outcomeNeedsEval, nil
 	case blocked:
-		c := &Change{Member: path, Type: m.typ, Provider: m.provider, Prior: prior, Deferred: true, WaitsFor: e.unknownOpaque(m), Deps: m.deps, Inputs: json.RawMessage("{}"), Context: m.context}
-		c.Action = resource.ActionCreate
-		if prior != nil {
-			c.Action = resource.ActionUpdate
+		c, err := e.planBlocked(ctx, m, prior)
+		if err != nil {
+			return nil, outcomeFailed, err
 		}
-		c.UnknownOutputs = outputNames(m.schema)
-		e.setUnknownOutputs(path, c.UnknownOutputs)
 		return c, outcomeDone, nil
 	}
 	sub, err := e.substitute(m)

@@ -31,6 +31,10 @@ type member struct {
 	// the outputs it forced: its inputs hold only while each output keeps
 	// that value; else it is evaluated again.
 	assumed map[eval.Key]json.RawMessage
+	// failing holds the parts of the inputs that used an output in the
+	// evaluation with every unknown output throwing (a nil path: all of
+	// them, or it could not tell).
+	failing []resource.Path
 	// traced: the outputs this member forces were found by tracing.
 	traced bool
 	deps   []string
@@ -613,7 +617,7 @@ func (e *Engine) newMember(em eval.Member, second string, haveSecond bool, faili
 	if err != nil {
 		return nil, &MemberError{Member: em.Path, Type: em.Type, Err: err}
 	}
-	m := &member{path: em.Path, typ: em.Type, provider: provider, schema: schema, inputs: em.Inputs, context: em.Context, analysis: an, evalKnown: evalKnown}
+	m := &member{path: em.Path, typ: em.Type, provider: provider, schema: schema, inputs: em.Inputs, context: em.Context, analysis: an, evalKnown: evalKnown, failing: failing}
 	if m.evalKnown == nil {
 		m.evalKnown = map[eval.Key]bool{}
 	}

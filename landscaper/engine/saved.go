@@ -106,7 +106,7 @@ func (s *SavedPlan) change(c *Change) SavedChange {
 	if d := c.Details; d != nil {
 		sc.Details = &SavedDetails{Summary: d.Summary, Lines: d.Lines, JSON: d.JSON}
 	}
-	if c.Action != resource.ActionDelete && !c.Deferred {
+	if c.Action != resource.ActionDelete && (!c.Deferred || len(c.Unknown) > 0) {
 		sc.Inputs = s.hide(c.Inputs, c.Sensitive, c.Unknown)
 		sc.Unknown, sc.Sensitive = pathStrings(c.Unknown), pathStrings(c.Sensitive)
 	}

@@ -83,6 +83,9 @@ func headline(c *engine.Change) string {
 		}
 		return id + " will be updated in place"
 	case resource.ActionReplace:
+		if c.Deferred {
+			return id + " must be replaced; its inputs are computed from outputs known after apply" + waitsFor(c)
+		}
 		return id + " must be replaced"
 	case resource.ActionDelete:
 		return id + " will be destroyed"
@@ -215,7 +218,8 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 			fmt.Fprintf(w, "      %s %s%s = %s -> %s%s\n", st.Yellow("~"), n, pad, oldText, newText, note)
 		}
 	}
-	if c.Deferred {
+	if c.Deferred && len(c.Unknown) == 0 {
+		// Planned without its provider: no input is known.
 		sign := st.Green("+")
 		if c.Action != resource.ActionCreate {
 			sign = st.Yellow("~")

@@ -285,7 +285,7 @@ func PlanToJSON(p *engine.Plan) PlanJSON {
 		if c.Prior != nil {
 			cj.Before = maskedValue(c.Prior.Inputs, c.Prior.SensitiveInputs, nil)
 		}
-		if c.Action != resource.ActionDelete && !c.Deferred {
+		if c.Action != resource.ActionDelete && (!c.Deferred || len(c.Unknown) > 0) {
 			cj.After = maskedValue(c.Inputs, c.Sensitive, c.Unknown)
 			for _, q := range c.Unknown {
 				cj.Unknown = append(cj.Unknown, q.String())
@@ -321,10 +321,14 @@ func reasonOf(c *engine.Change) string {
 	}
 	switch {
 	case c.Deferred:
+		why := "its inputs are computed from outputs known after apply"
 		if len(c.WaitsFor) > 0 {
-			return "its inputs are computed from outputs known after apply: " + strings.Join(c.WaitsFor, ", ")
+			why += ": " + strings.Join(c.WaitsFor, ", ")
 		}
-		return "its inputs are computed from outputs known after apply"
+		if c.Action == resource.ActionReplace && len(c.RequiresReplace) > 0 {
+			why += "; a change forces replacement: " + paths(c.RequiresReplace)
+		}
+		return why
 	case c.Action == resource.ActionNoop:
 		return ""
 	case c.Action == resource.ActionCreate:

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/landscaper-nix/landscaper/landscaper/state"
+	"github.com/landscaper-nix/landscaper/proto/resource"
+)
+
+// planBlocked plans a member whose Nix code computes with outputs that are
+// not known yet; it is evaluated again once they are. When the evaluation
+// told which parts of its inputs use outputs, those parts are unknown and
+// its provider plans the rest as it plans any input: the plan checks what
+// is known (an input the type does not have, a wrong type) and shows the
+// replacement that an unknown input forces. When it could not tell (the
+// inputs as a whole are computed), the member is planned to be created or
+// updated with every input and output unknown.
+func (e *Engine) planBlocked(ctx context.Context, m *member, prior *state.Resource) (*Change, error) {
+	waits := e.unknownOpaque(m)
+	if len(m.failing) == 0 || slices.ContainsFunc(m.failing, func(p resource.Path) bool { return len(p) == 0 }) {
+		c := &Change{Member: m.path, Type: m.typ, Provider: m.provider, Prior: prior, Deferred: true, WaitsFor: waits, Deps: m.deps, Inputs: json.RawMessage("{}"), Context: m.context}
+		c.Action = resource.ActionCreate
+		if prior != nil {
+			c.Action = resource.ActionUpdate
+		}
+		c.UnknownOutputs = outputNames(m.schema)
+		e.setUnknownOutputs(m.path, c.UnknownOutputs)
+		return c, nil
+	}
+	sub, err := e.substitute(m)
+	if err == nil {
+		sub.JSON, err = withNullAt(sub.JSON, m.failing)
+	}
+	if err != nil {
+		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
+	}
+	for _, p := range m.failing {
+		if !resource.Covered(p, sub.Unknown) {
+			sub.Unknown = append(sub.Unknown, p)
+		}
+	}
+	c, err := e.askPlanQuiet(ctx, m, prior, sub, e.opts.Describe)
+	if err != nil {
+		return nil, err
+	}
+	c.Deferred, c.WaitsFor = true, waits
+	if c.Action == resource.ActionNoop {
+		// Its provider cannot know that nothing changes: the unknown
+		// parts may.
+		c.Action, c.PlannedOutputs, c.UnknownOutputs = resource.ActionUpdate, nil, outputNames(m.schema)
+	}
+	e.recordPlannedOutputs(m, c)
+	return c, nil
+}
+
+// withNullAt returns the JSON document doc with the values at paths
+// replaced by null.
+func withNullAt(doc json.RawMessage, paths []resource.Path) (json.RawMessage, error) {
+	// Numbers stay as they are written (a whole number beyond 2^53 would
+	// otherwise come back rounded).
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode inputs: %w", err)
+	}
+	for _, p := range paths {
+		v = setNull(v, p)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode inputs: %w", err)
+	}
+	return out, nil
+}
+
+// setNull replaces the value at p inside v by null; a path that leads
+// nowhere changes nothing.
+func setNull(v any, p resource.Path) any {
+	if len(p) == 0 {
+		return nil
+	}
+	step, rest := p[0], p[1:]
+	switch x := v.(type) {
+	case map[string]any:
+		name := step.Name
+		if step.Kind == resource.StepKey {
+			name = step.Key
+		}
+		if step.Kind != resource.StepIndex {
+			if e, ok := x[name]; ok {
+				x[name] = setNull(e, rest)
+			}
+		}
+	case []any:
+		if step.Kind == resource.StepIndex && step.Index >= 0 && step.Index < len(x) {
+			x[step.Index] = setNull(x[step.Index], rest)
+		}
+	}
+	return v
+}
