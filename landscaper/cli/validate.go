@@ -148,7 +148,7 @@ func runValidate(ctx context.Context, args []string, env Env) error {
 		for i, n := range later {
 			names[i] = termsafe.Name(n)
 		}
-		fmt.Fprintf(env.Stdout, "The inputs of %s are computed from outputs known only after apply; the plan of an apply checks them.\n", strings.Join(names, ", "))
+		fmt.Fprintf(env.Stdout, "The inputs of %s are computed, in part or whole, from outputs known only after apply: those parts are checked when apply knows them.\n", strings.Join(names, ", "))
 	}
 	if plan.Waiting > 0 {
 		fmt.Fprintf(env.Stdout, "Which members exist depends on outputs known only after apply (%s); %d member%s could not be checked yet.\n", strings.Join(plan.Undecided, ", "), plan.Waiting, plural(plan.Waiting))
