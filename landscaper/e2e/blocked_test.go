@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/landscaper-nix/landscaper/landscaper/internal/testbin"
 )
 
 // blockedDeployment has a command and a file whose name is computed from
@@ -88,6 +90,63 @@ func TestBlockedMemberPlanned(t *testing.T) {
 		}
 	}
 	wantFile(t, dir, "out/k-bbc", "y")
+	out, _ = mustRun(t, dir, 0, "plan", "--detailed-exitcode")
+	if !strings.Contains(out, "No changes") {
+		t.Errorf("the plan after apply:\n%s", out)
+	}
+}
+
+// TestComputesBesidePassingASecret: a member that passes a private key on
+// in one input and computes its file name from a command's output in
+// another is planned and applied (it was refused as computing with the
+// sensitive key); the key reaches no plan, saved plan or JSON.
+func TestComputesBesidePassingASecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	deployment := func(arg string) string {
+		return `{ members, providers, ... }: {
+  members.key = { type = providers.ssh-keypair.keypair; };
+  members.cmd = { type = providers.local.exec; inputs = { executable = "echo"; args = [ "-n" "` + arg + `" ]; }; };
+  members.s = { type = providers.local.file; inputs = { name = "out/s-${builtins.hashString "sha256" members.cmd.outputs.stdout}"; mode = "0600"; contents = members.key.outputs.privateKey; }; };
+}
+`
+	}
+	writeFile(t, dir, "landscaper.nix", deployment("a"))
+	out, _ := mustRun(t, dir, 0, "plan")
+	if !strings.Contains(out, "s (local.file) will be created; its inputs are computed from outputs known after apply (cmd.stdout)") {
+		t.Errorf("the first plan:\n%s", out)
+	}
+	mustRun(t, dir, 0, "apply", "--auto-approve")
+	private := readFile(t, dir, "out/s-"+sha256Hex("a"))
+	if !strings.Contains(private, "PRIVATE KEY") {
+		t.Fatalf("out/s-... does not hold the private key:\n%s", private)
+	}
+
+	writeFile(t, dir, "landscaper.nix", deployment("b"))
+	planFile := dir + "/p.plan"
+	out, _ = mustRun(t, dir, 0, "plan", "--out", planFile)
+	for _, want := range []string{
+		"s (local.file) must be replaced; its inputs are computed from outputs known after apply (cmd.stdout)",
+		"# forces replacement",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not show %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "changed outside") {
+		t.Errorf("the plan says the key changed outside:\n%s", out)
+	}
+	js, _ := mustRun(t, dir, 0, "plan", "--json")
+	for _, line := range testbin.SecretLines(private) {
+		for what, text := range map[string]string{"plan": out, "saved plan": readFile(t, dir, "p.plan"), "plan --json": js} {
+			if strings.Contains(text, line) {
+				t.Fatalf("the %s holds the private key", what)
+			}
+		}
+	}
+	mustRun(t, dir, 0, "apply", planFile)
+	wantFile(t, dir, "out/s-"+sha256Hex("b"), private)
+	wantNoFile(t, dir, "out/s-"+sha256Hex("a"))
 	out, _ = mustRun(t, dir, 0, "plan", "--detailed-exitcode")
 	if !strings.Contains(out, "No changes") {
 		t.Errorf("the plan after apply:\n%s", out)

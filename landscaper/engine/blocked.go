@@ -13,12 +13,13 @@ import (
 
 // planBlocked plans a member whose Nix code computes with outputs that are
 // not known yet; it is evaluated again once they are. When the evaluation
-// told which parts of its inputs use outputs, those parts are unknown and
-// its provider plans the rest as it plans any input: the plan checks what
-// is known (an input the type does not have, a wrong type) and shows the
-// replacement that an unknown input forces. When it could not tell (the
-// inputs as a whole are computed), the member is planned to be created or
-// updated with every input and output unknown.
+// told which parts of its inputs compute with outputs (or, failing that,
+// use them), those parts are unknown and its provider plans the rest as
+// it plans any input: the plan checks what is known (an input the type
+// does not have, a wrong type) and shows the replacement that an unknown
+// input forces. When it could not tell (the inputs as a whole are
+// computed), the member is planned to be created or updated with every
+// input and output unknown.
 func (e *Engine) planBlocked(ctx context.Context, m *member, prior *state.Resource) (*Change, error) {
 	waits := e.unknownOpaque(m)
 	if len(m.failing) == 0 || slices.ContainsFunc(m.failing, func(p resource.Path) bool { return len(p) == 0 }) {
@@ -31,14 +32,21 @@ func (e *Engine) planBlocked(ctx context.Context, m *member, prior *state.Resour
 		e.setUnknownOutputs(m.path, c.UnknownOutputs)
 		return c, nil
 	}
+	// The parts that compute with outputs when the evaluation told them
+	// apart from those that pass tokens on (substituted as for any
+	// member); else every part that uses an output.
+	unknown := m.failing
+	if c := m.analysis.Computing; len(c) > 0 {
+		unknown = c
+	}
 	sub, err := e.substitute(m)
 	if err == nil {
-		sub.JSON, err = withNullAt(sub.JSON, m.failing)
+		sub.JSON, err = withNullAt(sub.JSON, unknown)
 	}
 	if err != nil {
 		return nil, &MemberError{Member: m.path, Type: m.typ, Err: err}
 	}
-	for _, p := range m.failing {
+	for _, p := range unknown {
 		if !resource.Covered(p, sub.Unknown) {
 			sub.Unknown = append(sub.Unknown, p)
 		}

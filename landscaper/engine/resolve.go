@@ -731,10 +731,21 @@ func (e *Engine) reevaluateApart(ctx context.Context, paths []string, traced ...
 	}
 	e.mu.Unlock()
 	if len(traced) > 0 {
+		// What the whole member forced stands for what its computing
+		// parts force, unless it passes tokens on in other parts: those
+		// parts are traced alone.
+		parts := e.computingParts(trace)
+		var alone []string
 		for _, p := range trace {
+			if _, ok := parts[p]; ok {
+				alone = append(alone, p)
+				continue
+			}
 			e.recordTrace(p, traced[0][p].Forced)
 		}
-	} else if err := e.traceMembers(ctx, trace); err != nil {
+		trace = alone
+	}
+	if err := e.traceMembers(ctx, trace); err != nil {
 		return err
 	}
 	if len(again) == 0 {
@@ -835,8 +846,8 @@ func (e *Engine) traceMembers(ctx context.Context, paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	if len(paths) > 1 {
-		traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Only: paths, Known: e.deciderValues()})
+	if len(paths) > 1 || e.computingParts(paths) != nil {
+		traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Only: paths, Known: e.deciderValues(), Parts: e.computingParts(paths)})
 		var evalErr *eval.Error
 		switch {
 		case err == nil:
@@ -873,6 +884,28 @@ func (e *Engine) deciderValues() map[string]map[string]json.RawMessage {
 	}
 	e.mu.Unlock()
 	return known
+}
+
+// computingParts gives, of the members at paths that pass tokens on in
+// some parts and compute with outputs in others, the parts that compute:
+// only those are traced, so that an output a member passes on (a private
+// key, say) is not taken for one it computes with. Nil when there are
+// none.
+func (e *Engine) computingParts(paths []string) map[string][]resource.Path {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out map[string][]resource.Path
+	for _, p := range paths {
+		m := e.members[p]
+		if m == nil || len(m.analysis.Computing) == 0 || len(m.analysis.Computing) == len(m.failing) {
+			continue
+		}
+		if out == nil {
+			out = map[string][]resource.Path{}
+		}
+		out[p] = m.analysis.Computing
+	}
+	return out
 }
 
 // traceMember finds the outputs a member's inputs force, in an evaluation

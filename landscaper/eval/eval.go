@@ -559,6 +559,10 @@ type TraceRequest struct {
 	// its inputs (Traced.Member): an evaluation that forced no unknown
 	// output gave the member's final inputs.
 	WithInputs bool
+	// Parts, by member path, restricts the trace of a member with masked
+	// parts to some of those parts: what they force, not what the others
+	// do. Not with WithInputs.
+	Parts map[string][]resource.Path
 }
 
 // Traced is what one member forced ("member#output" keys, in the order
@@ -582,8 +586,11 @@ func (e *Evaluator) Trace(ctx context.Context, req TraceRequest) (map[string]Tra
 		return map[string]Traced{}, nil
 	}
 	req.Only = slices.Compact(slices.Sorted(slices.Values(req.Only)))
+	if req.WithInputs && len(req.Parts) > 0 {
+		return nil, errors.New("trace: parts and inputs asked together")
+	}
 	earlier := e.maskedFor(req.Only)
-	r, err := e.run(ctx, contextFile{Mode: "trace", Types: req.Types, Known: req.Known, Only: req.Only, Masked: earlier.failingJSON(),
+	r, err := e.run(ctx, contextFile{Mode: "trace", Types: req.Types, Known: req.Known, Only: req.Only, Masked: earlier.partsJSON(req.Parts),
 		TraceKnown: req.WithInputs, WithInputs: req.WithInputs})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -36,6 +37,29 @@ func (mi maskedInputs) failingJSON() map[string][][]json.RawMessage {
 	out := make(map[string][][]json.RawMessage, len(mi))
 	for path, m := range mi {
 		out[path] = m.raw
+	}
+	return out
+}
+
+// partsJSON is failingJSON with the members of parts restricted to those
+// of their failing parts (a member none of whose failing parts is listed
+// keeps them all).
+func (mi maskedInputs) partsJSON(parts map[string][]resource.Path) map[string][][]json.RawMessage {
+	out := mi.failingJSON()
+	for path, want := range parts {
+		m, ok := mi[path]
+		if !ok {
+			continue
+		}
+		var raw [][]json.RawMessage
+		for i, f := range m.failing {
+			if slices.ContainsFunc(want, func(p resource.Path) bool { return p.String() == f.String() }) {
+				raw = append(raw, m.raw[i])
+			}
+		}
+		if len(raw) > 0 {
+			out[path] = raw
+		}
 	}
 	return out
 }

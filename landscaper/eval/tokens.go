@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -133,6 +134,11 @@ type Analysis struct {
 	// values is not enough; the member must be evaluated again once they
 	// are known.
 	Opaque []Key
+	// Computing lists the parts of the inputs (of those that failed with
+	// every unknown output throwing) that compute with outputs; the
+	// other failing parts only pass tokens on. Empty when the parts were
+	// not known or could not be told apart.
+	Computing []resource.Path
 }
 
 // Analyze reads a member's inputs (spelling A) and, if given, the same
@@ -165,14 +171,27 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resourc
 			opaque[k] = true
 		}
 	})
+	var computing []resource.Path
 	if haveB {
 		var docB any
 		if err := decodeExact([]byte(inputsB), &docB); err != nil {
 			return Analysis{}, fmt.Errorf("decode inputs: %w", err)
 		}
-		ca, _ := json.Marshal(t.canonical(docA, t.inA))
-		cb, _ := json.Marshal(t.canonical(docB, t.inB))
-		if string(ca) != string(cb) {
+		if parts, ok := t.partsComputing(docA, docB, failing); ok {
+			// Compared part by part: only the outputs that a part which
+			// depends on the spelling refers to are suspect (a part that
+			// passes a token on beside one that hashes another output
+			// does not compute with the first).
+			for _, p := range parts {
+				computing = append(computing, p.path)
+				for _, k := range p.refers {
+					opaque[k] = true
+				}
+				if len(p.refers) == 0 {
+					opaque[Key{}] = true
+				}
+			}
+		} else if ca, cb := t.canonicalJSON(docA, t.inA), t.canonicalJSON(docB, t.inB); ca != cb {
 			// The inputs depend on the tokens' spelling: every output they
 			// refer to is suspect. If none is visible at all, the engine
 			// must treat the member as depending on every unknown output.
@@ -201,7 +220,116 @@ func (t *Tokens) Analyze(inputsA, inputsB string, haveB bool, failing ...resourc
 			opaque[Key{}] = true
 		}
 	}
-	return Analysis{Deps: sortedKeys(deps), Opaque: sortedKeys(opaque)}, nil
+	return Analysis{Deps: sortedKeys(deps), Opaque: sortedKeys(opaque), Computing: computing}, nil
+}
+
+// partComputing is a failing part that computes with outputs, and the
+// outputs whose tokens (intact or mangled) it shows.
+type partComputing struct {
+	path   resource.Path
+	refers []Key
+}
+
+// partsComputing compares the two spellings part by part: ok is false
+// unless every failing part is a proper part (not the whole inputs) found
+// in both, and the inputs beside those parts are the same in both. A part
+// computes when it differs between the spellings once intact tokens are
+// set aside, shows a mangled token, or shows no token at all.
+func (t *Tokens) partsComputing(docA, docB any, failing []resource.Path) ([]partComputing, bool) {
+	if len(failing) == 0 {
+		return nil, false
+	}
+	restA, restB := docA, docB
+	var out []partComputing
+	for _, p := range failing {
+		if len(p) == 0 {
+			return nil, false
+		}
+		va, okA := valueAt(docA, p)
+		vb, okB := valueAt(docB, p)
+		if !okA || !okB {
+			return nil, false
+		}
+		var intact, mangled []Key
+		walkStrings(va, func(s string) {
+			i, m := t.scan(s)
+			intact = append(intact, i...)
+			mangled = append(mangled, m...)
+		})
+		if len(mangled) > 0 || len(intact) == 0 || t.canonicalJSON(va, t.inA) != t.canonicalJSON(vb, t.inB) {
+			out = append(out, partComputing{path: p, refers: append(intact, mangled...)})
+		}
+		restA, restB = withoutPart(restA, p), withoutPart(restB, p)
+	}
+	if t.canonicalJSON(restA, t.inA) != t.canonicalJSON(restB, t.inB) {
+		return nil, false
+	}
+	return out, true
+}
+
+func (t *Tokens) canonicalJSON(v any, spelling func(string) (Key, bool)) string {
+	b, _ := json.Marshal(t.canonical(v, spelling))
+	return string(b)
+}
+
+// valueAt returns the value at p inside a decoded JSON document.
+func valueAt(v any, p resource.Path) (any, bool) {
+	for _, step := range p {
+		switch x := v.(type) {
+		case map[string]any:
+			name := step.Name
+			if step.Kind == resource.StepKey {
+				name = step.Key
+			}
+			e, ok := x[name]
+			if !ok || step.Kind == resource.StepIndex {
+				return nil, false
+			}
+			v = e
+		case []any:
+			if step.Kind != resource.StepIndex || step.Index < 0 || step.Index >= len(x) {
+				return nil, false
+			}
+			v = x[step.Index]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// withoutPart returns v with the value at p replaced by null, copying
+// what it changes (v itself is left as it is).
+func withoutPart(v any, p resource.Path) any {
+	if len(p) == 0 {
+		return nil
+	}
+	step := p[0]
+	switch x := v.(type) {
+	case map[string]any:
+		name := step.Name
+		if step.Kind == resource.StepKey {
+			name = step.Key
+		}
+		e, ok := x[name]
+		if !ok || step.Kind == resource.StepIndex {
+			return v
+		}
+		c := make(map[string]any, len(x))
+		for k, val := range x {
+			c[k] = val
+		}
+		c[name] = withoutPart(e, p[1:])
+		return c
+	case []any:
+		if step.Kind != resource.StepIndex || step.Index < 0 || step.Index >= len(x) {
+			return v
+		}
+		c := slices.Clone(x)
+		c[step.Index] = withoutPart(x[step.Index], p[1:])
+		return c
+	}
+	return v
 }
 
 func sortedKeys(m map[Key]bool) []Key {

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
@@ -161,4 +162,64 @@ func onlyTokens(toks *Tokens) (a, b string) {
 		b = s
 	}
 	return a, b
+}
+
+// tokensOf returns the two spellings of k's token.
+func tokensOf(toks *Tokens, k Key) (a, b string) {
+	toks.tables()
+	for s, key := range toks.a {
+		if key == k {
+			a = s
+		}
+	}
+	for s, key := range toks.b {
+		if key == k {
+			b = s
+		}
+	}
+	return a, b
+}
+
+// TestAnalyzeByPart: with the failing parts known, the two spellings are
+// compared part by part, so an output passed on in one part is not taken
+// for one computed with in another; without them, or when a part is the
+// whole inputs, every output the inputs show is suspect, as before.
+func TestAnalyzeByPart(t *testing.T) {
+	e := &Evaluator{nonceA: "a", nonceB: "b"}
+	key, cmd := Key{"key", "privateKey"}, Key{"cmd", "stdout"}
+	toks := e.Tokens([]Key{key, cmd})
+	keyA, keyB := tokensOf(toks, key)
+	cmdA, cmdB := tokensOf(toks, cmd)
+	doc := func(contents, name string) string {
+		return mustJSON(map[string]string{"contents": contents, "name": name, "mode": "0600"})
+	}
+	contents, name := resource.AttrPath("contents"), resource.AttrPath("name")
+	tests := []struct {
+		name      string
+		a, b      string
+		failing   []resource.Path
+		opaque    []Key
+		computing []resource.Path
+	}{
+		{"passes one, hashes another", doc(keyA, "out/1111"), doc(keyB, "out/2222"), []resource.Path{contents, name}, []Key{{}}, []resource.Path{name}},
+		{"passes one, computes with another it shows", doc(keyA, "x-"+cmdA), doc(keyB, "y-"+cmdB), []resource.Path{contents, name}, []Key{cmd}, []resource.Path{name}},
+		{"passes both", doc(keyA, "out/"+cmdA), doc(keyB, "out/"+cmdB), []resource.Path{contents, name}, nil, nil},
+		{"parts not known", doc(keyA, "out/1111"), doc(keyB, "out/2222"), nil, []Key{key}, nil},
+		{"the whole inputs fail", doc(keyA, "out/1111"), doc(keyB, "out/2222"), []resource.Path{nil}, []Key{{}, key}, nil},
+		{"a part beside the failing ones differs", doc(keyA, "out/"+cmdA), doc("x", "out/"+cmdB), []resource.Path{name}, []Key{cmd, key}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			an, err := toks.Analyze(tt.a, tt.b, true, tt.failing...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(an.Opaque, tt.opaque) && !(len(an.Opaque) == 0 && len(tt.opaque) == 0) {
+				t.Errorf("opaque %v, want %v", an.Opaque, tt.opaque)
+			}
+			if !slices.EqualFunc(an.Computing, tt.computing, func(p, q resource.Path) bool { return p.String() == q.String() }) {
+				t.Errorf("computing %v, want %v", an.Computing, tt.computing)
+			}
+		})
+	}
 }

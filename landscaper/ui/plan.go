@@ -210,6 +210,11 @@ func renderAttributes(w io.Writer, c *engine.Change, st Style) {
 				fmt.Fprintf(w, "      %s %s%s = %s (value changed)%s\n", st.Yellow("~"), n, pad, newText, note)
 				continue
 			}
+			if oldText == newText && resource.Covered(p, c.Unknown) {
+				// A sensitive input known only after apply.
+				fmt.Fprintf(w, "      %s %s%s = %s -> %s%s\n", st.Yellow("~"), n, pad, oldText, unknownText, note)
+				continue
+			}
 			if oldText == newText {
 				// The input is the same; the resource changed outside.
 				fmt.Fprintf(w, "      %s %s%s = %s (changed outside Landscaper)%s\n", st.Yellow("~"), n, pad, newText, note)
