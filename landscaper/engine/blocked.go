@@ -77,37 +77,11 @@ func withNullAt(doc json.RawMessage, paths []resource.Path) (json.RawMessage, er
 		return nil, fmt.Errorf("decode inputs: %w", err)
 	}
 	for _, p := range paths {
-		v = setNull(v, p)
+		v = resource.NullAt(v, p)
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode inputs: %w", err)
 	}
 	return out, nil
-}
-
-// setNull replaces the value at p inside v by null; a path that leads
-// nowhere changes nothing.
-func setNull(v any, p resource.Path) any {
-	if len(p) == 0 {
-		return nil
-	}
-	step, rest := p[0], p[1:]
-	switch x := v.(type) {
-	case map[string]any:
-		name := step.Name
-		if step.Kind == resource.StepKey {
-			name = step.Key
-		}
-		if step.Kind != resource.StepIndex {
-			if e, ok := x[name]; ok {
-				x[name] = setNull(e, rest)
-			}
-		}
-	case []any:
-		if step.Kind == resource.StepIndex && step.Index >= 0 && step.Index < len(x) {
-			x[step.Index] = setNull(x[step.Index], rest)
-		}
-	}
-	return v
 }

@@ -3,12 +3,10 @@ package engine
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/landscaper/eval"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -19,12 +17,7 @@ import (
 // planned with the promised value is not applied, and the next plan uses
 // the real value.
 func TestPromisedOutputs(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "landscaper-provider-liar")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./landscaper/engine/testdata/liarprovider")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test provider: %v\n%s", err, out)
-	}
+	bin := buildTestProvider(t, "liarprovider", "liar")
 	for _, tc := range []struct {
 		name    string
 		lie     bool
@@ -45,19 +38,7 @@ func TestPromisedOutputs(t *testing.T) {
 				t.Fatal(err)
 			}
 			statePath := filepath.Join(dir, ".landscaper", "state.json")
-			open := func() *Engine {
-				e, err := Open(t.Context(), Options{
-					Source:   eval.Source{File: filepath.Join(dir, "landscaper.nix")},
-					Backend:  state.NewFile(statePath),
-					Builtins: map[string]string{"liar": bin},
-					Dir:      dir,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { e.Close() })
-				return e
-			}
+			open := func() *Engine { return openWithProvider(t, dir, "liar", bin, false) }
 			e := open()
 			plan, err := e.Plan(t.Context())
 			if err != nil {

@@ -6,12 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/landscaper-nix/landscaper/landscaper/eval"
 	"github.com/landscaper-nix/landscaper/landscaper/state"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 )
@@ -57,12 +55,7 @@ func writeVersion0State(t *testing.T, path string) {
 // version 0 plans as a no-op with the provider at version 1, without
 // drift, with the output under its new name; the apply records version 1.
 func TestRecordedStateUpgradedByTheProvider(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "landscaper-provider-vers")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./landscaper/engine/testdata/upgradeprovider")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test provider: %v\n%s", err, out)
-	}
+	bin := buildTestProvider(t, "upgradeprovider", "vers")
 	for _, noRefresh := range []bool{false, true} {
 		name := map[bool]string{false: "refreshed", true: "not refreshed"}[noRefresh]
 		t.Run(name, func(t *testing.T) {
@@ -72,21 +65,7 @@ func TestRecordedStateUpgradedByTheProvider(t *testing.T) {
 			}
 			statePath := filepath.Join(dir, ".landscaper", "state.json")
 			writeVersion0State(t, statePath)
-			open := func() *Engine {
-				e, err := Open(t.Context(), Options{
-					Source:    eval.Source{File: filepath.Join(dir, "landscaper.nix")},
-					Backend:   state.NewFile(statePath),
-					Builtins:  map[string]string{"vers": bin},
-					Dir:       dir,
-					NoRefresh: noRefresh,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { e.Close() })
-				return e
-			}
-
+			open := func() *Engine { return openWithProvider(t, dir, "vers", bin, noRefresh) }
 			e := open()
 			plan, err := e.Plan(t.Context())
 			if err != nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -245,8 +244,8 @@ func (t *Tokens) partsComputing(docA, docB any, failing []resource.Path) ([]part
 		if len(p) == 0 {
 			return nil, false
 		}
-		va, okA := valueAt(docA, p)
-		vb, okB := valueAt(docB, p)
+		va, okA := resource.ValueAt(docA, p)
+		vb, okB := resource.ValueAt(docB, p)
 		if !okA || !okB {
 			return nil, false
 		}
@@ -259,7 +258,7 @@ func (t *Tokens) partsComputing(docA, docB any, failing []resource.Path) ([]part
 		if len(mangled) > 0 || len(intact) == 0 || t.canonicalJSON(va, t.inA) != t.canonicalJSON(vb, t.inB) {
 			out = append(out, partComputing{path: p, refers: append(intact, mangled...)})
 		}
-		restA, restB = withoutPart(restA, p), withoutPart(restB, p)
+		restA, restB = resource.NullAt(restA, p), resource.NullAt(restB, p)
 	}
 	if t.canonicalJSON(restA, t.inA) != t.canonicalJSON(restB, t.inB) {
 		return nil, false
@@ -270,66 +269,6 @@ func (t *Tokens) partsComputing(docA, docB any, failing []resource.Path) ([]part
 func (t *Tokens) canonicalJSON(v any, spelling func(string) (Key, bool)) string {
 	b, _ := json.Marshal(t.canonical(v, spelling))
 	return string(b)
-}
-
-// valueAt returns the value at p inside a decoded JSON document.
-func valueAt(v any, p resource.Path) (any, bool) {
-	for _, step := range p {
-		switch x := v.(type) {
-		case map[string]any:
-			name := step.Name
-			if step.Kind == resource.StepKey {
-				name = step.Key
-			}
-			e, ok := x[name]
-			if !ok || step.Kind == resource.StepIndex {
-				return nil, false
-			}
-			v = e
-		case []any:
-			if step.Kind != resource.StepIndex || step.Index < 0 || step.Index >= len(x) {
-				return nil, false
-			}
-			v = x[step.Index]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-// withoutPart returns v with the value at p replaced by null, copying
-// what it changes (v itself is left as it is).
-func withoutPart(v any, p resource.Path) any {
-	if len(p) == 0 {
-		return nil
-	}
-	step := p[0]
-	switch x := v.(type) {
-	case map[string]any:
-		name := step.Name
-		if step.Kind == resource.StepKey {
-			name = step.Key
-		}
-		e, ok := x[name]
-		if !ok || step.Kind == resource.StepIndex {
-			return v
-		}
-		c := make(map[string]any, len(x))
-		for k, val := range x {
-			c[k] = val
-		}
-		c[name] = withoutPart(e, p[1:])
-		return c
-	case []any:
-		if step.Kind != resource.StepIndex || step.Index < 0 || step.Index >= len(x) {
-			return v
-		}
-		c := slices.Clone(x)
-		c[step.Index] = withoutPart(x[step.Index], p[1:])
-		return c
-	}
-	return v
 }
 
 func sortedKeys(m map[Key]bool) []Key {

@@ -36,6 +36,75 @@ func Lookup(doc json.RawMessage, p Path) (json.RawMessage, bool) {
 	return cur, true
 }
 
+// stepName is the name an attribute or key step selects in an object; ok
+// is false for a list index.
+func (s Step) stepName() (string, bool) {
+	switch s.Kind {
+	case StepAttribute:
+		return s.Name, true
+	case StepKey:
+		return s.Key, true
+	}
+	return "", false
+}
+
+// ValueAt returns the value at p inside a decoded JSON document (objects
+// as map[string]any, lists as []any).
+func ValueAt(v any, p Path) (any, bool) {
+	for _, step := range p {
+		switch x := v.(type) {
+		case map[string]any:
+			name, ok := step.stepName()
+			if !ok {
+				return nil, false
+			}
+			if v, ok = x[name]; !ok {
+				return nil, false
+			}
+		case []any:
+			if step.Kind != StepIndex || step.Index < 0 || step.Index >= len(x) {
+				return nil, false
+			}
+			v = x[step.Index]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// NullAt returns a decoded JSON document with the value at p replaced by
+// null, copying what it changes (v itself is left as it is); a path that
+// leads nowhere changes nothing.
+func NullAt(v any, p Path) any {
+	if len(p) == 0 {
+		return nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		name, ok := p[0].stepName()
+		e, found := x[name]
+		if !ok || !found {
+			return v
+		}
+		c := make(map[string]any, len(x))
+		for k, val := range x {
+			c[k] = val
+		}
+		c[name] = NullAt(e, p[1:])
+		return c
+	case []any:
+		i := p[0].Index
+		if p[0].Kind != StepIndex || i < 0 || i >= len(x) {
+			return v
+		}
+		c := append([]any(nil), x...)
+		c[i] = NullAt(x[i], p[1:])
+		return c
+	}
+	return v
+}
+
 // ParsePath reads a path written as Path.String writes it (a.b."c d"[0]).
 func ParsePath(s string) (Path, error) {
 	var p Path
