@@ -82,7 +82,11 @@ func TestValidate(t *testing.T) {
 		{name: "computed from an output", nix: `{ members, providers, ... }: {
   members.x = { type = providers.local.exec; inputs = { executable = "echo"; args = [ "x" ]; }; };
   members.h = { type = providers.local.file; inputs = { name = "out/h"; contents = builtins.hashString "sha256" members.x.outputs.stdout; }; };
-}`, want: []string{"The deployment is valid.", "The inputs of h are computed from outputs known only after apply"}},
+}`, want: []string{"The deployment is valid.", "The inputs of h are computed, in part or whole, from outputs known only after apply"}},
+		{name: "computed from an output, a wrong input beside", nix: `{ members, providers, ... }: {
+  members.x = { type = providers.local.exec; inputs = { executable = "echo"; args = [ "x" ]; }; };
+  members.h = { type = providers.local.file; inputs = { nme = "out/h"; contents = builtins.hashString "sha256" members.x.outputs.stdout; }; };
+}`, code: 1, want: []string{`member h (local.file): inputs.nme: unknown input: "nme" is not an input of this resource type`}},
 		{name: "unknown input", nix: `{ members, providers, ... }: {
   members.a = { type = providers.local.file; inputs = { name = "out/a"; contnts = "x"; }; };
 }`, code: 1, want: []string{"the deployment is not valid", `member a (local.file): inputs.contnts: unknown input: "contnts" is not an input of this resource type`}},
