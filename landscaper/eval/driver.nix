@@ -165,6 +165,10 @@ let
   # them while the rest waits for those outputs. Each is reached by its
   # path, so that no spelling enumerates the composites left out.
   guardedEntries = builtins.filter (r: !(r.whole or false)) cSelected;
+  # Of those, the ones spelling "c" did not settle: the only ones the
+  # other spellings of mode "plan" evaluate (listed once for all of them,
+  # not filtered out of every member again by each).
+  unsettledEntries = builtins.filter (r: !(settled ? ${r.key})) guardedEntries;
   # The members spelling "c" selects, computed once per evaluation: the
   # guarded members and spelling "c" itself use them.
   cSelected = evaluateWith "c" true;
@@ -279,7 +283,7 @@ let
           all =
             if spelling == "c" then guardedResources [ ] (result.members or { })
             else if guardedFor spelling then
-              map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) guardedEntries
+              map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) (if planMode && spelling != "c" then unsettledEntries else guardedEntries)
             else resources [ ] (result.members or { });
         in
         if spelling == "c" && !raw then cSelected
@@ -298,19 +302,21 @@ let
           else builtins.filter (r: (r.whole or false) || ((only == null || only ? ${r.key}) && !(skip ? ${r.key}))) all;
       encode = r:
         let
-          ty = typeOf r.key r.m;
           # Of a member spelling "c" masked, only the parts that use an
           # output: the rest was read whole there and is the same in
           # every spelling (a NixOS toplevel beside an output, say).
           parts = if spelling != "c" && masked ? ${r.key} then masked.${r.key} else null;
           json = builtins.toJSON (if parts == null then r.m.inputs or { } else map (p: partAt p (r.m.inputs or { })) parts);
         in
+        encodeJSON r json // (if parts == null then { } else { parts = true; });
+      encodeJSON = r: json:
+        let ty = typeOf r.key r.m; in
         {
           path = r.key;
           type = "${ty.provider}.${ty.name}";
           inputs = builtins.unsafeDiscardStringContext json;
           context = builtins.getContext json;
-        } // (if parts == null then { } else { parts = true; });
+        };
       # failingParts lists the paths (as lists of names and indexes) of the
       # parts of v whose evaluation throws, stopping at the first level that
       # throws.
@@ -332,8 +338,14 @@ let
       # the rest here, with those parts null (masked): the other
       # spellings evaluate only the parts.
       encodeFailing = r:
-        let failing = if r.whole then [ [ ] ] else failingParts [ ] (r.m.inputs or { }); in
-        if failing == [ ] then encode r // { inherit failing; }
+        let
+          # Most members use no output: their inputs convert to JSON
+          # whole (every part read, none throwing), which settles them at
+          # once; only the others are searched part by part.
+          whole = builtins.tryEval (builtins.toJSON (r.m.inputs or { }));
+          failing = if r.whole then [ [ ] ] else if whole.success then [ ] else failingParts [ ] (r.m.inputs or { });
+        in
+        if failing == [ ] then encodeJSON r whole.value // { inherit failing; }
         else if builtins.elem [ ] failing then { path = r.key; inherit failing; }
         else
           let json = builtins.toJSON (mask (partTree failing) (r.m.inputs or { })); in
