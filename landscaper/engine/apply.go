@@ -424,19 +424,18 @@ func (r *applyRun) applyMember(ctx context.Context, path string) outcome {
 		r.mu.Lock()
 		r.changes[path] = c2
 		r.mu.Unlock()
-		planned := c
 		c = c2
-		if planned.Action == resource.ActionReplace && c.Action == resource.ActionUpdate {
+		if shown.Action == resource.ActionReplace && c.Action == resource.ActionUpdate {
 			// The other deviation: a replacement planned because an input
 			// that forces one was not known is, with that input the same
-			// as recorded, an update in place. Said, as above.
+			// as recorded, an update in place. Said, as the one below is.
 			e.emit(Event{Kind: EventInfo, Member: path, Type: c.Type, Message: "updated in place: planned as replace while its inputs were not known; with their values known nothing forces a replacement"})
 		}
 		if c.Action == resource.ActionNoop {
-			if planned.Action != resource.ActionNoop {
+			if shown.Action != resource.ActionNoop {
 				// The one deviation a plan allows: what might have changed
 				// did not. Said, so that the counts add up.
-				e.emit(Event{Kind: EventInfo, Member: path, Type: c.Type, Message: fmt.Sprintf("unchanged: planned as %s while its inputs were not known; with their values known there is nothing to do", planned.Action)})
+				e.emit(Event{Kind: EventInfo, Member: path, Type: c.Type, Message: fmt.Sprintf("unchanged: planned as %s while its inputs were not known; with their values known there is nothing to do", shown.Action)})
 			}
 			r.keepDependencies(m)
 			return outcomeDone

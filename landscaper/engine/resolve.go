@@ -846,8 +846,8 @@ func (e *Engine) traceMembers(ctx context.Context, paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	if len(paths) > 1 || e.computingParts(paths) != nil {
-		traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Only: paths, Known: e.deciderValues(), Parts: e.computingParts(paths)})
+	if parts := e.computingParts(paths); len(paths) > 1 || parts != nil {
+		traced, err := e.evaluator.Trace(ctx, eval.TraceRequest{Types: e.types, Only: paths, Known: e.deciderValues(), Parts: parts})
 		var evalErr *eval.Error
 		switch {
 		case err == nil:

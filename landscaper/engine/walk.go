@@ -161,6 +161,20 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 			skip(d, because)
 		}
 	}
+	// fail marks a node failed: its dependents are skipped, unless
+	// tolerate lets them go on.
+	fail := func(n string) {
+		res.failed[n] = true
+		for _, d := range dependents[n] {
+			if w.tolerate != nil && w.tolerate(d, n, res.failed) {
+				if missing[d]--; missing[d] == 0 && !res.skipped[d] {
+					ready = append(ready, d)
+				}
+				continue
+			}
+			skip(d, n)
+		}
+	}
 	// track (re)reads a node's dependencies and queues it if they are done.
 	track := func(n string) {
 		count := 0
@@ -253,16 +267,7 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 					}
 				}
 			case outcomeFailed:
-				res.failed[f.node] = true
-				for _, d := range dependents[f.node] {
-					if w.tolerate != nil && w.tolerate(d, f.node, res.failed) {
-						if missing[d]--; missing[d] == 0 && !res.skipped[d] {
-							ready = append(ready, d)
-						}
-						continue
-					}
-					skip(d, f.node)
-				}
+				fail(f.node)
 			case outcomeNeedsEval:
 				// A node that asks again, its dependencies unchanged,
 				// would ask forever: the evaluation learns nothing new.
@@ -274,10 +279,7 @@ func (w *walker) run(ctx context.Context, nodes []string) (walkResult, error) {
 				}
 				evaluatedWith[f.node] = slices.Clone(deps)
 				if fruitless[f.node] >= maxFruitlessEvaluations {
-					res.failed[f.node] = true
-					for _, d := range dependents[f.node] {
-						skip(d, f.node)
-					}
+					fail(f.node)
 					if firstErr == nil {
 						firstErr = fmt.Errorf("%s: its inputs were evaluated again %d times without settling; this is a Landscaper bug (please report it with the deployment)", f.node, fruitless[f.node])
 					}

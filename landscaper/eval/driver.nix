@@ -283,7 +283,7 @@ let
           all =
             if spelling == "c" then guardedResources [ ] (result.members or { })
             else if guardedFor spelling then
-              map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) (if planMode && spelling != "c" then unsettledEntries else guardedEntries)
+              map (r: { inherit (r) key; m = memberAt (result.members or { }) r.path; }) (if planMode then unsettledEntries else guardedEntries)
             else resources [ ] (result.members or { });
         in
         if spelling == "c" && !raw then cSelected

@@ -622,22 +622,20 @@ func decodeTraced(r ran, withInputs bool, earlier maskedInputs) (map[string]Trac
 // decodeTracedList decodes the list of members mode "trace" evaluated
 // (mode "plan" gives one too, for PlanRequest.Alone).
 func decodeTracedList(list json.RawMessage, forcedBy map[string][]string, withInputs bool, earlier maskedInputs) (map[string]Traced, error) {
-	var raw struct {
-		Traced []struct {
-			Path string `json:"path"`
-			OK   bool   `json:"ok"`
-			// With inputs: the member as mode "members" gives it.
-			Type    *string                 `json:"type"`
-			Inputs  *string                 `json:"inputs"`
-			Context map[string]ContextEntry `json:"context"`
-			Parts   *bool                   `json:"parts"`
-		} `json:"traced"`
+	var traced []struct {
+		Path string `json:"path"`
+		OK   bool   `json:"ok"`
+		// With inputs: the member as mode "members" gives it.
+		Type    *string                 `json:"type"`
+		Inputs  *string                 `json:"inputs"`
+		Context map[string]ContextEntry `json:"context"`
+		Parts   *bool                   `json:"parts"`
 	}
-	if err := decodeStrict(append(append([]byte(`{"traced":`), list...), '}'), &raw); err != nil {
+	if err := decodeStrict(list, &traced); err != nil {
 		return nil, err
 	}
-	out := make(map[string]Traced, len(raw.Traced))
-	for _, t := range raw.Traced {
+	out := make(map[string]Traced, len(traced))
+	for _, t := range traced {
 		if err := checkMemberPath(t.Path); err != nil {
 			return nil, err
 		}
