@@ -222,7 +222,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		return run(ctx, append(append([]string{}, rest...), "--help"), env)
 	}
 	fmt.Fprint(env.Stderr, usage+"\n")
-	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q%s", cmd, didYouMean(cmd, commandNames()))}
 }
 
 var versionSpec = spec{name: "version", about: "Print the version of landscaper.", max: 0}

@@ -183,5 +183,9 @@ func (g group) dispatch(args []string, env Env) (spec, []string, error) {
 		}
 	}
 	g.usage(env.Stderr)
-	return spec{}, nil, &exitError{code: 2, err: fmt.Errorf("unknown %s subcommand %q", g.name, args[0])}
+	names := make([]string, len(g.subs))
+	for i, s := range g.subs {
+		names[i] = strings.TrimPrefix(s.name, g.name+" ")
+	}
+	return spec{}, nil, &exitError{code: 2, err: fmt.Errorf("unknown %s subcommand %q%s", g.name, args[0], didYouMean(args[0], names))}
 }

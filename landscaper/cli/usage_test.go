@@ -120,7 +120,11 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{}, "Usage: landscaper"},
-		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"` + "\n"},
+		{[]string{"plna"}, `unknown command "plna"; did you mean "plan"?`},
+		{[]string{"aply"}, `unknown command "aply"; did you mean "apply"?`},
+		{[]string{"destory"}, `unknown command "destory"; did you mean "destroy"?`},
+		{[]string{"outputs"}, `unknown command "outputs"; did you mean "output"?`},
 		{[]string{"--nope", "plan"}, "flag provided but not defined: -nope"},
 		{[]string{"plan", "extra"}, `plan takes no arguments, got "extra"`},
 		{[]string{"apply", "--auto-approve", "one", "two"}, `apply takes at most 1 argument ([FILE]), got the extra "two"`},
@@ -132,7 +136,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"output", "--raw"}, "output --raw needs MEMBER.ATTR"},
 		{[]string{"output", "--raw", "--json", "a.b"}, "--raw and --json exclude each other"},
 		{[]string{"state"}, "state needs a subcommand"},
-		{[]string{"state", "frob"}, `unknown state subcommand "frob"`},
+		{[]string{"state", "frob"}, `unknown state subcommand "frob"` + "\n"},
+		{[]string{"state", "ls"}, `unknown state subcommand "ls"; did you mean "list"?`},
+		{[]string{"state", "lsit"}, `unknown state subcommand "lsit"; did you mean "list"?`},
+		{[]string{"provider", "shcema", "local"}, `unknown provider subcommand "shcema"; did you mean "schema"?`},
 		{[]string{"state", "list", "x"}, `state list takes no arguments, got "x"`},
 		{[]string{"state", "show"}, "state show needs MEMBER"},
 		{[]string{"state", "show", "a", "b", "c"}, `got the extra "b" "c"`},
@@ -235,5 +242,41 @@ func TestNoColorGlobal(t *testing.T) {
 				t.Errorf("coloured %v, want %v:\n%q", got, tc.colored, out.String())
 			}
 		})
+	}
+}
+
+// TestCommandNamesDispatch: every name suggested for a typo is a command
+// run knows.
+func TestCommandNamesDispatch(t *testing.T) {
+	for _, name := range commandNames() {
+		t.Run(name, func(t *testing.T) {
+			_, stderr, code := runMain(t, name, "--help")
+			if code != 0 || strings.Contains(stderr, "unknown command") {
+				t.Errorf("%s --help: exit %d\n%s", name, code, stderr)
+			}
+		})
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"plan", "plan", 0},
+		{"plna", "plan", 1},
+		{"pln", "plan", 1},
+		{"plann", "plan", 1},
+		{"plen", "plan", 1},
+		{"aply", "apply", 1},
+		{"", "abc", 3},
+		{"destory", "destroy", 1},
+		{"frobnicate", "plan", 9},
+	}
+	for _, tc := range tests {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
