@@ -167,7 +167,7 @@ func run(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		fmt.Fprint(env.Stderr, usage+"\n")
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: withFlagSuggestion(global, err)}
 	}
 	args = global.Args()
 	if *chdir != "" {

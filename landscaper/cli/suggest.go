@@ -1,6 +1,10 @@
 package cli
 
-import "fmt"
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
 
 // commandNames lists the commands run knows, for suggestions.
 func commandNames() []string {
@@ -47,4 +51,21 @@ func editDistance(a, b string) int {
 		prevprev, prev, cur = prev, cur, prevprev
 	}
 	return prev[len(b)]
+}
+
+// withFlagSuggestion adds to the flag package's "flag provided but not
+// defined" the closest flag fs defines, if one is near.
+func withFlagSuggestion(fs *flag.FlagSet, err error) error {
+	const undefined = "flag provided but not defined: -"
+	name, ok := strings.CutPrefix(err.Error(), undefined)
+	if !ok {
+		return err
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	hint := didYouMean(name, names)
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w%s", err, strings.Replace(hint, `"`, `"--`, 1))
 }

@@ -102,7 +102,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, withFlagSuggestion(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

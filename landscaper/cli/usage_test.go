@@ -157,7 +157,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"provider", "call", "local", "plan"}, "provider call needs --type"},
 		{[]string{"serve", "x"}, `serve takes no arguments, got "x"`},
 		{[]string{"version", "x"}, `version takes no arguments, got "x"`},
-		{[]string{"plan", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"plan", "--nope"}, "flag provided but not defined: -nope\n"},
+		{[]string{"--nocolor", "plan"}, `flag provided but not defined: -nocolor; did you mean "--no-color"?`},
+		{[]string{"plan", "--destory"}, `flag provided but not defined: -destory; did you mean "--destroy"?`},
+		{[]string{"apply", "--auto-aprove"}, `flag provided but not defined: -auto-aprove; did you mean "--auto-approve"?`},
+		{[]string{"state", "mv", "--lock-timeot", "1s", "a", "b"}, `did you mean "--lock-timeout"?`},
 		{[]string{"plan", "-chdir=/tmp"}, "--chdir is a global option and comes before the command: landscaper --chdir DIR plan"},
 		{[]string{"state", "list", "--chdir", "/tmp"}, "comes before the command: landscaper --chdir DIR state list"},
 	}
