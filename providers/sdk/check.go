@@ -285,6 +285,9 @@ func jsonEqual(a, b json.RawMessage) bool {
 	if isNull(a) || len(bytes.TrimSpace(a)) == 0 {
 		return isNull(b) || len(bytes.TrimSpace(b)) == 0
 	}
+	if bytes.Equal(a, b) {
+		return true
+	}
 	var x, y any
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return bytes.Equal(a, b)

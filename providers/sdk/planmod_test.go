@@ -157,3 +157,52 @@ func pathStrings(ps []resource.Path) []string {
 	}
 	return out
 }
+
+// TestPlanReadsRecordedInputs: the recorded inputs reach SameInput and
+// ReplaceIf decoded as the desired ones are, however they are spelt; a
+// record with an attribute no longer declared is still read, and one
+// whose value does not fit its field is an error, not a guess.
+func TestPlanReadsRecordedInputs(t *testing.T) {
+	h := sdktest.New(t, &sdk.Provider{Name: "disks", Version: "1", Types: map[string]sdk.Resource{"disk": diskType()}})
+	created, _ := h.Create("disks.disk", map[string]any{"name": "a", "size": 10, "label": "data", "note": "n"})
+	recorded := func(inputs string) *resource.State {
+		s := *created
+		s.Inputs = resource.Values{JSON: json.RawMessage(inputs)}
+		return &s
+	}
+	tests := []struct {
+		name    string
+		inputs  string
+		desired map[string]any
+		action  resource.Action
+		err     string
+	}{
+		{"escapes in a recorded string", `{"name":"a","size":10,"label":"d\u0061t\u0061","note":"n"}`,
+			map[string]any{"name": "a", "size": 10, "label": "DATA", "note": "n"}, resource.ActionNoop, ""},
+		{"spacing and order", ` { "note" : "n", "size" : 1e1, "label" : "data", "name" : "a" } `,
+			map[string]any{"name": "a", "size": 5, "label": "data", "note": "n"}, resource.ActionReplace, ""},
+		{"a growth after spacing", `{"note":"n","size":10,"label":"data","name":"a"}`,
+			map[string]any{"name": "a", "size": 20, "label": "data", "note": "n"}, resource.ActionUpdate, ""},
+		{"an attribute no longer declared", `{"name":"a","size":10,"label":"Data","note":"n","gone":true}`,
+			map[string]any{"name": "a", "size": 10, "label": "data", "note": "n"}, resource.ActionNoop, ""},
+		{"a value that does not fit", `{"name":"a","size":"ten","label":"data","note":"n"}`,
+			map[string]any{"name": "a", "size": 10, "label": "data", "note": "n"}, 0, "cannot read recorded state"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := h.Plan("disks.disk", recorded(tc.inputs), tc.desired)
+			if tc.err != "" {
+				if err := p.Diagnostics.Err(); err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("plan: %v, want an error saying %q", err, tc.err)
+				}
+				return
+			}
+			if p.Diagnostics.HasError() {
+				t.Fatalf("plan: %v", p.Diagnostics.Err())
+			}
+			if p.Action != tc.action {
+				t.Errorf("action %v, want %v (changed %v)", p.Action, tc.action, pathStrings(p.Changed))
+			}
+		})
+	}
+}

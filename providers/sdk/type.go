@@ -257,7 +257,8 @@ func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], ma
 	var st State[In, Out]
 	st.Private = s.Private
 	obj, _ := checkObject(t.inputAttributes(), s.Inputs.JSON, nil, nil)
-	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 {
+	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 && !t.fillRecorded(&st.Inputs, obj) {
+		st.Inputs = *new(In)
 		b, _ := json.Marshal(obj)
 		if err := json.Unmarshal(b, &st.Inputs); err != nil {
 			return st, obj, fmt.Errorf("decode recorded inputs: %w", err)
@@ -270,6 +271,18 @@ func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], ma
 		st.HasOutputs = true
 	}
 	return st, obj, nil
+}
+
+// fillRecorded fills in from the recorded inputs as checkObject read
+// them, as decode fills the desired ones; false when they do not fit
+// the struct's fields (an attribute no longer declared, say), which
+// encoding/json then decodes leniently, as it always did.
+func (t *Type[In, Out]) fillRecorded(in *In, obj map[string]json.RawMessage) bool {
+	target := reflect.ValueOf(in).Elem()
+	if target.Kind() != reflect.Struct || usesOwnDecoding(target.Type()) {
+		return false
+	}
+	return !decodeFields(target, obj, nil).HasError()
 }
 
 func (t *Type[In, Out]) validate(req resource.ValidateRequest) resource.Diagnostics {
