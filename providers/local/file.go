@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
@@ -103,7 +104,10 @@ func (w *writing) removeLeftover(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.names[name] == 0 {
-		_ = os.Remove(tempName(name))
+		// unlink alone: os.Remove tries rmdir too after a failure, and
+		// there is nearly always nothing to remove (a refresh does this
+		// for every file).
+		_ = ignoringEINTR(func() error { return syscall.Unlink(tempName(name)) })
 	}
 }
 
@@ -306,7 +310,7 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 	if err := ctx.Err(); err != nil {
 		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
 	}
-	f, err := os.Open(name)
+	f, err := openForReading(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fileOutputs{}, false, nil
 	}
@@ -319,6 +323,32 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 		return fileOutputs{}, false, fmt.Errorf("read file %s: %w", name, err)
 	}
 	return fileOutputs{SHA256: sum, Path: prior.Outputs.Path}, true, nil
+}
+
+// openForReading is os.Open without Go's poller: os.Open offers every
+// file to epoll, which refuses regular files, at the cost of four system
+// calls per file (with the leftover's removal below, a refresh made 12
+// calls per file, 7 now; BenchmarkReadUnchanged 35 -> 31 us). Reads
+// block their thread, as reads of a regular file do anyway.
+func openForReading(name string) (*os.File, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// ignoringEINTR retries a system call a signal interrupted.
+func ignoringEINTR(call func() error) error {
+	for {
+		if err := call(); !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
 
 // hashFile returns the hex SHA-256 of what is left to read of f. The

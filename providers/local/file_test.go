@@ -224,6 +224,83 @@ func TestFileDrift(t *testing.T) {
 	}
 }
 
+// TestFileRead: what a refresh finds at the recorded path, and that it
+// removes a leftover of an interrupted write.
+func TestFileRead(t *testing.T) {
+	tests := []struct {
+		name   string
+		make   func(t *testing.T, path string)
+		exists bool
+		sha    string
+		err    string
+	}{
+		{"as written", func(*testing.T, string) {}, true, sha("mine\n"), ""},
+		{"changed", func(t *testing.T, path string) { writeTestFile(t, path, "theirs\n") }, true, sha("theirs\n"), ""},
+		{"empty", func(t *testing.T, path string) { writeTestFile(t, path, "") }, true, sha(""), ""},
+		{"larger than one read", func(t *testing.T, path string) { writeTestFile(t, path, strings.Repeat("x", 100_000)) }, true, sha(strings.Repeat("x", 100_000)), ""},
+		{"removed", func(t *testing.T, path string) { mustRemove(t, path) }, false, "", ""},
+		{"a directory now", func(t *testing.T, path string) {
+			mustRemove(t, path)
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "", "is a directory"},
+		{"a leftover beside it", func(t *testing.T, path string) {
+			writeTestFile(t, filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".landscaper-tmp"), "half")
+		}, true, sha("mine\n"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.txt")
+			s, _ := h.Create("local.file", map[string]any{"name": path, "contents": "mine\n"})
+			tc.make(t, path)
+			r := h.Read("local.file", s)
+			if tc.err != "" {
+				if derr := r.Diagnostics.Err(); derr == nil || !strings.Contains(derr.Error(), tc.err) || !strings.Contains(derr.Error(), path) {
+					t.Fatalf("Read: %v, want an error naming %s and saying %q", derr, path, tc.err)
+				}
+				return
+			}
+			if r.Diagnostics.HasError() {
+				t.Fatalf("Read: %v", r.Diagnostics.Err())
+			}
+			if r.Exists != tc.exists {
+				t.Fatalf("Read: exists %v, want %v", r.Exists, tc.exists)
+			}
+			if tc.exists {
+				if got := sdktest.Outputs(t, &resource.State{Outputs: r.Outputs})["sha256"]; got != tc.sha {
+					t.Errorf("sha256 %v, want %v", got, tc.sha)
+				}
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".landscaper-tmp") {
+					t.Errorf("the leftover %s is still there after a refresh", e.Name())
+				}
+			}
+		})
+	}
+}
+
+func writeTestFile(t *testing.T, path, contents string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRemove(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFilePlan(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t)
