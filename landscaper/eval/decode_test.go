@@ -203,3 +203,58 @@ func TestDecodeProvidersProtocol(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodePlan: mode "plan"'s output, decoded in one pass, gets the
+// checks of modes "paths" and "members": what those refuse it refuses,
+// with the same words, and what they accept it reads the same.
+func TestDecodePlan(t *testing.T) {
+	const (
+		paths   = `"paths":[{"path":"x","type":"local.file"}]`
+		members = `"members":{"a":[],"b":[],"c":[{"context":{},"failing":[],"inputs":"{\"n\":1}","path":"x","type":"local.file"}],"k":[],"computing":[]}`
+		alone   = `"alone":[{"path":"y","ok":true,"type":"local.file","inputs":"{}","context":{},"parts":false}]`
+	)
+	refused := []struct {
+		name  string
+		data  string
+		alone []string
+		want  string
+	}{
+		{"empty", ``, nil, "no JSON document"},
+		{"trailing data", `{` + paths + `,` + members + `}{}`, nil, "more data after"},
+		{"paths missing", `{` + members + `}`, nil, `("paths") are missing`},
+		{"members missing", `{` + paths + `}`, nil, `("members") are missing`},
+		{"an unknown field in the members", `{` + paths + `,"members":{"a":[],"b":[],"c":[],"k":null,"z":1}}`, nil, `unknown field "z"`},
+		{"an unknown field in a path", `{"paths":[{"path":"x","type":"local.file","z":1}],` + members + `}`, nil, `unknown field "z"`},
+		{"a path twice", `{"paths":[{"path":"x","type":"local.file"},{"path":"x","type":"local.file"}],` + members + `}`, nil, "member x appears twice in the structure"},
+		{"inputs in the structure", `{"paths":[{"path":"x","type":"local.file","inputs":"{}"}],` + members + `}`, nil, "inputs in the structure"},
+		{"a member's inputs not JSON", `{` + paths + `,"members":{"a":[{"context":{},"inputs":"{","path":"x","type":"local.file"}],"b":[],"c":[],"k":null}}`, nil, "are not JSON"},
+		{"alone not asked for", `{` + paths + `,` + members + `,` + alone + `}`, nil, "members evaluated alone given true, asked for false"},
+		{"alone asked for, not given", `{` + paths + `,` + members + `}`, []string{"y"}, "members evaluated alone given false, asked for true"},
+		{"another member alone", `{` + paths + `,` + members + `,` + alone + `}`, []string{"z"}, "member y was not asked to be evaluated alone"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := decodePlan([]byte(tc.data), nil, tc.alone)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("decodePlan: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	found, res, _, err := decodePlan([]byte(`{`+paths+`,`+members+`,`+alone+`}`), map[string][]string{"y": {"p#o"}}, []string{"y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Member{{Path: "x", Type: "local.file"}}; !reflect.DeepEqual(found, want) {
+		t.Errorf("structure %#v, want %#v", found, want)
+	}
+	wantMembers, _, err := decodeMembers([]byte(members[len(`"members":`):]), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.Members, wantMembers.Members) || !reflect.DeepEqual(res.Failing, wantMembers.Failing) {
+		t.Errorf("members %#v, want what mode \"members\" reads: %#v", res, wantMembers)
+	}
+	if y, ok := res.Alone["y"]; !ok || !y.OK || !reflect.DeepEqual(y.Forced, []string{"p#o"}) {
+		t.Errorf("alone %#v, want y, ok, forcing p#o", res.Alone)
+	}
+}

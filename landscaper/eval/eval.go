@@ -481,34 +481,9 @@ func (e *Evaluator) Plan(ctx context.Context, req PlanRequest) ([]Member, []stri
 	if err != nil {
 		return nil, forced, nil, err
 	}
-	var raw struct {
-		Paths   json.RawMessage `json:"paths"`
-		Members json.RawMessage `json:"members"`
-		Alone   json.RawMessage `json:"alone"`
-	}
-	if err := decodeStrict(out, &raw); err != nil {
-		return nil, forced, nil, e.decodeError("plan", err)
-	}
-	found, err := decodeStructure(append(append([]byte(`{"paths":`), raw.Paths...), '}'), false)
+	found, res, masked, err := decodePlan(out, r.forcedBy, cf.Alone)
 	if err != nil {
 		return nil, forced, nil, e.decodeError("plan", err)
-	}
-	res, masked, err := decodeMembers(raw.Members, true, nil)
-	if err != nil {
-		return nil, forced, nil, e.decodeError("plan", err)
-	}
-	if (raw.Alone != nil) != (len(cf.Alone) > 0) {
-		return nil, forced, nil, e.decodeError("plan", fmt.Errorf("members evaluated alone given %v, asked for %v", raw.Alone != nil, len(cf.Alone) > 0))
-	}
-	if raw.Alone != nil {
-		if res.Alone, err = decodeTracedList(raw.Alone, r.forcedBy, true, maskedInputs{}); err != nil {
-			return nil, forced, nil, e.decodeError("plan", err)
-		}
-		for p := range res.Alone {
-			if !slices.Contains(cf.Alone, p) {
-				return nil, forced, nil, e.decodeError("plan", fmt.Errorf("member %s was not asked to be evaluated alone", p))
-			}
-		}
 	}
 	e.keepMasked(masked)
 	return found, forced, res, nil
