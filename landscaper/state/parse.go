@@ -41,14 +41,19 @@ func Parse(data []byte) (*State, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, invalid(fmt.Sprintf("is empty (%d bytes)", len(data)), nil)
 	}
-	// Syntax first, for the whole document.
-	var doc json.RawMessage
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, jsonError(data, err)
+	// Syntax first, for the whole document (json.Unmarshal only to say
+	// what is wrong: it copies the document).
+	if !json.Valid(data) {
+		var doc json.RawMessage
+		return nil, jsonError(data, json.Unmarshal(data, &doc))
 	}
-	top, err := objectFields(doc)
-	if err != nil {
-		return nil, invalid(fmt.Sprintf("is not a state document: %v", err), err)
+	doc := json.RawMessage(data)
+	top, ok := scanFields(doc)
+	if !ok {
+		var err error
+		if top, err = objectFields(doc); err != nil {
+			return nil, invalid(fmt.Sprintf("is not a state document: %v", err), err)
+		}
 	}
 	// The version first: a newer format may not read as this one.
 	version, ok := top.get("version")
