@@ -250,7 +250,13 @@ func plainString(raw []byte) (string, bool) {
 // decodeFields decodes the attributes of an object, read already, into
 // the fields of struct v, as decodeInto does.
 func decodeFields(v reflect.Value, obj map[string]json.RawMessage, p resource.Path) resource.Diagnostics {
-	fields := jsonFields(v.Type())
+	return decodeFieldsOf(v, jsonFields(v.Type()), obj, p)
+}
+
+// decodeFieldsOf is decodeFields with v's fields (jsonFields) found
+// already: a type's inputs are decoded for every plan, and finding the
+// fields by reflection each time cost a tenth of a no-op plan.
+func decodeFieldsOf(v reflect.Value, fields map[string]field, obj map[string]json.RawMessage, p resource.Path) resource.Diagnostics {
 	var diags resource.Diagnostics
 	for _, name := range sortedKeys(obj) {
 		f, ok := fields[name]

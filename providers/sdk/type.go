@@ -173,6 +173,9 @@ type Type[In, Out any] struct {
 	declared struct {
 		once            sync.Once
 		inputs, outputs []resource.Attribute
+		// inputFields are In's fields by JSON name, when In is a
+		// struct decoded field by field.
+		inputFields map[string]field
 	}
 }
 
@@ -191,6 +194,19 @@ func (t *Type[In, Out]) outputAttributes() []resource.Attribute {
 
 func (t *Type[In, Out]) declare() {
 	t.declared.inputs, t.declared.outputs = attributes(t.Inputs), attributes(t.Outputs)
+	if in := reflect.TypeFor[In](); in.Kind() == reflect.Struct && !usesOwnDecoding(in) {
+		t.declared.inputFields = jsonFields(in)
+	}
+}
+
+// fillInputs fills in, a struct decoded field by field, from an object
+// of inputs read already; false (nothing done) for any other In.
+func (t *Type[In, Out]) fillInputs(in *In, obj map[string]json.RawMessage) (resource.Diagnostics, bool) {
+	t.declared.once.Do(t.declare)
+	if t.declared.inputFields == nil {
+		return nil, false
+	}
+	return decodeFieldsOf(reflect.ValueOf(in).Elem(), t.declared.inputFields, obj, nil), true
 }
 
 // Resource is a resource type the SDK can serve; *Type is one.
@@ -228,14 +244,11 @@ func (t *Type[In, Out]) decode(doc json.RawMessage, unknown []resource.Path) (In
 			known[name] = v
 		}
 	}
-	target := reflect.ValueOf(&in).Elem()
-	var d resource.Diagnostics
-	if target.Kind() == reflect.Struct && !usesOwnDecoding(target.Type()) {
-		// The object is read already: fill the fields from it.
-		d = decodeFields(target, known, nil)
-	} else {
+	// The object is read already: fill the fields from it.
+	d, filled := t.fillInputs(&in, known)
+	if !filled {
 		b, _ := json.Marshal(known)
-		d = decodeInto(target, b, nil)
+		d = decodeInto(reflect.ValueOf(&in).Elem(), b, nil)
 	}
 	if d.HasError() {
 		return in, nil, append(diags, d...)
@@ -278,11 +291,8 @@ func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], ma
 // the struct's fields (an attribute no longer declared, say), which
 // encoding/json then decodes leniently, as it always did.
 func (t *Type[In, Out]) fillRecorded(in *In, obj map[string]json.RawMessage) bool {
-	target := reflect.ValueOf(in).Elem()
-	if target.Kind() != reflect.Struct || usesOwnDecoding(target.Type()) {
-		return false
-	}
-	return !decodeFields(target, obj, nil).HasError()
+	d, filled := t.fillInputs(in, obj)
+	return filled && !d.HasError()
 }
 
 func (t *Type[In, Out]) validate(req resource.ValidateRequest) resource.Diagnostics {
