@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/landscaper-nix/landscaper/internal/eintr"
 )
 
 // stateDir is the state's directory, opened once and found private. The
@@ -25,7 +27,7 @@ type stateDir struct {
 // owner, who must be the effective user or root, can write to it.
 func openStateDir(path string) (*stateDir, error) {
 	var fd int
-	err := ignoringEINTR(func() (err error) {
+	err := eintr.Retry(func() (err error) {
 		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 		return err
 	})
@@ -94,7 +96,7 @@ func (d *stateDir) createTemp(base string, random io.Reader) (*os.File, string, 
 		}
 		name := tempPrefix(base) + hex.EncodeToString(b[:])
 		var fd int
-		err := ignoringEINTR(func() (err error) {
+		err := eintr.Retry(func() (err error) {
 			fd, err = syscall.Openat(d.fd, name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 			return err
 		})
@@ -136,7 +138,7 @@ func (d *stateDir) writeAtomic(base string, data []byte, random io.Reader) (id f
 	if err = tmp.Sync(); err != nil {
 		return id, err
 	}
-	if err = ignoringEINTR(func() error { return syscall.Renameat(d.fd, name, d.fd, base) }); err != nil {
+	if err = eintr.Retry(func() error { return syscall.Renameat(d.fd, name, d.fd, base) }); err != nil {
 		return id, &os.LinkError{Op: "rename", Old: d.join(name), New: d.join(base), Err: err}
 	}
 	// From here on the new file is in place: do not remove it.
@@ -155,7 +157,7 @@ func (d *stateDir) writeAtomic(base string, data []byte, random io.Reader) (id f
 }
 
 func (d *stateDir) sync() error {
-	if err := ignoringEINTR(func() error { return syscall.Fsync(d.fd) }); err != nil {
+	if err := eintr.Retry(func() error { return syscall.Fsync(d.fd) }); err != nil {
 		return fmt.Errorf("sync directory %s: %w", d.path, err)
 	}
 	return nil
@@ -170,7 +172,7 @@ func (d *stateDir) openLock(name string) (*os.File, error) {
 	// O_CLOEXEC: provider processes must never inherit the lock. (Opening
 	// a planted FIFO for reading and writing does not block on Linux; it is
 	// refused below.)
-	err := ignoringEINTR(func() (err error) {
+	err := eintr.Retry(func() (err error) {
 		fd, err = syscall.Openat(d.fd, name, syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		return err
 	})
@@ -242,13 +244,4 @@ func isTemp(base, name string) bool {
 	}
 	_, err := hex.DecodeString(suffix)
 	return err == nil
-}
-
-// ignoringEINTR calls fn until it returns anything but EINTR.
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/landscaper-nix/landscaper/internal/eintr"
 	"github.com/landscaper-nix/landscaper/proto/resource"
 	"github.com/landscaper-nix/landscaper/providers/sdk"
 )
@@ -107,7 +108,7 @@ func (w *writing) removeLeftover(name string) {
 		// unlink alone: os.Remove tries rmdir too after a failure, and
 		// there is nearly always nothing to remove (a refresh does this
 		// for every file).
-		_ = ignoringEINTR(func() error { return syscall.Unlink(tempName(name)) })
+		_ = eintr.Retry(func() error { return syscall.Unlink(tempName(name)) })
 	}
 }
 
@@ -332,7 +333,7 @@ func readFile(ctx context.Context, prior sdk.State[fileInputs, fileOutputs]) (fi
 // block their thread, as reads of a regular file do anyway.
 func openForReading(name string) (*os.File, error) {
 	var fd int
-	err := ignoringEINTR(func() (err error) {
+	err := eintr.Retry(func() (err error) {
 		fd, err = syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		return err
 	})
@@ -340,15 +341,6 @@ func openForReading(name string) (*os.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	return os.NewFile(uintptr(fd), name), nil
-}
-
-// ignoringEINTR retries a system call a signal interrupted.
-func ignoringEINTR(call func() error) error {
-	for {
-		if err := call(); !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }
 
 // hashFile returns the hex SHA-256 of what is left to read of f. The
