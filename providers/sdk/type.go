@@ -270,7 +270,10 @@ func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], ma
 	var st State[In, Out]
 	st.Private = s.Private
 	obj, _ := checkObject(t.inputAttributes(), s.Inputs.JSON, nil, nil)
-	if len(bytes.TrimSpace(s.Inputs.JSON)) > 0 && !t.fillRecorded(&st.Inputs, obj) {
+	// Filled as the desired inputs are; what does not fit the fields (an
+	// attribute no longer declared, say) is decoded leniently by
+	// encoding/json, as it always was.
+	if d, filled := t.fillInputs(&st.Inputs, obj); len(bytes.TrimSpace(s.Inputs.JSON)) > 0 && (!filled || d.HasError()) {
 		st.Inputs = *new(In)
 		b, _ := json.Marshal(obj)
 		if err := json.Unmarshal(b, &st.Inputs); err != nil {
@@ -284,15 +287,6 @@ func (t *Type[In, Out]) decodeStateChecked(s resource.State) (State[In, Out], ma
 		st.HasOutputs = true
 	}
 	return st, obj, nil
-}
-
-// fillRecorded fills in from the recorded inputs as checkObject read
-// them, as decode fills the desired ones; false when they do not fit
-// the struct's fields (an attribute no longer declared, say), which
-// encoding/json then decodes leniently, as it always did.
-func (t *Type[In, Out]) fillRecorded(in *In, obj map[string]json.RawMessage) bool {
-	d, filled := t.fillInputs(in, obj)
-	return filled && !d.HasError()
 }
 
 func (t *Type[In, Out]) validate(req resource.ValidateRequest) resource.Diagnostics {
