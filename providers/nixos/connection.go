@@ -2,11 +2,9 @@ package nixos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -136,41 +134,20 @@ func normalizeKey(line string) (string, error) {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
 }
 
-// refusedGrace is how long dialWithin keeps trying a host that refuses
-// the connection: an sshd that reloads stops listening for a moment (it
-// executes itself again), and one before OpenSSH 9.8 reads the host key
-// from disk for every connection, so a host key's rotation can be
-// confirmed on a connection the old listener took just before it reloads.
+// refusedGrace is how long a single connection is tried again while it
+// is refused (see remote.DialRefusedFor): an sshd reloading.
 const refusedGrace = 3 * time.Second
 
 // dialWithin dials the target, bounded by within; a refused connection
 // is tried again for refusedGrace.
 func dialWithin(ctx context.Context, t remote.Target, within time.Duration) (*remote.Client, error) {
-	return dialRefusedFor(ctx, t, within, refusedGrace)
-}
-
-// dialRefusedFor is dialWithin with the time to keep trying a refused
-// connection given.
-func dialRefusedFor(ctx context.Context, t remote.Target, within, grace time.Duration) (*remote.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	giveUp := time.Now().Add(grace)
-	wait := 50 * time.Millisecond
-	for {
-		c, err := remote.Dial(ctx, t)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Add(wait).After(giveUp) {
-			return nil, fmt.Errorf("connect: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect: %w", err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
+	c, err := remote.DialRefusedFor(ctx, t, refusedGrace)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
 	}
+	return c, nil
 }
 
 // checkRoot makes sure commands run as root on the host behind c (see

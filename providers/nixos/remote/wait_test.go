@@ -1,4 +1,4 @@
-package nixos
+package remote_test
 
 import (
 	"context"
@@ -14,15 +14,18 @@ import (
 
 // TestDialRefusedFor: a host that refuses connections (an sshd that is
 // reloading, here one not started yet) is tried again until it answers,
-// within the grace given; past it, the refusal is the error.
+// within the grace given; past it, the refusal is the error; a wrong host
+// key is not tried again.
 func TestDialRefusedFor(t *testing.T) {
 	login, hostKey := testhost.NewKeyPair(t), testhost.NewKeyPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	t.Run("answers within the grace", func(t *testing.T) {
 		port := testhost.FreePort(t)
 		target := remote.Target{Address: "127.0.0.1", Port: port, User: "root", HostKey: hostKey.Public, PrivateKey: login.Private}
 		dialed := make(chan error, 1)
 		go func() {
-			c, err := dialRefusedFor(context.Background(), target, 2*time.Minute, 2*time.Minute)
+			c, err := remote.DialRefusedFor(ctx, target, 2*time.Minute)
 			if err == nil {
 				c.Close()
 			}
@@ -37,7 +40,7 @@ func TestDialRefusedFor(t *testing.T) {
 	})
 	t.Run("refused past the grace", func(t *testing.T) {
 		target := remote.Target{Address: "127.0.0.1", Port: testhost.FreePort(t), User: "root", HostKey: hostKey.Public, PrivateKey: login.Private}
-		_, err := dialRefusedFor(context.Background(), target, time.Minute, 300*time.Millisecond)
+		_, err := remote.DialRefusedFor(ctx, target, 300*time.Millisecond)
 		if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("dial of a port nothing listens on: %v, want connection refused", err)
 		}
@@ -45,7 +48,7 @@ func TestDialRefusedFor(t *testing.T) {
 	t.Run("a wrong host key is not tried again", func(t *testing.T) {
 		h := testhost.Start(t, testhost.Options{AuthorizedKeys: login.Public + "\n"})
 		target := remote.Target{Address: h.Address, Port: h.Port, User: "root", HostKey: hostKey.Public, PrivateKey: login.Private}
-		_, err := dialRefusedFor(context.Background(), target, time.Minute, time.Minute)
+		_, err := remote.DialRefusedFor(ctx, target, time.Minute)
 		var mismatch *remote.HostKeyMismatchError
 		if !errors.As(err, &mismatch) {
 			t.Fatalf("dial of a host with another key: %v, want a host key mismatch", err)
